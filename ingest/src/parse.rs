@@ -1,0 +1,132 @@
+//! The line-by-line driver shared by every format.
+//!
+//! A format parser only turns one line into a raw [`Event`] (or a skip or a
+//! rejection). This module does the rest, identically for every format:
+//! numbering lines, decoding bytes, isolating a parser panic to its line,
+//! normalising the path, redacting secrets, templating the endpoint and
+//! filling the consumer, then building the Arrow batch.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use arrow::record_batch::RecordBatch;
+
+use crate::event::{Event, EventBatchBuilder};
+use crate::format::Format;
+use crate::formats;
+use crate::redact::Redactor;
+use crate::report::{IngestReport, RejectedLine};
+use crate::template::template_path;
+use crate::text::{decode_line, percent_decode_path};
+
+/// What a format parser made of one line.
+#[derive(Debug)]
+pub enum LineOutcome {
+    /// A request, with `path` and `query` exactly as logged (query without `?`).
+    Event(Box<Event>),
+    /// A valid record that is not an HTTP request; the reason is a short snake_case tag.
+    Skipped(&'static str),
+    /// The line is not a record of this format.
+    Rejected(String),
+}
+
+/// Per-request settings shared by every line of an input.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseContext<'a> {
+    /// Label of the gateway, load balancer or mirror that produced the input.
+    pub sensor: Option<&'a str>,
+    pub redactor: &'a Redactor,
+}
+
+/// Events, counts and rejects of one chunk of input.
+#[derive(Debug)]
+pub struct ParsedChunk {
+    pub batch: RecordBatch,
+    pub report: IngestReport,
+    pub rejects: Vec<RejectedLine>,
+}
+
+/// Parses the complete lines in `data`, numbering them from `first_line`.
+///
+/// Blank lines are ignored without being counted. A final line without a
+/// trailing newline is parsed like the others, so callers that stream must
+/// pass only complete lines.
+pub fn parse_chunk(
+    format: Format,
+    data: &[u8],
+    first_line: u64,
+    ctx: &ParseContext<'_>,
+) -> ParsedChunk {
+    let mut builder = EventBatchBuilder::new();
+    let mut report = IngestReport {
+        format: Some(format.name().to_string()),
+        ..IngestReport::default()
+    };
+    let mut rejects = Vec::new();
+
+    for (index, raw) in data.split(|&b| b == b'\n').enumerate() {
+        let line_number = first_line + index as u64;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let line = decode_line(raw);
+
+        match parse_line_isolated(format, &line, ctx) {
+            LineOutcome::Event(mut event) => {
+                normalise(&mut event, ctx);
+                builder.push(&event);
+                report.accepted += 1;
+            }
+            LineOutcome::Skipped(reason) => report.record_skip(reason),
+            LineOutcome::Rejected(reason) => {
+                report.rejected += 1;
+                report.record_error(line_number, reason.clone());
+                rejects.push(RejectedLine {
+                    line: line_number,
+                    reason,
+                    text: ctx.redactor.scrub_text(&line),
+                });
+            }
+        }
+    }
+
+    ParsedChunk {
+        batch: builder.finish(),
+        report,
+        rejects,
+    }
+}
+
+/// Runs the format parser, turning a panic into a rejection of that one line.
+fn parse_line_isolated(format: Format, line: &str, ctx: &ParseContext<'_>) -> LineOutcome {
+    match catch_unwind(AssertUnwindSafe(|| formats::parse_line(format, line, ctx))) {
+        Ok(outcome) => outcome,
+        Err(_) => LineOutcome::Rejected(format!(
+            "internal error in the {format} parser; the line is kept in the rejects file"
+        )),
+    }
+}
+
+/// Applies the steps every format shares after its own parsing.
+fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
+    if event.sensor.is_none() {
+        event.sensor = ctx.sensor.map(str::to_string);
+    }
+    if let Some(path) = event.path.take() {
+        let decoded = percent_decode_path(&path);
+        event.endpoint = Some(template_path(&decoded));
+        event.path = Some(decoded);
+    }
+    if let Some(query) = event.query.take() {
+        event.query = Some(ctx.redactor.redact_query(&query));
+    }
+    for (key, value) in &mut event.attributes {
+        *value = ctx.redactor.redact_attribute(key, value);
+    }
+    if event.consumer.is_none() {
+        if let Some(ip) = &event.client_ip {
+            event.consumer = Some(ip.clone());
+            event.consumer_kind = Some("ip".to_string());
+        }
+    }
+}

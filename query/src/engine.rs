@@ -1,0 +1,107 @@
+//! The SQL engine: one DataFusion context with the apitrail tables, read-only.
+
+use std::sync::Arc;
+
+use apitrail_storage::Store;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+
+use crate::error::QueryError;
+use crate::events_table::EventsTable;
+
+/// Limits applied to every query.
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Memory that all running queries may use together, in bytes.
+    pub memory_bytes: usize,
+    /// Rows per batch produced by operators.
+    pub batch_size: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            memory_bytes: 2 * 1024 * 1024 * 1024,
+            batch_size: 8192,
+        }
+    }
+}
+
+/// Runs read-only SQL over one store.
+#[derive(Clone)]
+pub struct QueryEngine {
+    ctx: SessionContext,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine").finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    pub fn new(store: Arc<Store>, limits: &QueryLimits) -> Result<Self, QueryError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_bytes, 1.0)
+            .build_arc()
+            .map_err(QueryError::from_datafusion)?;
+        let config = SessionConfig::new()
+            .with_batch_size(limits.batch_size)
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("apitrail", "public");
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_table("events", Arc::new(EventsTable::new(store)))
+            .map_err(QueryError::from_datafusion)?;
+        Ok(QueryEngine { ctx })
+    }
+
+    /// Plans `sql`, rejecting anything that is not a query.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
+        let state = self.ctx.state();
+        let plan = state
+            .create_logical_plan(sql)
+            .await
+            .map_err(QueryError::from_datafusion)?;
+        reject_writes(&plan)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        options
+            .verify_plan(&plan)
+            .map_err(|e| QueryError::ReadOnly(e.strip_backtrace()))?;
+        Ok(plan)
+    }
+
+    /// Runs `sql` and returns its result as a stream of batches.
+    pub async fn execute(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
+        let plan = self.plan(sql).await?;
+        let frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(QueryError::from_datafusion)?;
+        frame
+            .execute_stream()
+            .await
+            .map_err(QueryError::from_datafusion)
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+}
+
+/// Names the kind of statement that would change state, for a clear rejection.
+fn reject_writes(plan: &LogicalPlan) -> Result<(), QueryError> {
+    let kind = match plan {
+        LogicalPlan::Dml(dml) => format!("{} (DML)", dml.op),
+        LogicalPlan::Ddl(ddl) => ddl.name().to_string(),
+        LogicalPlan::Copy(_) => "COPY".to_string(),
+        LogicalPlan::Statement(statement) => statement.name().to_string(),
+        _ => return Ok(()),
+    };
+    Err(QueryError::ReadOnly(kind))
+}

@@ -1,0 +1,18 @@
+//! SQL over the stored API call events, through Apache DataFusion.
+//!
+//! Data comes in from `apitrail-storage` as a store snapshot; results go out
+//! as Arrow record batch streams to the server's protocols.
+//!
+//! - [`engine`]: the [`QueryEngine`], a DataFusion session with the apitrail
+//!   tables, that rejects every statement that would change state.
+//! - [`events_table`]: the `events` table provider, which merges committed
+//!   Parquet files with the write buffer and prunes both by time.
+//! - [`error`]: query errors, classified as the caller's or the server's fault.
+
+pub mod engine;
+pub mod error;
+pub mod events_table;
+
+pub use engine::{QueryEngine, QueryLimits};
+pub use error::QueryError;
+pub use events_table::EventsTable;

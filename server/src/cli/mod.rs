@@ -1,0 +1,4 @@
+//! Command-line tools that work through a server or on a data directory.
+
+pub mod import;
+pub mod query;

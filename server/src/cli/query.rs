@@ -1,0 +1,64 @@
+//! `apitrail query`: run SQL through a server or on a data directory and print a table.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use apitrail_query::{QueryEngine, QueryLimits};
+use apitrail_storage::{Store, StoreConfig};
+use arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+
+use crate::Target;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The SQL query.
+    sql: String,
+}
+
+pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let batches = match args.target.server_url() {
+        Some(server) => query_server(&server, &args.sql).await?,
+        None => {
+            let data_dir = args.target.data_dir.clone().expect("no server URL means a data directory");
+            query_data_dir(StoreConfig::for_data_dir(data_dir)?, &args.sql).await?
+        }
+    };
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+    println!("({rows} row{})", if rows == 1 { "" } else { "s" });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn query_server(server: &str, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let response = reqwest::Client::new()
+        .post(format!("{server}/api/v1/query?output=arrow"))
+        .json(&serde_json::json!({ "sql": sql }))
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the server at {server}; is `apitrail serve` running, or did you mean --data-dir?")
+        })?;
+    let status = response.status();
+    let body = response.bytes().await.context("reading the query result")?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        bail!("{message}");
+    }
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+        .context("decoding the Arrow result")?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+async fn query_data_dir(config: StoreConfig, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let store = Store::open_read_only(config).await?;
+    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default())?;
+    let stream = engine.execute(sql).await?;
+    Ok(stream.try_collect().await?)
+}

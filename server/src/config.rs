@@ -1,0 +1,131 @@
+//! Server configuration: defaults, then a TOML file, then environment variables, then flags.
+//!
+//! Every field has a default, so `apitrail serve` runs with no configuration
+//! at all. Environment variables are read by the command-line parser (each
+//! flag names its variable in `--help`), so their precedence sits between the
+//! file and the flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use apitrail_storage::StoreConfig;
+use serde::Deserialize;
+use url::Url;
+
+/// Settings of `apitrail serve`, as read from the TOML file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Local directory for the WAL, the rejects file, keys and the default table.
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    pub http_addr: SocketAddr,
+    /// URL of the events table; `None` means `<data_dir>/table` on local disk.
+    pub store: Option<String>,
+    /// Largest accepted ingest body, in bytes as sent (before decompression).
+    pub max_body_bytes: u64,
+    /// Flush the write buffer at this many rows.
+    pub flush_max_rows: usize,
+    /// Flush the write buffer when its Arrow data reaches this many bytes.
+    pub flush_max_bytes: usize,
+    /// Flush the write buffer when its oldest event has waited this many seconds.
+    pub flush_max_age_secs: f64,
+    /// Memory all running queries may use together, in bytes.
+    pub query_memory_bytes: usize,
+    /// Time limit of one query, in seconds.
+    pub query_timeout_secs: u64,
+    /// Key of the hash that replaces secrets, as `v<version>:<hex>`; `None`
+    /// means the key file in the data directory, created on first start.
+    pub secret_key: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("apitrail-data"),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            store: None,
+            max_body_bytes: 4 * 1024 * 1024 * 1024,
+            flush_max_rows: 1_000_000,
+            flush_max_bytes: 256 * 1024 * 1024,
+            flush_max_age_secs: 30.0,
+            query_memory_bytes: 2 * 1024 * 1024 * 1024,
+            query_timeout_secs: 300,
+            secret_key: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+
+    /// The storage settings this configuration implies.
+    pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
+        let mut config = StoreConfig::for_data_dir(self.data_dir.clone())?;
+        if let Some(store) = &self.store {
+            config.table_url = parse_store_url(store)?;
+        }
+        if !(self.flush_max_age_secs > 0.0) {
+            bail!("flush_max_age_secs must be a positive number of seconds");
+        }
+        config.flush_max_rows = self.flush_max_rows;
+        config.flush_max_bytes = self.flush_max_bytes;
+        config.flush_max_age = Duration::from_secs_f64(self.flush_max_age_secs);
+        Ok(config)
+    }
+}
+
+/// Accepts a URL (`file:///data/table`, `s3://bucket/prefix`) or a local path.
+pub fn parse_store_url(text: &str) -> anyhow::Result<Url> {
+    if text.contains("://") {
+        let url = Url::parse(text).with_context(|| format!("invalid store URL {text:?}"))?;
+        if url.scheme() != "file" {
+            bail!(
+                "store URL scheme {:?} is not supported by this build; use a local path or a file:// URL",
+                url.scheme()
+            );
+        }
+        return Ok(url);
+    }
+    let path = std::path::absolute(text).with_context(|| format!("invalid store path {text:?}"))?;
+    Url::from_directory_path(&path)
+        .map_err(|()| anyhow::anyhow!("cannot make a file URL of {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults() {
+        let config: ServerConfig = toml::from_str(
+            "data_dir = \"/var/lib/apitrail\"\nhttp_addr = \"0.0.0.0:8080\"\nflush_max_age_secs = 5\n",
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/apitrail"));
+        assert_eq!(config.http_addr.port(), 8080);
+        assert_eq!(config.flush_max_age_secs, 5.0);
+        assert_eq!(config.query_timeout_secs, ServerConfig::default().query_timeout_secs);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let result: Result<ServerConfig, _> = toml::from_str("data_dri = \"x\"\n");
+        assert!(result.is_err(), "a misspelt key must not be ignored");
+    }
+
+    #[test]
+    fn store_path_becomes_file_url() {
+        let url = parse_store_url("/tmp/table").unwrap();
+        assert_eq!(url.as_str(), "file:///tmp/table/");
+        assert!(parse_store_url("ftp://host/x").is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! The `apitrail` binary: the server and its command-line tools.
+//!
+//! - `apitrail serve`: runs the HTTP API over a data directory ([`serve`]).
+//! - `apitrail import`: loads log files through a server or straight into a
+//!   data directory ([`cli::import`]).
+//! - `apitrail query`: runs SQL and prints a table ([`cli::query`]).
+//!
+//! [`config`] holds the settings, [`ingest`] the pipeline shared by HTTP and
+//! import, [`http`] the routes and [`output`] the result encodings.
+
+mod cli;
+mod config;
+mod http;
+mod ingest;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "apitrail", version, about = "Store and query every HTTP API call event")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server on a data directory.
+    Serve(serve::ServeArgs),
+    /// Load log files through a running server or straight into a data directory.
+    Import(cli::import::ImportArgs),
+    /// Run one SQL query and print the result as a table.
+    Query(cli::query::QueryArgs),
+}
+
+/// Where a command-line tool sends its work.
+#[derive(Debug, Clone, clap::Args)]
+struct Target {
+    /// URL of a running apitrail server.
+    #[arg(long, env = "APITRAIL_SERVER", conflicts_with = "data_dir")]
+    server: Option<String>,
+    /// Data directory to use directly when no server runs on it.
+    #[arg(long, env = "APITRAIL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl Target {
+    const DEFAULT_SERVER: &'static str = "http://127.0.0.1:7070";
+
+    fn server_url(&self) -> Option<String> {
+        match (&self.server, &self.data_dir) {
+            (Some(url), _) => Some(url.trim_end_matches('/').to_string()),
+            (None, Some(_)) => None,
+            (None, None) => Some(Self::DEFAULT_SERVER.to_string()),
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Import(args) => cli::import::run(args).await,
+            Command::Query(args) => cli::query::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `apitrail serve`: open the store, start the flusher and the HTTP API, stop cleanly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use apitrail_ingest::Redactor;
+use apitrail_query::{QueryEngine, QueryLimits};
+use apitrail_storage::Store;
+use apitrail_storage::secret_key::SecretKey;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::ServerConfig;
+use crate::http::{AppState, router};
+
+/// Flags of `apitrail serve`; each overrides the configuration file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "APITRAIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./apitrail-data].
+    #[arg(long, env = "APITRAIL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the HTTP API [default: 127.0.0.1:7070].
+    #[arg(long, env = "APITRAIL_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// URL or path of the events table [default: <data-dir>/table].
+    #[arg(long, env = "APITRAIL_STORE")]
+    store: Option<String>,
+    /// Flush the write buffer when its oldest event has waited this many seconds [default: 30].
+    #[arg(long, env = "APITRAIL_FLUSH_MAX_AGE_SECS")]
+    flush_max_age_secs: Option<f64>,
+    /// Flush the write buffer at this many rows [default: 1000000].
+    #[arg(long, env = "APITRAIL_FLUSH_MAX_ROWS")]
+    flush_max_rows: Option<usize>,
+    /// Largest ingest body in bytes, as sent [default: 4 GiB].
+    #[arg(long, env = "APITRAIL_MAX_BODY_BYTES")]
+    max_body_bytes: Option<u64>,
+    /// Log lines as JSON objects instead of text.
+    #[arg(long, env = "APITRAIL_LOG_JSON")]
+    log_json: bool,
+}
+
+impl ServeArgs {
+    fn resolve(&self) -> anyhow::Result<ServerConfig> {
+        let mut config = match &self.config {
+            Some(path) => ServerConfig::from_file(path)?,
+            None => ServerConfig::default(),
+        };
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = self.http_addr {
+            config.http_addr = v;
+        }
+        if let Some(v) = &self.store {
+            config.store = Some(v.clone());
+        }
+        if let Some(v) = self.flush_max_age_secs {
+            config.flush_max_age_secs = v;
+        }
+        if let Some(v) = self.flush_max_rows {
+            config.flush_max_rows = v;
+        }
+        if let Some(v) = self.max_body_bytes {
+            config.max_body_bytes = v;
+        }
+        if let Ok(key) = std::env::var("APITRAIL_SECRET_KEY") {
+            config.secret_key = Some(key);
+        }
+        Ok(config)
+    }
+}
+
+/// Installs the tracing subscriber; `RUST_LOG` sets the filter (default `info`).
+pub fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Loads the hash key from configuration or the data directory.
+pub fn load_redactor(config: &ServerConfig) -> anyhow::Result<Redactor> {
+    let key = match &config.secret_key {
+        Some(text) => SecretKey::parse(text)?,
+        None => SecretKey::load_or_create(&config.data_dir)?,
+    };
+    Ok(Redactor::new(key.bytes, key.version))
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(args.log_json);
+    let config = args.resolve()?;
+    let store_config = config.store_config()?;
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the Prometheus metrics recorder")?;
+
+    let store = Store::open(store_config).await?;
+    let redactor = Arc::new(load_redactor(&config)?);
+    let limits = QueryLimits {
+        memory_bytes: config.query_memory_bytes,
+        ..QueryLimits::default()
+    };
+    let engine = QueryEngine::new(Arc::clone(&store), &limits)?;
+    let flusher = store.spawn_flusher();
+
+    let state = AppState {
+        store: Arc::clone(&store),
+        engine,
+        redactor,
+        metrics: Some(metrics),
+        max_body_bytes: config.max_body_bytes,
+        query_timeout: Duration::from_secs(config.query_timeout_secs),
+    };
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
+    let local = listener.local_addr()?;
+    tracing::info!(http_addr = %local, data_dir = %config.data_dir.display(), "apitrail is serving");
+
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
+
+    flusher.abort();
+    tracing::info!("stopping: flushing the write buffer");
+    store.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,63 @@
+//! The storage error type, split by who has to act.
+
+use std::path::PathBuf;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The write-ahead log failed; acknowledged data is safe, new writes are refused.
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] crate::wal::WalError),
+
+    /// The table on the object store could not be read or committed to.
+    #[error("table at {location}: {action} failed")]
+    Table {
+        location: String,
+        action: &'static str,
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+
+    /// A local file of the data directory could not be read or written.
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Events could not be encoded or decoded as Arrow IPC.
+    #[error("{context}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    /// Configuration that cannot work, such as an unparsable store URL.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// Another process holds the data directory.
+    #[error(
+        "data directory {path} is in use by another apitrail process (lock file {lock}); stop it or use --server to go through it"
+    )]
+    Locked { path: PathBuf, lock: PathBuf },
+
+    /// The store is shutting down and takes no more writes.
+    #[error("the store is shutting down")]
+    ShuttingDown,
+}
+
+impl StorageError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,261 @@
+//! The events table: a Delta Lake table on an object store, partitioned by `day`.
+//!
+//! Layout under the table URL: `_delta_log/` with one JSON commit per flush
+//! (and a Parquet checkpoint every 100 commits), and data files under
+//! `day=YYYY-MM-DD/part-*.parquet`, zstd-compressed and sorted by `time`.
+//!
+//! Each commit is atomic: a file written to the object store but not named by
+//! a committed log entry is invisible to readers (a crash between writing
+//! Parquet and committing leaves such orphans, which vacuum removes). A flush
+//! commit carries a Delta application transaction `(app_id, version)` where
+//! the version is the last WAL LSN the commit covers; after a crash the
+//! store replays only WAL records above that version, so a flush is neither
+//! lost nor applied twice.
+
+use std::collections::HashMap;
+
+use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use arrow::record_batch::RecordBatch;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, StructType, Transaction};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use url::Url;
+
+use crate::error::{Result, StorageError};
+use crate::failpoint;
+
+/// Partition column of the events table.
+pub const PARTITION_COLUMN: &str = "day";
+
+/// Target size of one Parquet data file written by a flush.
+const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Handle on the events table at its latest loaded version.
+#[derive(Debug, Clone)]
+pub struct EventTable {
+    table: DeltaTable,
+    location: String,
+}
+
+impl EventTable {
+    /// Opens the table at `url`, creating it with the canonical schema if it does not exist.
+    pub async fn open_or_create(url: &Url, storage_options: HashMap<String, String>) -> Result<Self> {
+        let location = redact_url(url);
+        let table_error = |action, source| StorageError::Table {
+            location: location.clone(),
+            action,
+            source,
+        };
+
+        let mut table = DeltaTableBuilder::from_url(url.clone())
+            .map_err(|e| table_error("resolving the table URL", e))?
+            .with_storage_options(storage_options.clone())
+            .build()
+            .map_err(|e| table_error("opening", e))?;
+        match table.load().await {
+            Ok(()) => {}
+            Err(DeltaTableError::NotATable(_)) => {
+                table = create_table(table, storage_options)
+                    .await
+                    .map_err(|e| table_error("creating", e))?;
+                tracing::info!(location = %location, "created events table");
+            }
+            Err(e) => return Err(table_error("loading", e)),
+        }
+        Ok(EventTable { table, location })
+    }
+
+    /// Opens the table at `url` if it exists, without creating anything.
+    pub async fn open_existing(
+        url: &Url,
+        storage_options: HashMap<String, String>,
+    ) -> Result<Option<Self>> {
+        let location = redact_url(url);
+        let table_error = |action, source| StorageError::Table {
+            location: location.clone(),
+            action,
+            source,
+        };
+        let mut table = DeltaTableBuilder::from_url(url.clone())
+            .map_err(|e| table_error("resolving the table URL", e))?
+            .with_storage_options(storage_options)
+            .build()
+            .map_err(|e| table_error("opening", e))?;
+        match table.load().await {
+            Ok(()) => Ok(Some(EventTable { table, location })),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(table_error("loading", e)),
+        }
+    }
+
+    pub fn delta(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    pub fn version(&self) -> Option<u64> {
+        self.table.version()
+    }
+
+    /// Last version committed under an application id, if any.
+    pub async fn transaction_version(&self, app_id: &str) -> Result<Option<i64>> {
+        let snapshot = self.table.snapshot().map_err(|e| self.error("reading snapshot", e))?;
+        snapshot
+            .transaction_version(self.table.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| self.error("reading application transaction", e))
+    }
+
+    /// Reloads the latest committed version.
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.table
+            .update_state()
+            .await
+            .map_err(|e| self.error("refreshing", e))
+    }
+
+    /// Writes `batches` as sorted, zstd-compressed Parquet and commits them with `txn`.
+    ///
+    /// Returns the committed table version. On error nothing is committed.
+    pub async fn append(&mut self, batches: Vec<RecordBatch>, txn: Transaction) -> Result<u64> {
+        let mut writer = self.writer()?;
+        for batch in batches {
+            writer.write(batch).await?;
+        }
+        let actions = writer.finish().await?;
+        failpoint::hit("flush_after_parquet");
+        let version = self.commit(actions, txn).await?;
+        failpoint::hit("flush_after_commit");
+        Ok(version)
+    }
+
+    /// Starts writing data files that a later [`EventTable::commit`] makes visible.
+    pub fn writer(&self) -> Result<TableWriter> {
+        let inner = RecordBatchWriter::for_table(&self.table)
+            .map_err(|e| self.error("preparing write", e))?
+            .with_writer_properties(writer_properties())
+            .with_target_file_size(TARGET_FILE_BYTES);
+        Ok(TableWriter {
+            inner,
+            location: self.location.clone(),
+        })
+    }
+
+    /// Commits files written by a [`TableWriter`] in one atomic table version.
+    pub async fn commit(&mut self, actions: Vec<Action>, txn: Transaction) -> Result<u64> {
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(vec![PARTITION_COLUMN.to_string()]),
+            predicate: None,
+        };
+        let properties = CommitProperties::default().with_application_transaction(txn);
+        let snapshot = self.table.snapshot().map_err(|e| self.error("reading snapshot", e))?;
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await
+            .map_err(|e| self.error("committing", e))?;
+        let version = finalized.version();
+        self.refresh().await?;
+        Ok(version)
+    }
+
+    fn error(&self, action: &'static str, source: DeltaTableError) -> StorageError {
+        StorageError::Table {
+            location: self.location.clone(),
+            action,
+            source,
+        }
+    }
+}
+
+/// Writes data files of the events table, sorted by time, until finished.
+pub struct TableWriter {
+    inner: RecordBatchWriter,
+    location: String,
+}
+
+impl TableWriter {
+    /// Sorts one batch by `time` and writes it; files roll over at the target size.
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let sorted = sort_by_time(&batch).map_err(|e| StorageError::Arrow {
+            context: "sorting events by time".to_string(),
+            source: e,
+        })?;
+        self.inner.write(sorted).await.map_err(|e| StorageError::Table {
+            location: self.location.clone(),
+            action: "writing Parquet",
+            source: e,
+        })
+    }
+
+    /// Closes the open files and returns the `add` actions that name them.
+    pub async fn finish(mut self) -> Result<Vec<Action>> {
+        let adds = self.inner.flush().await.map_err(|e| StorageError::Table {
+            location: self.location.clone(),
+            action: "writing Parquet",
+            source: e,
+        })?;
+        Ok(adds.into_iter().map(Action::Add).collect())
+    }
+}
+
+async fn create_table(
+    table: DeltaTable,
+    storage_options: HashMap<String, String>,
+) -> Result<DeltaTable, DeltaTableError> {
+    let schema: StructType = apitrail_ingest::event_schema()
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| DeltaTableError::Generic(format!("event schema: {e}")))?;
+    table
+        .create()
+        .with_table_name("events")
+        .with_comment("API call events written by apitrail")
+        .with_columns(schema.fields().cloned())
+        .with_partition_columns([PARTITION_COLUMN])
+        .with_storage_options(storage_options)
+        .with_save_mode(SaveMode::Ignore)
+        .await
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
+        ))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build()
+}
+
+fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let time = batch.column(0).clone();
+    let indices = lexsort_to_indices(
+        &[SortColumn {
+            values: time,
+            options: None,
+        }],
+        None,
+    )?;
+    take_record_batch(batch, &indices)
+}
+
+/// The URL without credentials or query, for logs and error messages.
+pub fn redact_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    shown.set_query(None);
+    shown.to_string()
+}
