@@ -21,10 +21,10 @@
 //! - A long hex run is templated even without a digit: no English word or
 //!   usual identifier of 16 or more letters uses only `a`–`f`, while hashes
 //!   and Mongo ObjectIds (24 hex characters) do.
-//! - A prefixed random id is a prefix of 1 to 12 lowercase letters (which may
-//!   contain `_` or `-`, as in `sk_test`), then `_` or `-`, then at least 8
-//!   ASCII letters and digits that mix at least two of lowercase, uppercase
-//!   and digits.
+//! - A prefixed random id is a prefix, then `_` or `-`, then a random part.
+//!   The prefix is 1 to 12 lowercase letters and may contain `_` or `-`, as
+//!   in `sk_test`. The random part is at least 8 ASCII letters and digits that
+//!   mix at least two of lowercase, uppercase and digits.
 //! - A long random token is 20 or more characters of the base64url alphabet
 //!   containing uppercase, lowercase and digits, or 16 or more characters of
 //!   uppercase letters and digits containing both (base32, ULID).
@@ -365,7 +365,7 @@ fn is_random_token(bytes: &[u8]) -> bool {
     base64url || base32
 }
 
-/// Which of lowercase, uppercase and digits occur in a string.
+/// Presence of lowercase letters, uppercase letters and digits in a string.
 #[derive(Debug, Clone, Copy, Default)]
 struct CharacterClasses {
     lowercase: bool,

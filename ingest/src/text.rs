@@ -34,7 +34,7 @@ fn decode_with_percent_escapes(raw: &[u8]) -> String {
     for chunk in raw.utf8_chunks() {
         out.push_str(chunk.valid());
         for &byte in chunk.invalid() {
-            push_hex_escape(&mut out, '%', byte);
+            push_hex_escape(&mut out, "%", byte);
         }
     }
     out
@@ -169,7 +169,7 @@ pub(crate) struct Field<'a> {
 /// Runs of spaces separate fields. A field that starts with `"` ends at the next
 /// `"` that is not escaped by a backslash, even when no space follows, so
 /// `"-"1` is two fields. A field that starts with `[` ends at the first `]`
-/// followed by a space or the end of the line; without one it is a bare field.
+/// when a space or the end of the line follows it, and is a bare field otherwise.
 #[derive(Debug, Clone)]
 pub(crate) struct Fields<'a> {
     line: &'a str,
@@ -209,21 +209,17 @@ impl<'a> Fields<'a> {
 
     fn bracketed(&self, start: usize) -> Option<Field<'a>> {
         let bytes = self.line.as_bytes();
-        let mut at = start + 1;
-        while let Some(found) = memchr::memchr(b']', &bytes[at..]) {
-            let index = at + found;
-            if matches!(bytes.get(index + 1), None | Some(b' ')) {
-                return Some(Field {
-                    text: &self.line[start + 1..index],
-                    delimiter: Delimiter::Bracketed,
-                    start,
-                    end: index + 1,
-                    closed: true,
-                });
-            }
-            at = index + 1;
+        let index = start + 1 + memchr::memchr(b']', &bytes[start + 1..])?;
+        if !matches!(bytes.get(index + 1), None | Some(b' ')) {
+            return None;
         }
-        None
+        Some(Field {
+            text: &self.line[start + 1..index],
+            delimiter: Delimiter::Bracketed,
+            start,
+            end: index + 1,
+            closed: true,
+        })
     }
 
     fn bare(&self, start: usize) -> Field<'a> {
@@ -411,7 +407,7 @@ pub(crate) fn normalise_ip(text: &str) -> Option<String> {
 /// An IP address goes to `client_ip`. Otherwise `ip:port` forms are tried, and a
 /// host name goes to attribute `remote_host`.
 pub(crate) fn set_client_address(event: &mut Event, address: &str) {
-    let Some(address) = dash_as_none(address) else {
+    let Some(address) = dash_as_none(address).filter(|text| !text.is_empty()) else {
         return;
     };
     match normalise_ip(address) {
@@ -424,7 +420,7 @@ pub(crate) fn set_client_address(event: &mut Event, address: &str) {
 ///
 /// The field is split on its last colon first. A host name goes to attribute `remote_host`.
 pub(crate) fn set_client_endpoint(event: &mut Event, endpoint: &str) {
-    let Some(endpoint) = dash_as_none(endpoint) else {
+    let Some(endpoint) = dash_as_none(endpoint).filter(|text| !text.is_empty()) else {
         return;
     };
     let (host, port) = split_host_port(endpoint);
@@ -604,8 +600,9 @@ fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
 ///
 /// Text that is no request line, or whose target has no known form, sets
 /// `malformed` and goes to attribute `request` as logged (unescaped). A target
-/// that contains spaces is split as well but also sets `malformed`. A port
-/// in an absolute URI goes to attribute `port`.
+/// that contains spaces is split as well but also sets `malformed`. The host
+/// and port of an absolute URI replace a host set before, and the port goes
+/// to attribute `port`.
 pub(crate) fn set_request(event: &mut Event, raw: &str) {
     let Some(line) = split_request_line(raw) else {
         set_malformed_request(event, raw);
@@ -619,8 +616,12 @@ pub(crate) fn set_request(event: &mut Event, raw: &str) {
 
     event.method = Some(line.method.to_string());
     event.http_version = line.version.map(str::to_string);
-    event.scheme = parts.scheme.map(str::to_string);
-    event.host = parts.host.map(str::to_string);
+    if let Some(scheme) = parts.scheme {
+        event.scheme = Some(scheme.to_string());
+    }
+    if let Some(host) = parts.host {
+        event.host = Some(host.to_string());
+    }
     event.path = parts.path.map(str::to_string);
     event.query = parts.query.map(str::to_string);
     if let Some(port) = parts.port {

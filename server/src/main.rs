@@ -8,6 +8,11 @@
 //! [`config`] holds the settings, [`ingest`] the pipeline shared by HTTP and
 //! import, [`http`] the routes and [`output`] the result encodings.
 
+#![expect(
+    unreachable_pub,
+    reason = "a binary crate has no public API; `pub` marks items its modules share"
+)]
+
 mod cli;
 mod config;
 mod http;

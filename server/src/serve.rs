@@ -77,9 +77,14 @@ impl ServeArgs {
     }
 }
 
-/// Installs the tracing subscriber; `RUST_LOG` sets the filter (default `info`).
+/// Log filter when `RUST_LOG` is unset: apitrail at `info`, the Delta
+/// libraries only when they warn, since they log every snapshot load.
+const DEFAULT_LOG_FILTER: &str = "info,deltalake=warn,deltalake_core=warn,delta_kernel=warn,buoyant_kernel=warn";
+
+/// Installs the tracing subscriber; `RUST_LOG` sets the filter.
 pub fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -127,6 +132,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
     let local = listener.local_addr()?;
     tracing::info!(http_addr = %local, data_dir = %config.data_dir.display(), "apitrail is serving");
+    // Scripts and tests that bind port 0 read the real address from this line.
+    println!("apitrail listening on http://{local}");
 
     axum::serve(
         listener,

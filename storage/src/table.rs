@@ -51,6 +51,25 @@ impl EventTable {
             action,
             source,
         };
+        if url.scheme() == "file" {
+            let dir = url
+                .to_file_path()
+                .map_err(|()| StorageError::Config(format!("{location} is not a local path")))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| StorageError::io("creating table directory", &dir, e))?;
+            if !dir.join("_delta_log").exists() {
+                let table = DeltaTableBuilder::from_url(url.clone())
+                    .map_err(|e| table_error("resolving the table URL", e))?
+                    .with_storage_options(storage_options.clone())
+                    .build()
+                    .map_err(|e| table_error("opening", e))?;
+                let table = create_table(table, storage_options)
+                    .await
+                    .map_err(|e| table_error("creating", e))?;
+                tracing::info!(location = %location, "created events table");
+                return Ok(EventTable { table, location });
+            }
+        }
 
         let mut table = DeltaTableBuilder::from_url(url.clone())
             .map_err(|e| table_error("resolving the table URL", e))?
@@ -86,6 +105,9 @@ impl EventTable {
             .with_storage_options(storage_options)
             .build()
             .map_err(|e| table_error("opening", e))?;
+        if url.scheme() == "file" && url.to_file_path().is_ok_and(|dir| !dir.exists()) {
+            return Ok(None);
+        }
         match table.load().await {
             Ok(()) => Ok(Some(EventTable { table, location })),
             Err(DeltaTableError::NotATable(_)) => Ok(None),

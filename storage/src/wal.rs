@@ -1,9 +1,10 @@
 //! Write-ahead log (WAL) for ingested events.
 //!
-//! An ingest request is answered only after its events are durable here, so the
-//! WAL holds every acknowledged event until the caller has flushed it elsewhere
-//! and calls [`Wal::truncate_through`]. Payloads are opaque bytes; the ingest
-//! path stores one Arrow IPC stream per record.
+//! The server responds to an ingest request only after its events are durable
+//! here, so the WAL contains every acknowledged event until the caller has
+//! flushed it elsewhere and calls [`Wal::truncate_through`]. Payloads are
+//! opaque bytes to the WAL, and the ingest path stores one Arrow IPC stream per
+//! record.
 //!
 //! # Segment layout
 //!
@@ -47,10 +48,11 @@
 //!
 //! A writer thread owns the files and receives commands over a channel. Each
 //! time it wakes, it takes every queued command, writes the records of the
-//! queued appends, calls `fdatasync` once per segment it wrote to, and only
-//! then answers the callers. Appends that arrive during an fsync wait for the
-//! next one, so concurrent appends share fsyncs. The directory is fsynced after
-//! a segment is created or deleted.
+//! queued appends, calls `fdatasync` (or `fsync` with [`SyncMode::All`]) once
+//! per segment it wrote to, and only then returns the results to the callers.
+//! Appends that arrive during an fsync wait for the next one, so concurrent
+//! appends share fsyncs. The directory is fsynced after a segment is created
+//! or deleted.
 //!
 //! # What is atomic and what is not
 //!
@@ -77,18 +79,19 @@
 //! sets aside the rest of that segment and every later segment in
 //! `<dir>/corrupt/`:
 //!
-//! - bytes from the failed offset to the end of the segment are copied to
+//! - Bytes from the failed offset to the end of the segment are copied to
 //!   `<segment file name>.<offset>.tail`, and the segment is truncated to its
-//!   last good record and fsynced;
-//! - a segment whose header is bad, and every later segment, is moved whole to
+//!   last good record and fsynced.
+//! - A segment whose header is bad, and every later segment, is moved whole to
 //!   `<segment file name>.0.tail`. Later segments are set aside even when they
 //!   are valid, because replaying them would skip LSNs.
 //!
 //! If a name in `corrupt/` is taken, a numeric suffix (`.1`, `.2`, ...) is
-//! added. Damaged data never stops [`Wal::open`]. It fails only on I/O errors,
-//! on a lock held by another open WAL, and on a segment with a valid header of
-//! another format version, which it leaves untouched. Appends continue at the
-//! LSN after the last good record, in a new segment.
+//! added. Damaged data never stops [`Wal::open`]. It fails only on an invalid
+//! config, on I/O errors, on a lock held by another open WAL, and on a segment
+//! with a valid header of another format version, which it leaves untouched.
+//! Appends continue at the LSN after the last good record, in a new segment,
+//! or in the last segment if that contains only its header.
 //!
 //! NOTE: after data is set aside, LSNs after the last good record are assigned
 //! again to new records. A caller that stored a checkpoint above
@@ -144,7 +147,8 @@ const COMMAND_QUEUE_CAPACITY: usize = 1024;
 pub struct WalConfig {
     /// Directory of the segment files. It is created if missing.
     pub dir: PathBuf,
-    /// Size in bytes at which the writer starts a new segment.
+    /// Size limit of a segment in bytes. The writer starts a new segment before
+    /// a record that would exceed it, unless the active segment is empty.
     pub segment_max_bytes: u64,
     /// Size in bytes of encoded records that the writer collects before one `write` call.
     pub max_batch_bytes: usize,
@@ -226,8 +230,8 @@ pub struct ReplayReport {
     pub bytes_set_aside: u64,
     /// Files created in `<dir>/corrupt/`. Always empty for [`Wal::read_only`].
     pub set_aside_files: Vec<PathBuf>,
-    /// LSN of the last valid record, or the LSN before the first header-only
-    /// segment's first LSN. 0 when the WAL has never contained a record.
+    /// LSN of the last valid record. Without records, one less than the first
+    /// LSN in the name of the first segment file, or 0 if there is none.
     pub last_lsn: Lsn,
 }
 

@@ -33,7 +33,8 @@ pub enum WalError {
         error: io::Error,
     },
 
-    /// Damaged data could not be copied or moved to `corrupt/`, or the damaged segment could not be truncated.
+    /// Damaged data could not be copied or moved to `corrupt/`, or the damaged
+    /// segment could not be truncated.
     #[error(
         "failed to set aside damaged WAL data of {} from offset {offset} to {}: {error}; check free space and permissions in the WAL directory, then open the WAL again",
         path.display(),
@@ -59,7 +60,7 @@ pub enum WalError {
 
     /// A write, fsync or segment creation of the writer thread failed.
     #[error(
-        "failed to {action} {} at offset {offset}: {error}; the records of this batch may be lost, so the WAL rejects further appends; fix the disk problem (for example free space) and open the WAL again",
+        "failed to {action} {} at offset {offset}: {error}; records that were not yet acknowledged may be lost, so the WAL rejects further appends; fix the disk problem (for example free space) and open the WAL again",
         path.display()
     )]
     Write {

@@ -54,7 +54,7 @@ struct ListedSegment {
     name_lsn: Lsn,
 }
 
-/// What a scan found in one segment file.
+/// Result of scanning one segment file.
 struct SegmentScan {
     bytes: Bytes,
     header: Option<SegmentHeader>,
@@ -88,7 +88,8 @@ impl SegmentScan {
     }
 }
 
-/// Replays every segment of `dir` in LSN order and, in [`ReplayMode::Repair`], sets aside the damaged tail.
+/// Replays every segment of `dir` in LSN order and, in [`ReplayMode::Repair`],
+/// sets aside the damaged tail.
 pub(super) fn replay(dir: &Path, mode: ReplayMode) -> Result<Replay, WalError> {
     let listed = list_segments(dir)?;
     check_format_versions(&listed)?;

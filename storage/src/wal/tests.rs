@@ -42,7 +42,8 @@ async fn append_range(wal: &Wal, lsns: std::ops::RangeInclusive<Lsn>) {
     }
 }
 
-/// Writes records 1..=`count` with a large segment limit, rotating after each LSN in `rotate_after`.
+/// Writes records 1..=`count` with a large segment limit, rotating after each
+/// LSN in `rotate_after`.
 async fn write_wal(dir: &Path, count: Lsn, rotate_after: &[Lsn]) {
     let (wal, records, _) = Wal::open(WalConfig::new(dir)).expect("open WAL");
     assert!(records.is_empty());
@@ -102,7 +103,8 @@ fn file_len(path: &Path) -> u64 {
     fs::metadata(path).expect("file metadata").len()
 }
 
-/// Returns the offsets at which the records of a segment written by `write_wal` start, and its length.
+/// Returns the start offsets of the records of a segment written by
+/// `write_wal`, and the segment length.
 fn record_offsets(lsns: std::ops::RangeInclusive<Lsn>) -> (Vec<u64>, u64) {
     let mut offsets = Vec::new();
     let mut offset = SEGMENT_HEADER_LEN as u64;
@@ -238,6 +240,28 @@ async fn round_trip_across_rollover_and_reopen() {
     assert_eq!(report.last_lsn, 60);
     assert_eq!(wal.last_lsn(), 60);
     wal.close().await.expect("close");
+}
+
+#[test]
+fn wal_handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Wal>();
+}
+
+#[tokio::test]
+async fn sync_mode_all_round_trip() {
+    let temp = TempDir::new().unwrap();
+    let config = WalConfig {
+        sync_mode: SyncMode::All,
+        ..small_config(temp.path())
+    };
+    let (wal, _, _) = Wal::open(config.clone()).unwrap();
+    append_range(&wal, 1..=10).await;
+    wal.close().await.unwrap();
+
+    let (wal, records, _) = Wal::open(config).unwrap();
+    assert_records(&records, 10);
+    wal.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -483,7 +507,7 @@ async fn empty_segment_file_is_set_aside() {
 }
 
 #[tokio::test]
-async fn empty_only_segment_is_set_aside() {
+async fn sole_empty_segment_is_set_aside() {
     let temp = TempDir::new().unwrap();
     fs::write(segment_path(temp.path(), 1), b"").unwrap();
 

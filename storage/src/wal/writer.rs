@@ -34,7 +34,7 @@ impl Shared {
     }
 }
 
-/// A request to the writer thread. Each carries the sender of its answer.
+/// A request to the writer thread. Each carries the sender for its reply.
 pub(super) enum Command {
     Append {
         payload: Bytes,
@@ -74,7 +74,7 @@ struct ClosedSegment {
     first_lsn: Lsn,
 }
 
-/// The first write failure, kept to answer every later append.
+/// The first write failure, kept to reject every later append.
 #[derive(Debug, Clone)]
 struct Failure {
     action: &'static str,
@@ -136,7 +136,7 @@ pub(super) struct Writer {
     buffer: Vec<u8>,
     failure: Option<Failure>,
     shared: Arc<Shared>,
-    /// Held for the lifetime of the writer; dropping it releases the directory lock.
+    /// Held for the lifetime of the writer. Dropping it releases the directory lock.
     _lock: File,
 }
 
@@ -245,7 +245,7 @@ impl Writer {
         None
     }
 
-    /// Writes and fsyncs the appends, then answers each caller.
+    /// Writes and fsyncs the appends, then sends each caller its result.
     fn commit(&mut self, appends: Vec<PendingAppend>) {
         if appends.is_empty() {
             return;
@@ -260,14 +260,7 @@ impl Writer {
         let first_lsn = self.next_lsn;
         let result = self.write_batch(&appends);
         if let Err(failure) = &result {
-            error!(
-                file = %failure.path.display(),
-                offset = failure.offset,
-                action = failure.action,
-                error = %failure.error,
-                "WAL write failed; rejecting further appends"
-            );
-            self.failure = Some(failure.clone());
+            self.poison(failure);
         }
 
         // Records that an fsync covered before a failure are durable and get their LSN.
@@ -286,7 +279,9 @@ impl Writer {
             let record_len = format::record_len(append.payload.len());
             if self.needs_new_segment(record_len) {
                 self.flush_buffer()?;
-                self.sync_active()?;
+                if self.has_unsynced_records() {
+                    self.sync_active()?;
+                }
                 self.start_next_segment()?;
             }
             format::encode_record(&mut self.buffer, self.next_lsn, &append.payload);
@@ -307,12 +302,21 @@ impl Writer {
         self.active.records > 0 && size + record_len > self.segment_max_bytes
     }
 
+    fn has_unsynced_records(&self) -> bool {
+        self.shared.last_lsn.load(Ordering::Acquire) < self.next_lsn - 1
+    }
+
     fn flush_buffer(&mut self) -> Result<(), Failure> {
         if self.buffer.is_empty() {
             return Ok(());
         }
         let offset = self.active.written;
-        if let Err(error) = self.active.file.write_all(&self.buffer) {
+        let result = self.active.file.write_all(&self.buffer);
+        let written = self.buffer.len() as u64;
+        self.buffer.clear();
+        // A single large record can grow the buffer far past the batch limit.
+        self.buffer.shrink_to(self.max_batch_bytes);
+        if let Err(error) = result {
             self.remove_partial_write(offset);
             return Err(Failure::new(
                 "write WAL segment",
@@ -321,9 +325,7 @@ impl Writer {
                 error,
             ));
         }
-        let written = self.buffer.len() as u64;
         self.active.written += written;
-        self.buffer.clear();
         metrics::counter!("apitrail_wal_bytes_total").increment(written);
         Ok(())
     }
@@ -391,12 +393,25 @@ impl Writer {
             return Ok(0);
         }
         let last_lsn = self.next_lsn - 1;
-        // A failed creation may leave a partial file where the next segment goes, so it poisons the WAL.
+        // A failed creation may leave a partial file where the next segment
+        // goes, so it poisons the WAL.
         if let Err(failure) = self.start_next_segment() {
-            self.failure = Some(failure.clone());
+            self.poison(&failure);
             return Err(failure.write_error());
         }
         Ok(last_lsn)
+    }
+
+    /// Logs the failure and keeps it, so that every later append is rejected.
+    fn poison(&mut self, failure: &Failure) {
+        error!(
+            file = %failure.path.display(),
+            offset = failure.offset,
+            action = failure.action,
+            error = %failure.error,
+            "WAL write failed; rejecting further appends"
+        );
+        self.failure = Some(failure.clone());
     }
 
     fn truncate_through(&mut self, lsn: Lsn) -> Result<usize, WalError> {
@@ -414,7 +429,8 @@ impl Writer {
         result.map(|()| removed)
     }
 
-    /// Removes closed segments from the oldest on while the next segment starts at or below `lsn + 1`.
+    /// Removes closed segments, oldest first, while the segment after each
+    /// starts at or below `lsn + 1`.
     fn remove_covered_segments(&mut self, lsn: Lsn, removed: &mut usize) -> Result<(), WalError> {
         while let Some(oldest) = self.closed.front() {
             let next_first_lsn = self
