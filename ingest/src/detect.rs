@@ -1,8 +1,185 @@
 //! Guesses the format of an input from its first lines.
+//!
+//! Each of the first non-blank lines goes to the parsers: a line that starts
+//! with `{` to the API Gateway parser only, any other line to the ALB and CLF
+//! parsers. A line votes for a format whose parser accepts or skips it. The
+//! format with the most votes wins if more than half of the lines voted for
+//! it. Because every parser checks a timestamp in a fixed position, a line
+//! almost never passes two of them.
 
 use crate::format::Format;
+use crate::formats::{alb, apigateway, clf};
+use crate::parse::LineOutcome;
+use crate::text::decode_line;
 
-/// Returns the format that the first non-blank lines of `sample` look like.
-pub fn detect_format(_sample: &[u8]) -> Option<Format> {
+/// Maximum number of non-blank lines looked at.
+const MAX_SAMPLE_LINES: usize = 20;
+
+/// Returns the format that the first non-blank lines of `sample` look like,
+/// or `None` if no format matches more than half of them.
+///
+/// The sample may end in the middle of a line. That last part counts only
+/// when it parses, so a cut line cannot spoil the vote.
+pub fn detect_format(sample: &[u8]) -> Option<Format> {
+    let mut votes = [0usize; Format::ALL.len()];
+    let mut voters = 0;
+
+    for (line, complete) in sample_lines(sample).take(MAX_SAMPLE_LINES) {
+        let format = classify_line(&decode_line(line));
+        if format.is_none() && !complete {
+            continue;
+        }
+        voters += 1;
+        if let Some(format) = format {
+            votes[format_index(format)] += 1;
+        }
+    }
+
+    let (index, &count) = votes
+        .iter()
+        .enumerate()
+        .max_by_key(|&(index, &count)| (count, std::cmp::Reverse(index)))?;
+    (count * 2 > voters).then(|| Format::ALL[index])
+}
+
+/// Non-blank lines of the sample, each with whether a newline ended it.
+fn sample_lines(sample: &[u8]) -> impl Iterator<Item = (&[u8], bool)> {
+    let mut rest = sample;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, complete) = match memchr::memchr(b'\n', rest) {
+            Some(end) => {
+                let line = &rest[..end];
+                rest = &rest[end + 1..];
+                (line, true)
+            }
+            None => (std::mem::take(&mut rest), false),
+        };
+        Some((line.strip_suffix(b"\r").unwrap_or(line), complete))
+    })
+    .filter(|(line, _)| !line.iter().all(u8::is_ascii_whitespace))
+}
+
+/// Returns the format whose parser accepts or skips `line`.
+fn classify_line(line: &str) -> Option<Format> {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+    if line.trim_start().starts_with('{') {
+        return matches_format(apigateway::parse_record(line)).then_some(Format::AwsApiGateway);
+    }
+    if matches_format(alb::parse_record(line)) {
+        return Some(Format::AwsAlb);
+    }
+    if matches_format(clf::parse_record(line)) {
+        return Some(Format::Clf);
+    }
     None
+}
+
+fn matches_format(outcome: LineOutcome) -> bool {
+    !matches!(outcome, LineOutcome::Rejected(_))
+}
+
+fn format_index(format: Format) -> usize {
+    Format::ALL
+        .iter()
+        .position(|&candidate| candidate == format)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALB_LINE: &str = concat!(
+        r#"http 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 "#,
+        r#"192.168.131.39:2817 10.0.0.1:80 0.000 0.001 0.000 200 200 34 366 "#,
+        r#""GET http://www.example.com:80/ HTTP/1.1" "curl/7.46.0" - - "#,
+        r#"arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "#,
+        r#""Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-""#,
+    );
+    const CLF_LINE: &str =
+        r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#;
+    const APIGATEWAY_LINE: &str = r#"{"requestId":"c6af9ac6-7b61-11e6-9a41-93e8deadbeef","ip":"192.0.2.1","requestTime":"10/Jun/2023:15:36:28 +0000","httpMethod":"GET","resourcePath":"/pets","status":"200","protocol":"HTTP/1.1","responseLength":"184"}"#;
+
+    fn lines(lines: &[&str]) -> Vec<u8> {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text.into_bytes()
+    }
+
+    #[test]
+    fn detects_each_format() {
+        assert_eq!(
+            detect_format(&lines(&[ALB_LINE, ALB_LINE])),
+            Some(Format::AwsAlb)
+        );
+        assert_eq!(detect_format(&lines(&[CLF_LINE])), Some(Format::Clf));
+        assert_eq!(
+            detect_format(&lines(&[APIGATEWAY_LINE])),
+            Some(Format::AwsApiGateway)
+        );
+    }
+
+    #[test]
+    fn skips_blank_lines_and_crlf() {
+        let sample = format!("\n  \r\n{CLF_LINE}\r\n\r\n{CLF_LINE}\r\n");
+        assert_eq!(detect_format(sample.as_bytes()), Some(Format::Clf));
+    }
+
+    #[test]
+    fn ignores_cut_last_line() {
+        let mut sample = lines(&[CLF_LINE, CLF_LINE]);
+        sample.extend_from_slice(&CLF_LINE.as_bytes()[..20]);
+        assert_eq!(detect_format(&sample), Some(Format::Clf));
+    }
+
+    #[test]
+    fn single_line_without_newline() {
+        assert_eq!(
+            detect_format(APIGATEWAY_LINE.as_bytes()),
+            Some(Format::AwsApiGateway)
+        );
+    }
+
+    #[test]
+    fn majority_wins_over_odd_lines() {
+        let sample = lines(&[CLF_LINE, "garbage", CLF_LINE]);
+        assert_eq!(detect_format(&sample), Some(Format::Clf));
+    }
+
+    #[test]
+    fn strips_byte_order_mark() {
+        let sample = format!("\u{feff}{CLF_LINE}\n");
+        assert_eq!(detect_format(sample.as_bytes()), Some(Format::Clf));
+    }
+
+    #[test]
+    fn junk_gives_none() {
+        let samples: [&[u8]; 8] = [
+            b"",
+            b"\n\n  \n",
+            b"hello world\nthis is not a log\n",
+            b"\x00\x01\x02\xff\xfe",
+            b"{\"level\":\"info\",\"msg\":\"started\"}\n",
+            b"<html><body>502 Bad Gateway</body></html>\n",
+            b"date,status,path\n2024-01-01,200,/a\n",
+            b"[1,2,3]\n",
+        ];
+        for sample in samples {
+            assert_eq!(
+                detect_format(sample),
+                None,
+                "sample {:?}",
+                String::from_utf8_lossy(sample)
+            );
+        }
+    }
+
+    #[test]
+    fn mixed_half_and_half_gives_none() {
+        let sample = lines(&[CLF_LINE, "garbage"]);
+        assert_eq!(detect_format(&sample), None);
+    }
 }

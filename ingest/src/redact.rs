@@ -53,10 +53,10 @@
 //!      whitespace, a quote, `;`, `,`, `#`, `|`, a backslash or a bracket, or
 //!      written as `name="quoted"`. After `authorization=Bearer `, the
 //!      credentials that follow the scheme word.
-//!   3. Values of fields named like the keys of attribute rules 1, 2 and 4,
-//!      written as JSON `"name": "value"`, as JSON inside a JSON string
-//!      (`\"name\":\"value\"`), or as a header `Name: value` that runs to the
-//!      end of the line, a quote or a backslash.
+//!   3. Values of fields named like the keys of attribute rules 1, 2 and 4.
+//!      The field may be JSON `"name": "value"`, JSON inside a JSON string
+//!      (`\"name\":\"value\"`), or a header `Name: value`. A header value
+//!      runs to the end of the line, a quote or a backslash.
 //!   4. JWT-shaped tokens: `eyJ` and base64url, then `.` and base64url, then
 //!      `.` and an optional signature, and further segments for JWE.
 //!   5. The password in a `scheme://user:password@host` URL.
@@ -225,7 +225,7 @@ impl Redactor {
 
     /// Builds `text` with every secret span replaced by its hash.
     ///
-    /// Spans that overlap are merged and hashed as one.
+    /// Spans that overlap or touch are merged and hashed as one.
     fn replace_secrets(&self, text: &str, mut secrets: Vec<SecretSpan>) -> String {
         for secret in &mut secrets {
             secret.range = widen_to_char_boundaries(text, secret.range.clone());
@@ -324,17 +324,18 @@ fn is_redactable(value: &str) -> bool {
     !value.is_empty() && value != "-" && !is_hash(value)
 }
 
-/// Sorts spans and merges those that overlap or touch. A merged span is hashed as written.
+/// Sorts spans and merges those that overlap or touch.
 ///
 /// Touching spans are merged because two hashes written back to back would
-/// read as one new value, which a second pass would hash again.
+/// read as one new value, which a second pass would hash again. A span found
+/// twice keeps its encoding, and any other merged span is hashed as written.
 fn merge_overlapping(mut secrets: Vec<SecretSpan>) -> Vec<SecretSpan> {
     secrets.sort_by_key(|secret| (secret.range.start, secret.range.end));
     let mut merged: Vec<SecretSpan> = Vec::with_capacity(secrets.len());
     for secret in secrets {
         match merged.last_mut() {
             Some(last) if secret.range.start <= last.range.end => {
-                if secret.range != last.range {
+                if secret != *last {
                     last.encoding = Encoding::Raw;
                 }
                 last.range.end = last.range.end.max(secret.range.end);
@@ -479,13 +480,14 @@ fn is_cookie_attribute(name: &str) -> bool {
 fn query_secrets(text: &str, range: Range<usize>, secrets: &mut Vec<SecretSpan>) {
     let mut param_start = range.start;
     for param in text[range].split('&') {
-        if let Some((name, value)) = param.split_once('=') {
-            if !value.is_empty() && is_credential_param(name) {
-                let value_start = param_start + name.len() + 1;
-                secrets.push(SecretSpan::percent_encoded(
-                    value_start..value_start + value.len(),
-                ));
-            }
+        if let Some((name, value)) = param.split_once('=')
+            && !value.is_empty()
+            && is_credential_param(name)
+        {
+            let value_start = param_start + name.len() + 1;
+            secrets.push(SecretSpan::percent_encoded(
+                value_start..value_start + value.len(),
+            ));
         }
         param_start += param.len() + 1;
     }
@@ -758,10 +760,10 @@ fn secret_field_secrets(text: &str, secrets: &mut Vec<SecretSpan>) {
     for colon in memchr_iter(b':', bytes) {
         if let Some((name, escaped)) = quoted_name_before(bytes, colon) {
             let kind = field_kind(&text[name]);
-            if is_secret_field(kind) {
-                if let Some(value) = json_value_after(bytes, colon + 1, escaped) {
-                    field_secrets(text, kind, value, secrets);
-                }
+            if is_secret_field(kind)
+                && let Some(value) = json_value_after(bytes, colon + 1, escaped)
+            {
+                field_secrets(text, kind, value, secrets);
             }
         } else if let Some(name) = header_name_before(bytes, colon) {
             let kind = field_kind(&text[name]);
@@ -872,7 +874,7 @@ fn header_name_before(bytes: &[u8], colon: usize) -> Option<Range<usize>> {
 /// Returns a header value: from after the blanks to the end of the line, a quote or a backslash.
 fn header_value_after(bytes: &[u8], start: usize) -> Range<usize> {
     let start = skip_blanks(bytes, start);
-    let end = find_byte_in(bytes, start, b"\r\n\"\\").unwrap_or(bytes.len());
+    let end = find_byte_in(bytes, start, b"\r\n\"'\\").unwrap_or(bytes.len());
     trim_range(bytes, start..end)
 }
 
@@ -1596,6 +1598,13 @@ mod tests {
                 format!(
                     r#""Host: a\r\nAuthorization: Basic {}\r\n""#,
                     redactor.hash("dXNlcjpwYXNz")
+                ),
+            ),
+            (
+                "curl -H 'X-Api-Key: abc123' https://example.com/",
+                format!(
+                    "curl -H 'X-Api-Key: {}' https://example.com/",
+                    redactor.hash("abc123")
                 ),
             ),
             (

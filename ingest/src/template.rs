@@ -38,8 +38,11 @@
 //! short mixed tokens (`oauth2`, `s3`, `h264`) and `*`.
 //!
 //! NOTE: random tokens that happen to lack one character class stay literal.
-//! About 3% of 21-character nanoids contain no digit, for example, and short
-//! hex ids such as 7-character git commit hashes are below the hex threshold.
+//! About 3% ((54/64)^21) of random 21-character nanoids contain no digit.
+//! Short hex ids such as 7-character git commit hashes are below the hex
+//! threshold and stay literal too.
+
+use std::ops::RangeInclusive;
 
 /// Returns the endpoint template of a percent-decoded path.
 ///
@@ -52,10 +55,10 @@ pub fn template_path(path: &str) -> String {
     let mut output: Option<String> = None;
     let mut segment_start = 0;
     for (index, segment) in path.split('/').enumerate() {
-        if index > 0 {
-            if let Some(output) = &mut output {
-                output.push('/');
-            }
+        if index > 0
+            && let Some(output) = &mut output
+        {
+            output.push('/');
         }
 
         match template_segment(segment) {
@@ -204,13 +207,11 @@ fn is_long_hex(bytes: &[u8]) -> bool {
 /// and a zone of `Z`, `+HH:MM`, `-HH:MM`, `+HHMM` or `-HHMM`.
 fn is_date(bytes: &[u8]) -> bool {
     let mut cursor = Cursor { bytes, position: 0 };
-    let date = cursor.number(4).is_some()
+    let date = cursor.number_in(4, 0..=9999)
         && cursor.byte(b'-')
-        && cursor
-            .number(2)
-            .is_some_and(|month| (1..=12).contains(&month))
+        && cursor.number_in(2, 1..=12)
         && cursor.byte(b'-')
-        && cursor.number(2).is_some_and(|day| (1..=31).contains(&day));
+        && cursor.number_in(2, 1..=31);
     if !date {
         return false;
     }
@@ -241,34 +242,39 @@ impl Cursor<'_> {
         found
     }
 
-    /// Consumes exactly `width` digits and returns their value.
-    fn number(&mut self, width: usize) -> Option<u32> {
-        let digits = self.bytes.get(self.position..self.position + width)?;
+    /// Consumes exactly `width` digits if their value lies in `range`.
+    fn number_in(&mut self, width: usize, range: RangeInclusive<u32>) -> bool {
+        let Some(digits) = self.bytes.get(self.position..self.position + width) else {
+            return false;
+        };
         if !digits.iter().all(u8::is_ascii_digit) {
-            return None;
+            return false;
+        }
+
+        let value = digits
+            .iter()
+            .fold(0, |value, b| value * 10 + u32::from(b - b'0'));
+        if !range.contains(&value) {
+            return false;
         }
         self.position += width;
-        Some(
-            digits
-                .iter()
-                .fold(0, |value, b| value * 10 + u32::from(b - b'0')),
-        )
+        true
     }
 
-    /// Consumes `HH:MM`, then optionally `:SS` and a `.fraction`.
+    /// Consumes `HH:MM`, then optionally `:SS` (60 for a leap second) and a `.fraction`.
     fn time(&mut self) -> bool {
-        let hours_minutes = self.number(2).is_some_and(|hour| hour <= 23)
-            && self.byte(b':')
-            && self.number(2).is_some_and(|minute| minute <= 59);
+        let hours_minutes =
+            self.number_in(2, 0..=23) && self.byte(b':') && self.number_in(2, 0..=59);
         if !hours_minutes {
             return false;
         }
         if !self.byte(b':') {
             return true;
         }
-        if !self.number(2).is_some_and(|second| second <= 60) {
+        if !self.number_in(2, 0..=60) {
             return false;
         }
+
         if self.byte(b'.') {
             let digits = self.bytes[self.position..]
                 .iter()
@@ -288,11 +294,11 @@ impl Cursor<'_> {
         if !(self.byte(b'+') || self.byte(b'-')) {
             return true;
         }
-        if !self.number(2).is_some_and(|hour| hour <= 23) {
+        if !self.number_in(2, 0..=23) {
             return false;
         }
         self.byte(b':');
-        self.number(2).is_some_and(|minute| minute <= 59)
+        self.number_in(2, 0..=59)
     }
 }
 
