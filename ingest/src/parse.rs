@@ -120,13 +120,17 @@ fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
     if let Some(query) = event.query.take() {
         event.query = Some(ctx.redactor.redact_query(&query));
     }
+    if let Some(referer) = event.referer.take() {
+        // A referer is a URL whose query can carry an OAuth code or a token.
+        event.referer = Some(ctx.redactor.redact_attribute("referer", &referer));
+    }
     for (key, value) in &mut event.attributes {
         *value = ctx.redactor.redact_attribute(key, value);
     }
-    if event.consumer.is_none() {
-        if let Some(ip) = &event.client_ip {
-            event.consumer = Some(ip.clone());
-            event.consumer_kind = Some("ip".to_string());
-        }
+    if event.consumer.is_none()
+        && let Some(ip) = &event.client_ip
+    {
+        event.consumer = Some(ip.clone());
+        event.consumer_kind = Some("ip".to_string());
     }
 }
