@@ -90,6 +90,8 @@ fn format_index(format: Format) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const ALB_LINE: &str = concat!(
@@ -181,5 +183,53 @@ mod tests {
     fn mixed_half_and_half_gives_none() {
         let sample = lines(&[CLF_LINE, "garbage"]);
         assert_eq!(detect_format(&sample), None);
+    }
+
+    /// Fragments that steer random lines into the parsers' harder branches.
+    fn line_fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(" ".to_string()),
+            Just("\"".to_string()),
+            Just("\\".to_string()),
+            Just("[".to_string()),
+            Just("]".to_string()),
+            Just("-".to_string()),
+            Just(",".to_string()),
+            Just("{".to_string()),
+            Just("ü".to_string()),
+            Just("http".to_string()),
+            Just("tls 2.0".to_string()),
+            Just("GET".to_string()),
+            Just("HTTP/1.1".to_string()),
+            Just("2018-07-02T22:23:00.186641Z".to_string()),
+            Just("[10/Oct/2000:13:55:36 -0700]".to_string()),
+            Just("\"requestTime\":\"10/Jun/2023:15:36:28 +0000\"".to_string()),
+            Just("\\x41\\xe4".to_string()),
+            Just("%41%2F%e4".to_string()),
+            "[a-z0-9:./?=%]{0,6}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(fragments in prop::collection::vec(line_fragment(), 0..40)) {
+            let line = fragments.concat();
+            let _ = alb::parse_record(&line);
+            let _ = clf::parse_record(&line);
+            let _ = apigateway::parse_record(&line);
+            let _ = detect_format(line.as_bytes());
+        }
+
+        #[test]
+        fn parsers_never_panic_on_any_text(line in "\\PC{0,200}") {
+            let _ = alb::parse_record(&line);
+            let _ = clf::parse_record(&line);
+            let _ = apigateway::parse_record(&line);
+        }
+
+        #[test]
+        fn detection_never_panics_on_bytes(sample in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = detect_format(&sample);
+        }
     }
 }

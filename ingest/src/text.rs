@@ -142,7 +142,7 @@ pub(crate) fn quote_excerpt(value: &str) -> String {
     }
 }
 
-/// How a field was delimited in the line.
+/// Delimiter kind of a field: bare, quoted or bracketed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delimiter {
     Bare,
@@ -256,9 +256,9 @@ impl<'a> Iterator for Fields<'a> {
 
 /// Unescapes quoted field text as Apache and nginx write it.
 ///
-/// `\"`, `\\` and `\xHH` escapes of printable characters are decoded. Escapes
-/// of control characters, unknown escapes and `\xHH` runs that do not form
-/// valid UTF-8 stay as logged, so nothing is lost.
+/// `\"`, `\\`, and `\xHH` escapes of printable ASCII or of UTF-8 sequences are
+/// decoded. Escapes of control characters, unknown escapes and `\xHH` runs that
+/// do not form valid UTF-8 stay as logged, so nothing is lost.
 pub(crate) fn unescape_text(raw: &str) -> Cow<'_, str> {
     if !raw.contains('\\') {
         return Cow::Borrowed(raw);
@@ -477,12 +477,12 @@ fn is_method(token: &str) -> bool {
     !bytes.is_empty() && bytes[0].is_ascii_alphabetic() && bytes.iter().all(|&b| is_token_byte(b))
 }
 
-/// Whether `byte` may appear in an HTTP token (RFC 9110, section 5.6.2).
+/// Returns whether `byte` may appear in an HTTP token (RFC 9110, section 5.6.2).
 fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
-/// Whether `token` has the form `HTTP/x` or `HTTP/x.y` with digits x and y.
+/// Returns whether `token` has the form `HTTP/x` or `HTTP/x.y` with digits x and y.
 fn is_http_version(token: &str) -> bool {
     let Some(number) = token.strip_prefix("HTTP/") else {
         return false;
@@ -563,7 +563,7 @@ fn split_absolute_target<'a>(scheme: &'a str, rest: &'a str) -> Option<Target<'a
     })
 }
 
-/// Whether `text` is a URI scheme (RFC 3986, section 3.1).
+/// Returns whether `text` is a URI scheme (RFC 3986, section 3.1).
 fn is_scheme(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
@@ -598,12 +598,17 @@ fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
 
 /// Fills method, version, scheme, host, path and query from a logged request line.
 ///
+/// A request of only `*`, as some loggers write for `OPTIONS *`, gives path `*`.
 /// Text that is no request line, or whose target has no known form, sets
 /// `malformed` and goes to attribute `request` as logged (unescaped). A target
 /// that contains spaces is split as well but also sets `malformed`. The host
 /// and port of an absolute URI replace a host set before, and the port goes
 /// to attribute `port`.
 pub(crate) fn set_request(event: &mut Event, raw: &str) {
+    if raw == "*" {
+        event.path = Some("*".to_string());
+        return;
+    }
     let Some(line) = split_request_line(raw) else {
         set_malformed_request(event, raw);
         return;
@@ -846,6 +851,8 @@ impl<'a> Cursor<'a> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn fields(line: &str) -> Vec<(&str, Delimiter)> {
@@ -1242,6 +1249,22 @@ mod tests {
     }
 
     #[test]
+    fn set_request_asterisk_forms() {
+        let mut event = Event::default();
+        set_request(&mut event, "*");
+        assert_eq!(event.path.as_deref(), Some("*"));
+        assert_eq!(event.method, None);
+        assert!(!event.malformed);
+
+        let mut event = Event::default();
+        set_request(&mut event, "OPTIONS *");
+        assert_eq!(event.path.as_deref(), Some("*"));
+        assert_eq!(event.method.as_deref(), Some("OPTIONS"));
+        assert_eq!(event.http_version, None);
+        assert!(!event.malformed);
+    }
+
+    #[test]
     fn set_request_marks_space_in_target() {
         let mut event = Event::default();
         set_request(&mut event, "GET /a b c HTTP/1.1");
@@ -1381,5 +1404,67 @@ mod tests {
             quoted.chars().filter(|&c| c == 'é').count(),
             MAX_QUOTED_CHARS
         );
+    }
+
+    /// Percent-encodes every byte of `text` except `/`.
+    fn percent_encode_all(text: &str) -> String {
+        let mut out = String::new();
+        for byte in text.bytes() {
+            if byte == b'/' {
+                out.push('/');
+            } else {
+                push_hex_escape(&mut out, "%", byte);
+            }
+        }
+        out
+    }
+
+    /// Escapes `text` as Apache writes a quoted field: `"` and `\` with a
+    /// backslash, and bytes outside ASCII as `\xhh`.
+    fn apache_escape(text: &str) -> String {
+        let mut out = String::new();
+        for byte in text.bytes() {
+            match byte {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                byte if byte.is_ascii() => out.push(char::from(byte)),
+                byte => out.push_str(&format!("\\x{byte:02x}")),
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn percent_decode_path_round_trips(text in "[^\\p{Cc}]{0,40}") {
+            prop_assert_eq!(percent_decode_path(&percent_encode_all(&text)), text);
+        }
+
+        #[test]
+        fn percent_decode_path_never_panics(path in "[%/a-fA-F0-9ü]{0,40}") {
+            let _ = percent_decode_path(&path);
+        }
+
+        #[test]
+        fn unescape_text_round_trips(text in "[^\\p{Cc}]{0,40}") {
+            let escaped = apache_escape(&text);
+            let unescaped = unescape_text(&escaped);
+            prop_assert_eq!(unescaped.as_ref(), text.as_str());
+        }
+
+        #[test]
+        fn decode_line_keeps_valid_text(text in "\\PC{0,60}") {
+            let decoded = decode_line(text.as_bytes());
+            prop_assert_eq!(decoded.as_ref(), text.as_str());
+        }
+
+        #[test]
+        fn fields_stay_inside_line(line in "[ \"\\\\\\[\\]aü]{0,40}") {
+            for field in Fields::new(&line) {
+                prop_assert!(field.start < field.end);
+                prop_assert!(field.end <= line.len());
+                prop_assert!(line[field.start..field.end].contains(field.text));
+            }
+        }
     }
 }

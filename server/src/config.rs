@@ -73,7 +73,7 @@ impl ServerConfig {
         if let Some(store) = &self.store {
             config.table_url = parse_store_url(store)?;
         }
-        if !(self.flush_max_age_secs > 0.0) {
+        if !self.flush_max_age_secs.is_finite() || self.flush_max_age_secs <= 0.0 {
             bail!("flush_max_age_secs must be a positive number of seconds");
         }
         config.flush_max_rows = self.flush_max_rows;

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/query", post(query))
+        .fallback(not_found)
         .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
         .with_state(state)
 }
@@ -85,6 +86,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {}; the API has /health, /metrics, /api/v1/ingest and /api/v1/query", uri.path()),
+    )
+}
+
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -120,10 +128,10 @@ async fn ingest(
         None | Some("") | Some("auto") => None,
         Some(name) => Some(name.parse::<Format>().map_err(|e| ApiError::bad_request(e.to_string()))?),
     };
-    if let Some(length) = content_length(&headers) {
-        if length > state.max_body_bytes {
-            return Err(body_too_large(state.max_body_bytes));
-        }
+    if let Some(length) = content_length(&headers)
+        && length > state.max_body_bytes
+    {
+        return Err(body_too_large(state.max_body_bytes));
     }
     let options = IngestOptions {
         format,

@@ -15,7 +15,7 @@ pub enum StorageError {
         location: String,
         action: &'static str,
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
 
     /// A local file of the data directory could not be read or written.

@@ -135,9 +135,9 @@ impl Store {
         let committed_lsn = committed_lsn(&table, &app_id).await?;
 
         let wal_config = WalConfig {
-            dir: config.data_dir.join("wal"),
             segment_max_bytes: config.wal_segment_max_bytes,
-            ..WalConfig::default()
+            min_next_lsn: committed_lsn + 1,
+            ..WalConfig::new(config.data_dir.join("wal"))
         };
         let (wal, records, report) = Wal::open(wal_config)?;
         let buffer = replay(records, committed_lsn)?;

@@ -49,7 +49,7 @@ impl EventTable {
         let table_error = |action, source| StorageError::Table {
             location: location.clone(),
             action,
-            source,
+            source: Box::new(source),
         };
         if url.scheme() == "file" {
             let dir = url
@@ -98,7 +98,7 @@ impl EventTable {
         let table_error = |action, source| StorageError::Table {
             location: location.clone(),
             action,
-            source,
+            source: Box::new(source),
         };
         let mut table = DeltaTableBuilder::from_url(url.clone())
             .map_err(|e| table_error("resolving the table URL", e))?
@@ -194,7 +194,7 @@ impl EventTable {
         StorageError::Table {
             location: self.location.clone(),
             action,
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -218,7 +218,7 @@ impl TableWriter {
         self.inner.write(sorted).await.map_err(|e| StorageError::Table {
             location: self.location.clone(),
             action: "writing Parquet",
-            source: e,
+            source: Box::new(e),
         })
     }
 
@@ -227,7 +227,7 @@ impl TableWriter {
         let adds = self.inner.flush().await.map_err(|e| StorageError::Table {
             location: self.location.clone(),
             action: "writing Parquet",
-            source: e,
+            source: Box::new(e),
         })?;
         Ok(adds.into_iter().map(Action::Add).collect())
     }

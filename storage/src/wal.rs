@@ -154,6 +154,12 @@ pub struct WalConfig {
     pub max_batch_bytes: usize,
     /// System call that makes written records durable.
     pub sync_mode: SyncMode,
+    /// Lowest LSN the next append may get. When the log on disk ends below
+    /// it, every existing segment is known to be covered, so the segments are
+    /// deleted and numbering resumes here. The store sets it to one above the
+    /// LSN its table already committed, so a lost or set-aside tail can never
+    /// make new records reuse an LSN the table treats as covered.
+    pub min_next_lsn: Lsn,
 }
 
 impl WalConfig {
@@ -164,6 +170,7 @@ impl WalConfig {
             segment_max_bytes: DEFAULT_SEGMENT_MAX_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             sync_mode: SyncMode::default(),
+            min_next_lsn: 1,
         }
     }
 
@@ -273,7 +280,8 @@ impl Wal {
         metrics::counter!("apitrail_wal_replay_corrupt_tails_total")
             .increment(replay.report.corrupt_tails);
 
-        let shared = Arc::new(Shared::new(replay.report.last_lsn));
+        let last_lsn = replay.report.last_lsn.max(config.min_next_lsn.saturating_sub(1));
+        let shared = Arc::new(Shared::new(last_lsn));
         let writer = Writer::start(&config, &replay, Arc::clone(&shared), lock)?;
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
         spawn_writer(&config.dir, writer, receiver)?;

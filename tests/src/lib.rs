@@ -1,1 +1,720 @@
-//! Whole-server tests live in `tests/tests/`.
+//! Harness of the whole-server tests in `tests/tests/`.
+//!
+//! [`TestServer`] runs the `apitrail` binary on a fresh temporary data
+//! directory with an ephemeral port, talks to it over HTTP with
+//! `reqwest::blocking`, and can stop it with SIGTERM, crash it with SIGKILL
+//! and start it again on the same directory. [`run_cli`] runs the command-line
+//! tools. The binary must be built first with `cargo build -p apitrail-server`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long a server may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to exit after SIGTERM or a crash point.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one HTTP request or one command-line run may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Size of a WAL segment header in bytes; a segment of this size holds no records.
+pub const WAL_HEADER_BYTES: u64 = 28;
+/// Prefix of the one line the server prints on stdout when it is ready.
+const LISTENING_PREFIX: &str = "apitrail listening on ";
+
+/// Environment variables that the binary reads; the harness clears them so
+/// that a developer's shell cannot change what a test runs.
+const APITRAIL_ENV: &[&str] = &[
+    "APITRAIL_CONFIG",
+    "APITRAIL_DATA_DIR",
+    "APITRAIL_HTTP_ADDR",
+    "APITRAIL_STORE",
+    "APITRAIL_FLUSH_MAX_AGE_SECS",
+    "APITRAIL_FLUSH_MAX_ROWS",
+    "APITRAIL_MAX_BODY_BYTES",
+    "APITRAIL_LOG_JSON",
+    "APITRAIL_SECRET_KEY",
+    "APITRAIL_SERVER",
+    "APITRAIL_FAILPOINT",
+];
+
+/// Names of the crash points of a flush, in the order a flush reaches them.
+pub const FAILPOINTS: [&str; 4] = [
+    "flush_before_write",
+    "flush_after_parquet",
+    "flush_after_commit",
+    "flush_before_truncate",
+];
+
+/// Returns the path of the `apitrail` binary under the Cargo target directory.
+///
+/// Panics with the build command when the binary is missing.
+pub fn binary_path() -> PathBuf {
+    let workspace = workspace_root();
+    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace.join(dir),
+        None => workspace.join("target"),
+    };
+    let binary = target_dir.join("debug").join("apitrail");
+    assert!(
+        binary.is_file(),
+        "the apitrail binary is missing at {}: run `cargo build -p apitrail-server` first",
+        binary.display()
+    );
+    binary
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests package sits inside the workspace")
+        .to_path_buf()
+}
+
+/// Returns the path of a real log sample, given relative to the sample directory.
+///
+/// The samples are read in place and never copied into the repository.
+pub fn realdata(relative: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/realdata")
+        .join(relative);
+    assert!(
+        path.is_file(),
+        "real log sample {} is missing",
+        path.display()
+    );
+    path
+}
+
+/// Counts the lines of a file that contain something other than whitespace.
+pub fn non_blank_lines(path: &Path) -> u64 {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .count() as u64
+}
+
+/// Compresses `data` with gzip.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("writing to a Vec cannot fail");
+    encoder.finish().expect("finishing a gzip stream in memory cannot fail")
+}
+
+/// Builds one combined-format access log line with the given time, path and status.
+///
+/// `time` is in the CLF form, such as `10/Oct/2023:13:55:36 +0000`.
+pub fn clf_line(time: &str, path: &str, status: u16) -> String {
+    format!("192.0.2.10 - - [{time}] \"GET {path} HTTP/1.1\" {status} 512 \"-\" \"apitrail-tests/1.0\"\n")
+}
+
+/// Polls `check` until it returns `Some`, and panics with `what` after `timeout`.
+pub fn poll_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Settings of one server process.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `--flush-max-age-secs`; `None` keeps the server's default of 30 seconds.
+    pub flush_max_age_secs: Option<f64>,
+    /// `--flush-max-rows`.
+    pub flush_max_rows: Option<usize>,
+    /// `--max-body-bytes`.
+    pub max_body_bytes: Option<u64>,
+    /// Crash point set through `APITRAIL_FAILPOINT`.
+    pub failpoint: Option<String>,
+    /// Further command-line arguments after the ones above.
+    pub extra_args: Vec<String>,
+}
+
+impl ServerOptions {
+    /// Options that flush the buffer a fraction of a second after an ingest.
+    pub fn quick_flush() -> Self {
+        ServerOptions {
+            flush_max_age_secs: Some(0.2),
+            ..ServerOptions::default()
+        }
+    }
+
+    /// Options that keep everything in the WAL and buffer until shutdown.
+    pub fn no_flush() -> Self {
+        ServerOptions {
+            flush_max_age_secs: Some(3600.0),
+            ..ServerOptions::default()
+        }
+    }
+
+    /// Returns these options with a crash point.
+    pub fn with_failpoint(mut self, name: &str) -> Self {
+        self.failpoint = Some(name.to_string());
+        self
+    }
+
+    /// Returns these options with a body size limit.
+    pub fn with_max_body_bytes(mut self, limit: u64) -> Self {
+        self.max_body_bytes = Some(limit);
+        self
+    }
+}
+
+/// HTTP client of one server, cheap to clone into threads.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base_url: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Api {
+    fn new(base_url: String) -> Self {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("the HTTP client builds");
+        Api { base_url, client }
+    }
+
+    /// Base URL such as `http://127.0.0.1:40123`.
+    pub fn url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sends `GET path` and returns the status and the body text.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path} failed: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_else(|e| panic!("reading the body of GET {path}: {e}"));
+        (status, text)
+    }
+
+    /// Posts a log body to the ingest endpoint; `None` lets the server detect the format.
+    pub fn ingest(&self, format: Option<&str>, body: impl Into<Vec<u8>>) -> (u16, Value) {
+        let params: Vec<(&str, &str)> = format.map(|f| ("format", f)).into_iter().collect();
+        self.ingest_request(&params, None, body.into())
+    }
+
+    /// Posts a log body with the given query parameters and `Content-Encoding`.
+    pub fn ingest_request(
+        &self,
+        params: &[(&str, &str)],
+        content_encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        self.try_ingest_request(params, content_encoding, body)
+            .unwrap_or_else(|e| panic!("ingest request failed: {e}"))
+    }
+
+    /// Like [`Api::ingest_request`], but returns transport errors, such as a
+    /// refused connection after the server was killed, instead of panicking.
+    pub fn try_ingest_request(
+        &self,
+        params: &[(&str, &str)],
+        content_encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Value), reqwest::Error> {
+        let mut request = self
+            .client
+            .post(format!("{}/api/v1/ingest", self.base_url))
+            .query(params)
+            .body(body);
+        if let Some(encoding) = content_encoding {
+            request = request.header(reqwest::header::CONTENT_ENCODING, encoding);
+        }
+        let response = request.send()?;
+        let status = response.status().as_u16();
+        let text = response.text()?;
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("ingest answered {status} with a body that is not JSON ({e}): {text}"));
+        Ok((status, value))
+    }
+
+    /// Runs SQL and returns the rows; panics with the server's message on any status but 200.
+    pub fn query(&self, sql: &str) -> Vec<Value> {
+        let (status, value) = self.query_status(sql);
+        assert_eq!(status, 200, "query {sql:?} failed with {status}: {value}");
+        match value {
+            Value::Array(rows) => rows,
+            other => panic!("query {sql:?} returned JSON that is not an array: {other}"),
+        }
+    }
+
+    /// Runs SQL and returns the status and the parsed JSON body.
+    pub fn query_status(&self, sql: &str) -> (u16, Value) {
+        let (status, _content_type, body) = self.query_output(sql, None);
+        let value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "query {sql:?} answered {status} with a body that is not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        (status, value)
+    }
+
+    /// Runs SQL with `?output=NAME` and returns the status, the content type and the raw body.
+    pub fn query_output(&self, sql: &str, output: Option<&str>) -> (u16, String, Vec<u8>) {
+        let mut request = self
+            .client
+            .post(format!("{}/api/v1/query", self.base_url))
+            .json(&serde_json::json!({ "sql": sql }));
+        if let Some(output) = output {
+            request = request.query(&[("output", output)]);
+        }
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("query {sql:?} could not be sent: {e}"));
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = response
+            .bytes()
+            .unwrap_or_else(|e| panic!("reading the result of {sql:?} (output {output:?}) failed: {e}"));
+        (status, content_type, body.to_vec())
+    }
+
+    /// Runs `SELECT count(*)` with an optional `WHERE` clause and returns the count.
+    pub fn count(&self, filter: &str) -> i64 {
+        let sql = if filter.is_empty() {
+            "SELECT count(*) AS n FROM events".to_string()
+        } else {
+            format!("SELECT count(*) AS n FROM events WHERE {filter}")
+        };
+        let rows = self.query(&sql);
+        rows[0]["n"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("count of {sql:?} is not an integer: {rows:?}"))
+    }
+
+    /// Reads one unlabelled value of `/metrics`, `None` when the metric is absent.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (status, text) = self.get("/metrics");
+        assert_eq!(status, 200, "GET /metrics failed with {status}: {text}");
+        text.lines().find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            (key == name).then(|| value.trim().parse().ok()).flatten()
+        })
+    }
+
+    /// Waits until flushes have committed at least `rows` rows to the table.
+    pub fn wait_for_flushed_rows(&self, rows: u64) {
+        poll_until(
+            Duration::from_secs(30),
+            &format!("{rows} rows to be flushed to the table"),
+            || {
+                let flushed = self.metric("apitrail_flushed_rows_total").unwrap_or(0.0);
+                (flushed >= rows as f64).then_some(())
+            },
+        );
+    }
+}
+
+/// One `apitrail serve` process on a temporary data directory.
+///
+/// The process is killed when the value is dropped. When a test panics, the
+/// end of the server's stderr is printed to help explain the failure.
+#[derive(Debug)]
+pub struct TestServer {
+    options: ServerOptions,
+    api: Api,
+    child: Option<Child>,
+    data_dir: PathBuf,
+    stderr_path: PathBuf,
+    // Dropped last, so the directory outlives the process.
+    dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server on a new temporary data directory and waits until it listens.
+    pub fn start(options: ServerOptions) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("apitrail-test-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        let data_dir = dir.path().join("data");
+        let stderr_path = dir.path().join("server.stderr");
+        let (child, base_url) = spawn_server(&options, &data_dir, &stderr_path);
+        TestServer {
+            options,
+            api: Api::new(base_url),
+            child: Some(child),
+            data_dir,
+            stderr_path,
+            dir,
+        }
+    }
+
+    /// The HTTP client of the running process.
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    pub fn url(&self) -> &str {
+        self.api.url()
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A scratch directory next to the data directory, removed with the server.
+    pub fn scratch_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the server processes of this test wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn ingest(&self, format: Option<&str>, body: impl Into<Vec<u8>>) -> (u16, Value) {
+        self.api.ingest(format, body)
+    }
+
+    pub fn query(&self, sql: &str) -> Vec<Value> {
+        self.api.query(sql)
+    }
+
+    pub fn query_status(&self, sql: &str) -> (u16, Value) {
+        self.api.query_status(sql)
+    }
+
+    pub fn count(&self, filter: &str) -> i64 {
+        self.api.count(filter)
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn sigterm_and_wait(&mut self) -> ExitStatus {
+        send_signal(self.pid(), libc::SIGTERM);
+        self.wait_for_exit(EXIT_TIMEOUT)
+    }
+
+    /// Sends SIGTERM, waits, and asserts that the server exited with status 0.
+    pub fn stop(&mut self) {
+        let status = self.sigterm_and_wait();
+        assert!(
+            status.success(),
+            "the server exited with {status} after SIGTERM, expected 0; stderr:\n{}",
+            tail(&self.stderr(), 40)
+        );
+    }
+
+    /// Kills the process with SIGKILL, as a power cut would stop it, and reaps it.
+    pub fn sigkill(&mut self) {
+        send_signal(self.pid(), libc::SIGKILL);
+        self.wait_for_exit(EXIT_TIMEOUT);
+    }
+
+    /// Waits for the process to exit on its own, such as at a crash point.
+    ///
+    /// Panics with the server's stderr if it is still running after `timeout`.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("the server is running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.child = None;
+                    return status;
+                }
+                Ok(None) => {}
+                Err(e) => panic!("waiting for the server process failed: {e}"),
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the server was still running {timeout:?} after it was expected to exit; stderr:\n{}",
+                    tail(&self.stderr(), 40)
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process has exited, reaping it if so.
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => true,
+            Some(child) => match child.try_wait() {
+                Ok(Some(_)) => {
+                    self.child = None;
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => panic!("checking the server process failed: {e}"),
+            },
+        }
+    }
+
+    /// Starts the server again on the same data directory with the same options.
+    pub fn restart(&mut self) {
+        let options = self.options.clone();
+        self.restart_with(options);
+    }
+
+    /// Starts the server again on the same data directory with new options.
+    ///
+    /// Panics if the previous process is still running.
+    pub fn restart_with(&mut self, options: ServerOptions) {
+        assert!(
+            self.has_exited(),
+            "restart requested while the server process {} is still running; stop or kill it first",
+            self.pid()
+        );
+        let (child, base_url) = spawn_server(&options, &self.data_dir, &self.stderr_path);
+        self.options = options;
+        self.api = Api::new(base_url);
+        self.child = Some(child);
+    }
+
+    /// Paths of every regular file under the data directory, recursively.
+    pub fn data_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        collect_files(&self.data_dir, &mut files);
+        files.sort();
+        files
+    }
+
+    /// Paths of the WAL segments (`wal/*.wal`), sorted by name and so by first LSN.
+    pub fn wal_segments(&self) -> Vec<PathBuf> {
+        let wal_dir = self.data_dir.join("wal");
+        let mut segments: Vec<PathBuf> = fs::read_dir(&wal_dir)
+            .unwrap_or_else(|e| panic!("listing {}: {e}", wal_dir.display()))
+            .map(|entry| entry.expect("reading a WAL directory entry").path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
+            .collect();
+        segments.sort();
+        segments
+    }
+
+    /// Bytes of WAL records on disk: the segment sizes minus their headers.
+    pub fn wal_record_bytes(&self) -> u64 {
+        self.wal_segments()
+            .iter()
+            .map(|path| {
+                let size = fs::metadata(path)
+                    .unwrap_or_else(|e| panic!("reading the size of {}: {e}", path.display()))
+                    .len();
+                size.saturating_sub(WAL_HEADER_BYTES)
+            })
+            .sum()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!(
+                "--- end of the apitrail server's stderr ({}) ---\n{}",
+                self.stderr_path.display(),
+                tail(&self.stderr(), 60)
+            );
+        }
+    }
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.expect("reading a directory entry").path();
+        if path.is_dir() {
+            collect_files(&path, files);
+        } else if path.is_file() {
+            files.push(path);
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Spawns `apitrail serve` and returns the child and its base URL.
+fn spawn_server(options: &ServerOptions, data_dir: &Path, stderr_path: &Path) -> (Child, String) {
+    let stderr = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(stderr_path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", stderr_path.display()));
+    let mut command = Command::new(binary_path());
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--http-addr", "127.0.0.1:0"]);
+    if let Some(age) = options.flush_max_age_secs {
+        command.args(["--flush-max-age-secs", &age.to_string()]);
+    }
+    if let Some(rows) = options.flush_max_rows {
+        command.args(["--flush-max-rows", &rows.to_string()]);
+    }
+    if let Some(limit) = options.max_body_bytes {
+        command.args(["--max-body-bytes", &limit.to_string()]);
+    }
+    command.args(&options.extra_args);
+    for name in APITRAIL_ENV {
+        command.env_remove(name);
+    }
+    if let Some(failpoint) = &options.failpoint {
+        command.env("APITRAIL_FAILPOINT", failpoint);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {} failed: {e}", binary_path().display()));
+
+    // A thread reads stdout to its end, so the server never writes to a closed pipe.
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = sender.send(line);
+        }
+    });
+
+    let read_stderr = || tail(&fs::read_to_string(stderr_path).unwrap_or_default(), 40);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(remaining.max(Duration::from_millis(1))) {
+            Ok(line) => {
+                if let Some(url) = line.strip_prefix(LISTENING_PREFIX) {
+                    return (child, url.trim().to_string());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                panic!(
+                    "the server exited ({status}) before printing its listening line; stderr:\n{}",
+                    read_stderr()
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server did not print `{LISTENING_PREFIX}...` within {START_TIMEOUT:?}; stderr:\n{}",
+                    read_stderr()
+                );
+            }
+        }
+    }
+}
+
+/// Sends `signal` to the process `pid`.
+#[expect(unsafe_code, reason = "libc::kill is the only way to send SIGTERM from std")]
+fn send_signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("process ids fit in pid_t");
+    // SAFETY: kill(2) takes plain integers and touches no memory of this process.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        result,
+        0,
+        "kill({pid}, {signal}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Runs the `apitrail` binary with `args`, with no `APITRAIL_*` variables set.
+///
+/// Panics if it runs longer than a minute.
+pub fn run_cli<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut command = Command::new(binary_path());
+    command.args(args);
+    for name in APITRAIL_ENV {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {} failed: {e}", binary_path().display()));
+    let stdout = read_in_thread(child.stdout.take().expect("stdout is piped"));
+    let stderr = read_in_thread(child.stderr.take().expect("stderr is piped"));
+
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the command") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the apitrail command ran longer than {REQUEST_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("the stdout reader does not panic"),
+        stderr: stderr.join().expect("the stderr reader does not panic"),
+    }
+}
+
+fn read_in_thread(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// Describes how a process ended, such as `signal 6` for an abort.
+pub fn describe_exit(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Reads a whole file, with the path in the panic message when that fails.
+pub fn read_file(path: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    bytes
+}

@@ -22,7 +22,7 @@
 //! attribute. `status` is `elb_status_code`, `upstream_status` is
 //! `target_status_code` and `upstream` is `target:port`. `duration_ms` is the sum
 //! of the three processing times, and unknown when any of them is `-1`,
-//! which the load balancer writes when it answered without a target.
+//! which the load balancer writes when it responded without a target.
 //! Scheme, host, path and query come from the absolute URI of the request line.
 //! Every other field goes to an attribute named after it, and `-` values are left out.
 //!
@@ -107,7 +107,7 @@ pub(crate) fn parse_record(line: &str) -> LineOutcome {
     }
 }
 
-/// Whether the line is an NLB TLS access record: `tls`, a log version, then an ISO 8601 time.
+/// Returns whether the line is an NLB TLS access record: `tls`, a log version, then an ISO 8601 time.
 fn is_nlb_tls_record(line: &str) -> bool {
     let mut fields = Fields::new(line);
     fields.next().is_some_and(|field| field.text == "tls")
@@ -117,7 +117,7 @@ fn is_nlb_tls_record(line: &str) -> bool {
             .is_some_and(|field| parse_iso8601(field.text).is_some())
 }
 
-/// Whether the line is an ALB connection-log record: an ISO 8601 time, the client IP and port.
+/// Returns whether the line is an ALB connection-log record: an ISO 8601 time, the client IP and port.
 fn is_connection_log_record(line: &str) -> bool {
     let mut fields = Fields::new(line);
     fields
@@ -231,10 +231,10 @@ fn push_attribute(event: &mut Event, name: &str, value: &str) {
     }
 }
 
-/// Reject reason for a field whose value is not a valid `what`, naming the field by number and name.
-fn invalid_field(what: &str, fields: &[Field<'_>], index: usize) -> String {
+/// Reject reason for a field whose value is not a valid `value_kind`, naming the field by number and name.
+fn invalid_field(value_kind: &str, fields: &[Field<'_>], index: usize) -> String {
     format!(
-        "invalid {what} {} in field {} ({})",
+        "invalid {value_kind} {} in field {} ({})",
         quote_excerpt(fields[index].text),
         index + 1,
         REQUIRED_FIELDS[index]

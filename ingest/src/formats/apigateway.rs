@@ -24,7 +24,7 @@
 //!
 //! `time` is when API Gateway received the request (the START).
 //! `requestTimeEpoch` is in seconds for HTTP APIs and in milliseconds for REST
-//! APIs, told apart by magnitude. `requestTime` is `10/Jun/2023:15:36:28 +0000`.
+//! APIs, distinguished by magnitude. `requestTime` is `10/Jun/2023:15:36:28 +0000`.
 //! `resourcePath`, `routeKey`, `eventType`, `connectionId` and
 //! `integrationLatency` go to attributes `resource_path`, `route_key`,
 //! `event_type`, `connection_id` and `integration_latency`. Every other key
@@ -84,7 +84,7 @@ fn build_event(line: &str) -> Result<Event, String> {
     record.finish()
 }
 
-/// Whether a flattened key is one of the `$context` variables that mark an API Gateway record.
+/// Returns whether a flattened key is one of the `$context` variables that mark an API Gateway record.
 fn is_api_gateway_key(key: &str) -> bool {
     const KEYS: [&str; 19] = [
         "requestId",
@@ -301,7 +301,7 @@ impl Json<'_> {
         }
     }
 
-    /// The value as attribute text: strings as they are, other values as JSON, and null as `None`.
+    /// Returns the value as attribute text: strings as they are, other values as JSON, and null as `None`.
     fn as_text(&self) -> Option<Cow<'_, str>> {
         match self {
             Json::Null => None,

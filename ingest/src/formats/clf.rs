@@ -60,7 +60,7 @@ fn build_event(line: &str, fields: &[Field<'_>]) -> Result<Event, String> {
     Ok(event)
 }
 
-/// Finds the `[time]` field: the first bracketed field that holds a CLF time.
+/// Finds the `[time]` field: the first bracketed field that contains a CLF time.
 fn find_time(fields: &[Field<'_>]) -> Result<(usize, i64), String> {
     let mut first_bracketed = None;
     for (index, field) in fields.iter().enumerate() {
@@ -254,9 +254,9 @@ fn parse_number(text: &str) -> Result<Option<i64>, ()> {
     text.parse().map(Some).map_err(|_| ())
 }
 
-fn invalid_field(what: &str, field: &Field<'_>, index: usize) -> String {
+fn invalid_field(value_kind: &str, field: &Field<'_>, index: usize) -> String {
     format!(
-        "invalid {what} {} in field {}",
+        "invalid {value_kind} {} in field {}",
         quote_excerpt(field.text),
         index + 1
     )

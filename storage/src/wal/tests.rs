@@ -850,3 +850,33 @@ async fn invalid_config_is_rejected() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_skips_covered_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_dir = dir.path().join("wal");
+    {
+        let (wal, _, _) = Wal::open(WalConfig::new(&wal_dir)).unwrap();
+        for _ in 0..3 {
+            wal.append(Bytes::from_static(b"covered")).await.unwrap();
+        }
+        wal.rotate().await.unwrap();
+        wal.close().await.unwrap();
+    }
+
+    let config = WalConfig {
+        min_next_lsn: 100,
+        ..WalConfig::new(&wal_dir)
+    };
+    let (wal, records, _) = Wal::open(config).unwrap();
+    assert_eq!(records.len(), 3, "replay still returns the records on disk");
+    assert_eq!(wal.last_lsn(), 99, "numbering resumes below the floor");
+    let lsn = wal.append(Bytes::from_static(b"new")).await.unwrap();
+    assert_eq!(lsn, 100, "the first new record gets the floor");
+    wal.close().await.unwrap();
+
+    let (_wal, records, report) = Wal::open(WalConfig::new(&wal_dir)).unwrap();
+    let lsns: Vec<u64> = records.iter().map(|r| r.lsn).collect();
+    assert_eq!(lsns, vec![100], "covered segments were removed, the new record kept");
+    assert_eq!(report.corrupt_tails, 0, "the jump in numbering is not damage");
+}

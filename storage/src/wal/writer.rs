@@ -160,17 +160,36 @@ impl Writer {
             })
             .collect();
 
+        let next_lsn = replay.next_lsn.max(config.min_next_lsn);
+        if next_lsn > replay.next_lsn {
+            // Every record on disk is below the floor, so it is covered and a
+            // gap in numbering would otherwise look like a lost segment.
+            for segment in closed.drain(..) {
+                std::fs::remove_file(&segment.path).map_err(|error| WalError::Io {
+                    action: "removing covered segment",
+                    path: segment.path.clone(),
+                    error,
+                })?;
+            }
+            replay::sync_dir(&config.dir)?;
+            info!(
+                dir = %config.dir.display(),
+                from_lsn = replay.next_lsn,
+                to_lsn = next_lsn,
+                "WAL numbering resumes above the table's committed LSN"
+            );
+        }
         let reusable = replay
             .segments
             .last()
-            .filter(|segment| segment.records == 0);
+            .filter(|segment| segment.records == 0 && next_lsn == replay.next_lsn);
         let active = match reusable {
             Some(segment) => {
                 closed.pop_back();
                 reopen_segment(&segment.path, segment.first_lsn, segment.len)?
             }
             None => {
-                let segment = create_segment(&config.dir, replay.next_lsn, config.sync_mode)
+                let segment = create_segment(&config.dir, next_lsn, config.sync_mode)
                     .map_err(Failure::into_open_error)?;
                 shared.sync_count.fetch_add(1, Ordering::AcqRel);
                 metrics::counter!("apitrail_wal_fsyncs_total").increment(1);
@@ -186,7 +205,7 @@ impl Writer {
             sync_mode: config.sync_mode,
             active,
             closed,
-            next_lsn: replay.next_lsn,
+            next_lsn,
             buffer: Vec::new(),
             failure: None,
             shared,
