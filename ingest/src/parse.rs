@@ -18,7 +18,7 @@ use crate::report::{IngestReport, RejectedLine};
 use crate::template::template_path;
 use crate::text::{decode_line, percent_decode_path};
 
-/// What a format parser made of one line.
+/// Result of a format parser for one line.
 #[derive(Debug)]
 pub enum LineOutcome {
     /// A request, with `path` and `query` exactly as logged (query without `?`).

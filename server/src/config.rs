@@ -67,7 +67,7 @@ impl ServerConfig {
             .with_context(|| format!("invalid configuration file {}", path.display()))
     }
 
-    /// The storage settings this configuration implies.
+    /// Derives the storage settings from this configuration.
     pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
         let mut config = StoreConfig::for_data_dir(self.data_dir.clone())?;
         if let Some(store) = &self.store {

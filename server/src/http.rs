@@ -23,7 +23,7 @@ use tower_http::decompression::RequestDecompressionLayer;
 use crate::ingest::{IngestError, IngestOptions, Sink, ingest_reader};
 use crate::output::{OutputFormat, ResultEncoder};
 
-/// What every handler shares.
+/// State shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
@@ -178,7 +178,7 @@ async fn ingest(
             (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
         }
     };
-    // Lines before the failure are durable; the body says how many.
+    // Lines before the failure are durable, and the report in the body counts them.
     let mut body = serde_json::to_value(&report).expect("reports serialise");
     body["error"] = json!(message);
     Ok((status, Json(body)).into_response())
@@ -244,7 +244,7 @@ async fn query(
 /// Streams an encoded result, one batch at a time, until the deadline.
 ///
 /// NOTE: an error after the first bytes were sent cannot change the status
-/// any more; the body is cut off instead, so the client sees an incomplete
+/// any more. The body is cut off instead, so the client gets an incomplete
 /// document and a broken chunked transfer.
 fn result_body(
     stream: datafusion::execution::SendableRecordBatchStream,

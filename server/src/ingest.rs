@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 /// Size of the line chunks the input is cut into, in bytes.
 pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
-/// Why an ingest could not complete.
+/// Errors that stop an ingest before the end of its input.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The input's format was not given and could not be recognised.
@@ -36,12 +36,12 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
-    /// Storage failed; lines before the failure may be stored, as the report says.
+    /// Storage failed. Lines before the failure may be stored, as the report counts them.
     #[error("storing events failed: {0}")]
     Storage(#[from] StorageError),
 }
 
-/// Where parsed events go.
+/// Destination of parsed events.
 pub enum Sink<'a> {
     /// The server's store: WAL, then write buffer.
     Store(&'a Store),

@@ -5,7 +5,7 @@
 //!   data directory ([`cli::import`]).
 //! - `apitrail query`: runs SQL and prints a table ([`cli::query`]).
 //!
-//! [`config`] holds the settings, [`ingest`] the pipeline shared by HTTP and
+//! [`config`] contains the settings, [`ingest`] the pipeline shared by HTTP and
 //! import, [`http`] the routes and [`output`] the result encodings.
 
 #![expect(
@@ -41,7 +41,7 @@ enum Command {
     Query(cli::query::QueryArgs),
 }
 
-/// Where a command-line tool sends its work.
+/// Destination of a command-line tool's work: a server or a data directory.
 #[derive(Debug, Clone, clap::Args)]
 struct Target {
     /// URL of a running apitrail server.

@@ -39,7 +39,7 @@ pub enum StorageError {
     #[error("invalid configuration: {0}")]
     Config(String),
 
-    /// Another process holds the data directory.
+    /// Another process has locked the data directory.
     #[error(
         "data directory {path} is in use by another apitrail process (lock file {lock}); stop it or use --server to go through it"
     )]

@@ -80,7 +80,7 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| StorageError::io("resolving path", path, e))
 }
 
-/// What queries read: a table version plus the buffered batches above it.
+/// Data that one query reads: a table version plus the buffered batches above it.
 #[derive(Debug, Clone)]
 pub struct StoreSnapshot {
     /// The table at a committed version, `None` when a read-only open found no table.
@@ -373,7 +373,7 @@ impl Store {
         state.table.clone().ok_or(StorageError::ShuttingDown)
     }
 
-    /// Whether a commit with this import id exists.
+    /// Checks whether a commit with this import id exists.
     pub async fn is_imported(&self, import_id: &str) -> Result<bool> {
         let table = {
             let state = self.state.read().expect("store state lock poisoned");
@@ -404,7 +404,7 @@ fn replay(records: Vec<WalRecord>, committed_lsn: Lsn) -> Result<WriteBuffer> {
     Ok(buffer)
 }
 
-/// The id of this data directory's writer, created on first start.
+/// Reads this data directory's writer id, creating it on first start.
 ///
 /// It names the WAL's application transaction in the table, so several
 /// writers with their own data directories can share one table.

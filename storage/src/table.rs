@@ -273,7 +273,7 @@ fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowE
     take_record_batch(batch, &indices)
 }
 
-/// The URL without credentials or query, for logs and error messages.
+/// Removes credentials and the query from a URL, for logs and error messages.
 pub fn redact_url(url: &Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_password(None);

@@ -3,9 +3,9 @@
 //! Through a server, each file is streamed as one ingest request, so the
 //! server's WAL makes it durable and line numbers in errors are file lines.
 //! Straight into a data directory (no server may run on it), the file itself
-//! is the redo log: its events are written as Parquet and committed in one
-//! table version tagged with the file's SHA-256, so a crash mid-import leaves
-//! nothing half-visible and a second import of the same file adds nothing.
+//! is the redo log. Its events are written as Parquet and committed in one
+//! table version tagged with the file's SHA-256. A crash mid-import leaves
+//! nothing half-visible, and a second import of the same file adds nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,7 +39,7 @@ pub struct ImportArgs {
     files: Vec<PathBuf>,
 }
 
-/// How one file went.
+/// Outcome of importing one file.
 enum FileResult {
     Imported(IngestReport),
     AlreadyImported,
