@@ -4,8 +4,7 @@
 //! with `{` to the API Gateway parser only, any other line to the ALB and CLF
 //! parsers. A line votes for a format whose parser accepts or skips it. The
 //! format with the most votes wins if more than half of the lines voted for
-//! it. Because every parser checks a timestamp in a fixed position, a line
-//! almost never passes two of them.
+//! it. A line that the ALB parser accepts or skips is not tried as CLF.
 
 use crate::format::Format;
 use crate::formats::{alb, apigateway, clf};

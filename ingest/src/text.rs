@@ -440,7 +440,7 @@ pub(crate) fn set_client_endpoint(event: &mut Event, endpoint: &str) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RequestLine<'a> {
     pub method: &'a str,
-    /// Request target with log escapes still in place; it may contain spaces.
+    /// Request target with log escapes still in place. It may contain spaces.
     pub target: &'a str,
     pub version: Option<&'a str>,
 }
@@ -573,7 +573,8 @@ fn is_scheme(text: &str) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// Splits `[userinfo@]host[:port]` into the host and port; `None` if the host is empty or the port invalid.
+/// Splits `[userinfo@]host[:port]` into the host and port, or returns `None`
+/// if the host is empty or the port invalid.
 fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
     let host_port = authority
         .rsplit_once('@')

@@ -84,6 +84,7 @@ const TARGET_STATUS_CODE: usize = 9;
 const RECEIVED_BYTES: usize = 10;
 const SENT_BYTES: usize = 11;
 const REQUEST: usize = 12;
+const USER_AGENT: usize = 13;
 const PROCESSING_TIMES: [usize; 3] = [5, 6, 7];
 
 /// Parses one line of an ALB access log.
@@ -100,7 +101,8 @@ pub(crate) fn parse_record(line: &str) -> LineOutcome {
     if is_connection_log_record(line) {
         return LineOutcome::Skipped("alb_connection_log_record");
     }
-    let fields: Vec<Field<'_>> = Fields::new(line).collect();
+    let mut fields = Vec::with_capacity(REQUIRED_FIELDS.len() + OPTIONAL_FIELDS.len());
+    fields.extend(Fields::new(line));
     match build_event(&fields) {
         Ok(event) => LineOutcome::Event(Box::new(event)),
         Err(reason) => LineOutcome::Rejected(reason),
@@ -160,7 +162,7 @@ fn build_event(fields: &[Field<'_>]) -> Result<Event, String> {
     event.request_bytes = parse_byte_count(fields, RECEIVED_BYTES)?;
     event.response_bytes = parse_byte_count(fields, SENT_BYTES)?;
     set_request(&mut event, fields[REQUEST].text);
-    event.user_agent = dash_as_none(&unescape_text(fields[13].text)).map(str::to_string);
+    event.user_agent = dash_as_none(&unescape_text(fields[USER_AGENT].text)).map(str::to_string);
     set_optional_fields(&mut event, &fields[REQUIRED_FIELDS.len()..]);
     Ok(event)
 }
@@ -183,7 +185,7 @@ fn set_processing_times(event: &mut Event, fields: &[Field<'_>]) -> Result<(), S
     Ok(())
 }
 
-/// Parses a status code; `-` and the `-1` of a request that never reached a target are unknown.
+/// Parses a status code. `-`, and the `-1` of a request that never reached a target, are unknown.
 fn parse_status(fields: &[Field<'_>], index: usize) -> Result<Option<i32>, String> {
     match fields[index].text {
         "-" | "-1" => Ok(None),

@@ -184,7 +184,7 @@ impl Record {
         } = self;
         event.time = time_epoch
             .or(time_text)
-            .ok_or("missing the request time: the record has no requestTime or requestTimeEpoch")?;
+            .ok_or("missing the request time: add $context.requestTime or $context.requestTimeEpoch to the access log format")?;
         event.source = Format::AwsApiGateway.name().to_string();
         if event.request_id.is_none() {
             event.request_id = extended_request_id;
@@ -636,11 +636,11 @@ mod tests {
     fn rejects_missing_time() {
         assert_eq!(
             rejection(r#"{"requestId":"r1","status":"200"}"#),
-            "missing the request time: the record has no requestTime or requestTimeEpoch"
+            "missing the request time: add $context.requestTime or $context.requestTimeEpoch to the access log format"
         );
         assert_eq!(
             rejection(r#"{"requestId":"r1","requestTime":"-"}"#),
-            "missing the request time: the record has no requestTime or requestTimeEpoch"
+            "missing the request time: add $context.requestTime or $context.requestTimeEpoch to the access log format"
         );
     }
 

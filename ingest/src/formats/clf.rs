@@ -25,6 +25,9 @@ use crate::text::{
     set_client_address, set_request, split_host_port, unescape_text,
 };
 
+/// Field count of a combined line with a few extra fields, to size the field list once.
+const TYPICAL_FIELD_COUNT: usize = 16;
+
 /// Parses one line of a common or combined access log.
 pub fn parse_line(line: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
     parse_record(line)
@@ -33,7 +36,8 @@ pub fn parse_line(line: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
 /// Parses one line without the per-input settings, as format detection needs.
 pub(crate) fn parse_record(line: &str) -> LineOutcome {
     let line = line.strip_prefix('\u{feff}').unwrap_or(line);
-    let fields: Vec<Field<'_>> = Fields::new(line).collect();
+    let mut fields = Vec::with_capacity(TYPICAL_FIELD_COUNT);
+    fields.extend(Fields::new(line));
     match build_event(line, &fields) {
         Ok(event) => LineOutcome::Event(Box::new(event)),
         Err(reason) => LineOutcome::Rejected(reason),
@@ -133,6 +137,13 @@ fn remote_items<'a>(line: &'a str, fields: &[Field<'a>]) -> Vec<RemoteItem<'a>> 
 /// X-Forwarded-For list when it is quoted, a list or a bare IP address, and
 /// a virtual host otherwise.
 fn set_remote(event: &mut Event, line: &str, fields: &[Field<'_>]) -> Result<(), String> {
+    if let [only] = fields
+        && only.delimiter == Delimiter::Bare
+        && !only.text.contains(',')
+    {
+        set_client_address(event, only.text);
+        return Ok(());
+    }
     let mut items = remote_items(line, fields);
     let Some(remote) = items.pop() else {
         return Err("missing the remote address before the ident field".to_string());
