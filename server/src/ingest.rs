@@ -92,6 +92,9 @@ where
     let mut format = options.format;
     let mut chunker = LineChunker::default();
     let mut buf = vec![0u8; 256 * 1024];
+    // Chunk N is parsed while chunk N-1 is written, so parsing and the WAL's
+    // fsync overlap.
+    let mut pending: Option<(Format, ParsedChunk)> = None;
 
     loop {
         let read = match reader.read(&mut buf).await {
@@ -122,19 +125,29 @@ where
                     }
                 },
             };
-            match store_chunk(chunk_format, chunk, first_line, options, redactor, store, &mut sink).await {
-                Ok(chunk_report) => report.merge(chunk_report),
-                Err(e) => {
-                    return IngestOutcome {
-                        report,
-                        error: Some(e),
-                    };
-                }
+            let parse = parse_blocking(chunk_format, chunk, first_line, options.sensor.clone(), redactor);
+            let write = write_parsed(pending.take(), options, store, &mut sink);
+            let (parsed, written) = tokio::join!(parse, write);
+            if let Err(e) = written.map(|r| report.merge(r)) {
+                return IngestOutcome {
+                    report,
+                    error: Some(e),
+                };
             }
+            pending = Some((chunk_format, parsed));
         }
         if read == 0 {
             break;
         }
+    }
+    if let Err(e) = write_parsed(pending.take(), options, store, &mut sink)
+        .await
+        .map(|r| report.merge(r))
+    {
+        return IngestOutcome {
+            report,
+            error: Some(e),
+        };
     }
     if report.format.is_none() {
         report.format = format.map(|f| f.name().to_string());
@@ -145,16 +158,18 @@ where
     }
 }
 
-async fn store_chunk(
-    format: Format,
-    chunk: Vec<u8>,
-    first_line: u64,
+/// Stores one parsed chunk: rejects to the rejects file, events to the sink.
+///
+/// Returns the chunk's report only once its events are durable in the sink.
+async fn write_parsed(
+    parsed: Option<(Format, ParsedChunk)>,
     options: &IngestOptions,
-    redactor: &Arc<Redactor>,
     store: &Store,
     sink: &mut Sink<'_>,
 ) -> Result<IngestReport, IngestError> {
-    let parsed = parse_blocking(format, chunk, first_line, options.sensor.clone(), redactor).await;
+    let Some((format, parsed)) = parsed else {
+        return Ok(IngestReport::default());
+    };
     let ParsedChunk {
         batch,
         report,

@@ -18,7 +18,7 @@ use apitrail_tests::{
 use serde_json::Value;
 
 const WRITER_THREADS: usize = 8;
-const BODIES_PER_THREAD: usize = 50;
+const BODIES_PER_THREAD: usize = 100;
 const LINES_PER_BODY: usize = 3;
 
 fn marker_path(thread: usize, body: usize, line: usize) -> String {
@@ -130,12 +130,12 @@ fn assert_acknowledged_stored(server: &TestServer, acknowledged: &BTreeSet<Strin
     stored
 }
 
-/// Eight clients ingest while the flusher runs every 0.1 s: every line is
+/// Eight clients ingest while the flusher runs every 0.05 s: every line is
 /// stored once, in the live server and after a clean restart.
 #[test]
 fn concurrent_ingest_exact_once() {
     let mut server = TestServer::start(ServerOptions {
-        flush_max_age_secs: Some(0.1),
+        flush_max_age_secs: Some(0.05),
         ..ServerOptions::default()
     });
     let acknowledged_bodies = Arc::new(AtomicUsize::new(0));
@@ -159,7 +159,7 @@ fn concurrent_ingest_exact_once() {
 #[test]
 fn sigkill_concurrent_ingest() {
     let mut server = TestServer::start(ServerOptions {
-        flush_max_age_secs: Some(0.1),
+        flush_max_age_secs: Some(0.05),
         ..ServerOptions::default()
     });
     let acknowledged_bodies = Arc::new(AtomicUsize::new(0));
