@@ -24,12 +24,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one HTTP request or one command-line run may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Size of a WAL segment header in bytes; a segment of this size holds no records.
+/// Size of a WAL segment header in bytes. A segment of this size contains no records.
 pub const WAL_HEADER_BYTES: u64 = 28;
 /// Prefix of the one line the server prints on stdout when it is ready.
 const LISTENING_PREFIX: &str = "apitrail listening on ";
 
-/// Environment variables that the binary reads; the harness clears them so
+/// Environment variables that the binary reads. The harness clears them so
 /// that a developer's shell cannot change what a test runs.
 const APITRAIL_ENV: &[&str] = &[
     "APITRAIL_CONFIG",
@@ -106,15 +106,21 @@ pub fn non_blank_lines(path: &Path) -> u64 {
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(data).expect("writing to a Vec cannot fail");
-    encoder.finish().expect("finishing a gzip stream in memory cannot fail")
+    encoder
+        .write_all(data)
+        .expect("writing to a Vec cannot fail");
+    encoder
+        .finish()
+        .expect("finishing a gzip stream in memory cannot fail")
 }
 
 /// Builds one combined-format access log line with the given time, path and status.
 ///
 /// `time` is in the CLF form, such as `10/Oct/2023:13:55:36 +0000`.
 pub fn clf_line(time: &str, path: &str, status: u16) -> String {
-    format!("192.0.2.10 - - [{time}] \"GET {path} HTTP/1.1\" {status} 512 \"-\" \"apitrail-tests/1.0\"\n")
+    format!(
+        "192.0.2.10 - - [{time}] \"GET {path} HTTP/1.1\" {status} 512 \"-\" \"apitrail-tests/1.0\"\n"
+    )
 }
 
 /// Polls `check` until it returns `Some`, and panics with `what` after `timeout`.
@@ -124,7 +130,10 @@ pub fn poll_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -132,7 +141,7 @@ pub fn poll_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 /// Settings of one server process.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
-    /// `--flush-max-age-secs`; `None` keeps the server's default of 30 seconds.
+    /// `--flush-max-age-secs`, or the server's default of 30 seconds when `None`.
     pub flush_max_age_secs: Option<f64>,
     /// `--flush-max-rows`.
     pub flush_max_rows: Option<usize>,
@@ -145,7 +154,7 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    /// Options that flush the buffer a fraction of a second after an ingest.
+    /// Returns options that flush the buffer a fraction of a second after an ingest.
     pub fn quick_flush() -> Self {
         ServerOptions {
             flush_max_age_secs: Some(0.2),
@@ -153,7 +162,8 @@ impl ServerOptions {
         }
     }
 
-    /// Options that keep everything in the WAL and buffer until shutdown.
+    /// Returns options that keep events in the WAL and buffer for an hour,
+    /// which in a test means until shutdown.
     pub fn no_flush() -> Self {
         ServerOptions {
             flush_max_age_secs: Some(3600.0),
@@ -203,11 +213,13 @@ impl Api {
             .send()
             .unwrap_or_else(|e| panic!("GET {path} failed: {e}"));
         let status = response.status().as_u16();
-        let text = response.text().unwrap_or_else(|e| panic!("reading the body of GET {path}: {e}"));
+        let text = response
+            .text()
+            .unwrap_or_else(|e| panic!("reading the body of GET {path}: {e}"));
         (status, text)
     }
 
-    /// Posts a log body to the ingest endpoint; `None` lets the server detect the format.
+    /// Posts a log body to the ingest endpoint. With `format` `None`, the server detects the format.
     pub fn ingest(&self, format: Option<&str>, body: impl Into<Vec<u8>>) -> (u16, Value) {
         let params: Vec<(&str, &str)> = format.map(|f| ("format", f)).into_iter().collect();
         self.ingest_request(&params, None, body.into())
@@ -243,12 +255,13 @@ impl Api {
         let response = request.send()?;
         let status = response.status().as_u16();
         let text = response.text()?;
-        let value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("ingest answered {status} with a body that is not JSON ({e}): {text}"));
+        let value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("ingest answered {status} with a body that is not JSON ({e}): {text}")
+        });
         Ok((status, value))
     }
 
-    /// Runs SQL and returns the rows; panics with the server's message on any status but 200.
+    /// Runs SQL and returns the rows, or panics with the server's message on any status but 200.
     pub fn query(&self, sql: &str) -> Vec<Value> {
         let (status, value) = self.query_status(sql);
         assert_eq!(status, 200, "query {sql:?} failed with {status}: {value}");
@@ -289,9 +302,9 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = response
-            .bytes()
-            .unwrap_or_else(|e| panic!("reading the result of {sql:?} (output {output:?}) failed: {e}"));
+        let body = response.bytes().unwrap_or_else(|e| {
+            panic!("reading the result of {sql:?} (output {output:?}) failed: {e}")
+        });
         (status, content_type, body.to_vec())
     }
 
@@ -316,6 +329,21 @@ impl Api {
             let (key, value) = line.split_once(' ')?;
             (key == name).then(|| value.trim().parse().ok()).flatten()
         })
+    }
+
+    /// Waits until a flush has run and the write buffer is empty.
+    ///
+    /// Call it only when no ingest is running, or the buffer may fill again.
+    pub fn wait_for_empty_buffer(&self) {
+        poll_until(
+            Duration::from_secs(30),
+            "the write buffer to be flushed empty",
+            || {
+                let flushes = self.metric("apitrail_flushes_total").unwrap_or(0.0);
+                let buffered = self.metric("apitrail_buffer_rows").unwrap_or(f64::NAN);
+                (flushes >= 1.0 && buffered == 0.0).then_some(())
+            },
+        );
     }
 
     /// Waits until flushes have committed at least `rows` rows to the table.
@@ -366,7 +394,7 @@ impl TestServer {
         }
     }
 
-    /// The HTTP client of the running process.
+    /// Returns the HTTP client of the running process.
     pub fn api(&self) -> &Api {
         &self.api
     }
@@ -375,17 +403,17 @@ impl TestServer {
         self.api.url()
     }
 
-    /// The server's data directory.
+    /// Returns the server's data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
-    /// A scratch directory next to the data directory, removed with the server.
+    /// Returns a scratch directory next to the data directory, removed with the server.
     pub fn scratch_dir(&self) -> &Path {
         self.dir.path()
     }
 
-    /// Everything the server processes of this test wrote to stderr so far.
+    /// Reads everything the server processes of this test wrote to stderr so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
@@ -406,12 +434,12 @@ impl TestServer {
         self.api.count(filter)
     }
 
-    /// The process id of the running server.
+    /// Returns the process id of the running server.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("the server is running").id()
     }
 
-    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    /// Sends SIGTERM, waits for the process to exit and returns its exit status.
     pub fn sigterm_and_wait(&mut self) -> ExitStatus {
         send_signal(self.pid(), libc::SIGTERM);
         self.wait_for_exit(EXIT_TIMEOUT)
@@ -458,7 +486,7 @@ impl TestServer {
         }
     }
 
-    /// Whether the process has exited, reaping it if so.
+    /// Checks whether the process has exited, and reaps it if so.
     pub fn has_exited(&mut self) -> bool {
         match self.child.as_mut() {
             None => true,
@@ -494,7 +522,7 @@ impl TestServer {
         self.child = Some(child);
     }
 
-    /// Paths of every regular file under the data directory, recursively.
+    /// Lists every regular file under the data directory, recursively.
     pub fn data_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
         collect_files(&self.data_dir, &mut files);
@@ -502,7 +530,7 @@ impl TestServer {
         files
     }
 
-    /// Paths of the WAL segments (`wal/*.wal`), sorted by name and so by first LSN.
+    /// Lists the WAL segments (`wal/*.wal`), sorted by name and so by first LSN.
     pub fn wal_segments(&self) -> Vec<PathBuf> {
         let wal_dir = self.data_dir.join("wal");
         let mut segments: Vec<PathBuf> = fs::read_dir(&wal_dir)
@@ -514,7 +542,7 @@ impl TestServer {
         segments
     }
 
-    /// Bytes of WAL records on disk: the segment sizes minus their headers.
+    /// Sums the bytes of WAL records on disk: the segment sizes minus their headers.
     pub fn wal_record_bytes(&self) -> u64 {
         self.wal_segments()
             .iter()
@@ -563,6 +591,21 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Builds `apitrail serve --data-dir DIR --http-addr 127.0.0.1:0` with no
+/// `APITRAIL_*` variables set, for tests that drive the process themselves.
+pub fn serve_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(binary_path());
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--http-addr", "127.0.0.1:0"]);
+    for name in APITRAIL_ENV {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// Spawns `apitrail serve` and returns the child and its base URL.
 fn spawn_server(options: &ServerOptions, data_dir: &Path, stderr_path: &Path) -> (Child, String) {
     let stderr = OpenOptions::new()
@@ -570,12 +613,7 @@ fn spawn_server(options: &ServerOptions, data_dir: &Path, stderr_path: &Path) ->
         .append(true)
         .open(stderr_path)
         .unwrap_or_else(|e| panic!("opening {}: {e}", stderr_path.display()));
-    let mut command = Command::new(binary_path());
-    command
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--http-addr", "127.0.0.1:0"]);
+    let mut command = serve_command(data_dir);
     if let Some(age) = options.flush_max_age_secs {
         command.args(["--flush-max-age-secs", &age.to_string()]);
     }
@@ -586,9 +624,6 @@ fn spawn_server(options: &ServerOptions, data_dir: &Path, stderr_path: &Path) ->
         command.args(["--max-body-bytes", &limit.to_string()]);
     }
     command.args(&options.extra_args);
-    for name in APITRAIL_ENV {
-        command.env_remove(name);
-    }
     if let Some(failpoint) = &options.failpoint {
         command.env("APITRAIL_FAILPOINT", failpoint);
     }
@@ -638,9 +673,12 @@ fn spawn_server(options: &ServerOptions, data_dir: &Path, stderr_path: &Path) ->
     }
 }
 
-/// Sends `signal` to the process `pid`.
-#[expect(unsafe_code, reason = "libc::kill is the only way to send SIGTERM from std")]
-fn send_signal(pid: u32, signal: libc::c_int) {
+/// Sends `signal`, such as `libc::SIGTERM`, to the process `pid`.
+#[expect(
+    unsafe_code,
+    reason = "libc::kill is the only way to send SIGTERM from std"
+)]
+pub fn send_signal(pid: u32, signal: libc::c_int) {
     let pid = libc::pid_t::try_from(pid).expect("process ids fit in pid_t");
     // SAFETY: kill(2) takes plain integers and touches no memory of this process.
     let result = unsafe { libc::kill(pid, signal) };

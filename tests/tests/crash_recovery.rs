@@ -12,25 +12,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use apitrail_tests::{
-    FAILPOINTS, ServerOptions, TestServer, clf_line, describe_exit, poll_until,
-};
+use apitrail_tests::{FAILPOINTS, ServerOptions, TestServer, clf_line, describe_exit, poll_until};
 use serde_json::Value;
 
 const WRITER_THREADS: usize = 8;
 const BODIES_PER_THREAD: usize = 100;
 const LINES_PER_BODY: usize = 3;
 
-fn marker_path(thread: usize, body: usize, line: usize) -> String {
-    format!("/k/{thread}/{body}/{line}")
+/// Path of one marker line: `/k/<round>/<thread>/<body>/<line>`.
+fn marker_path(round: usize, thread: usize, body: usize, line: usize) -> String {
+    format!("/k/{round}/{thread}/{body}/{line}")
 }
 
-fn marker_body(thread: usize, body: usize) -> String {
+fn marker_body(round: usize, thread: usize, body: usize) -> String {
     (0..LINES_PER_BODY)
         .map(|line| {
             let second = (body * LINES_PER_BODY + line) % 60;
-            let time = format!("10/Oct/2023:14:{:02}:{second:02} +0000", thread);
-            clf_line(&time, &marker_path(thread, body, line), 200)
+            let time = format!("1{round}/Oct/2023:14:{thread:02}:{second:02} +0000");
+            clf_line(&time, &marker_path(round, thread, body, line), 200)
         })
         .collect()
 }
@@ -58,16 +57,25 @@ fn stored_paths(server: &TestServer) -> Vec<String> {
 }
 
 fn duplicate_paths(server: &TestServer) -> Vec<Value> {
-    server.query("SELECT path, count(*) AS n FROM events GROUP BY path HAVING count(*) > 1 ORDER BY path")
+    server.query(
+        "SELECT path, count(*) AS n FROM events GROUP BY path HAVING count(*) > 1 ORDER BY path",
+    )
 }
 
 fn assert_no_duplicates(server: &TestServer, when: &str) {
     let duplicates = duplicate_paths(server);
-    assert!(duplicates.is_empty(), "{when}: rows stored more than once: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "{when}: rows stored more than once: {duplicates:?}"
+    );
 }
 
-/// Starts the writer threads; each returns the numbers of its acknowledged bodies.
-fn spawn_writers(server: &TestServer, acknowledged_bodies: &Arc<AtomicUsize>) -> Vec<thread::JoinHandle<Vec<usize>>> {
+/// Starts the writer threads. Each returns the numbers of its acknowledged bodies.
+fn spawn_writers(
+    server: &TestServer,
+    round: usize,
+    acknowledged_bodies: &Arc<AtomicUsize>,
+) -> Vec<thread::JoinHandle<Vec<usize>>> {
     (0..WRITER_THREADS)
         .map(|thread| {
             let api = server.api().clone();
@@ -78,20 +86,17 @@ fn spawn_writers(server: &TestServer, acknowledged_bodies: &Arc<AtomicUsize>) ->
                     let request = api.try_ingest_request(
                         &[("format", "clf")],
                         None,
-                        marker_body(thread, body).into_bytes(),
+                        marker_body(round, thread, body).into_bytes(),
                     );
-                    match request {
-                        Ok((200, report)) => {
-                            assert_eq!(
-                                report["accepted"], LINES_PER_BODY,
-                                "body {thread}/{body} was not fully accepted: {report}"
-                            );
-                            acknowledged.push(body);
-                            counter.fetch_add(1, Ordering::SeqCst);
-                        }
-                        // A refused or cut-off request after a kill, or a
-                        // non-200 status: the lines are not acknowledged.
-                        Ok(_) | Err(_) => {}
+                    // A refused or cut-off request after a kill, or a
+                    // non-200 status, leaves the lines unacknowledged.
+                    if let Ok((200, report)) = request {
+                        assert_eq!(
+                            report["accepted"], LINES_PER_BODY,
+                            "body {round}/{thread}/{body} was not fully accepted: {report}"
+                        );
+                        acknowledged.push(body);
+                        counter.fetch_add(1, Ordering::SeqCst);
                     }
                 }
                 acknowledged
@@ -101,13 +106,16 @@ fn spawn_writers(server: &TestServer, acknowledged_bodies: &Arc<AtomicUsize>) ->
 }
 
 /// Joins the writer threads and returns the paths of every acknowledged line.
-fn acknowledged_paths(writers: Vec<thread::JoinHandle<Vec<usize>>>) -> BTreeSet<String> {
+fn acknowledged_paths(
+    round: usize,
+    writers: Vec<thread::JoinHandle<Vec<usize>>>,
+) -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
     for (thread, writer) in writers.into_iter().enumerate() {
         let bodies = writer.join().expect("a writer thread panicked");
         for body in bodies {
             for line in 0..LINES_PER_BODY {
-                paths.insert(marker_path(thread, body, line));
+                paths.insert(marker_path(round, thread, body, line));
             }
         }
     }
@@ -115,8 +123,11 @@ fn acknowledged_paths(writers: Vec<thread::JoinHandle<Vec<usize>>>) -> BTreeSet<
 }
 
 /// Checks that every acknowledged path is stored and that nothing else is.
-fn assert_acknowledged_stored(server: &TestServer, acknowledged: &BTreeSet<String>, when: &str) -> BTreeSet<String> {
-    assert_no_duplicates(server, when);
+fn assert_acknowledged_stored(
+    server: &TestServer,
+    acknowledged: &BTreeSet<String>,
+    when: &str,
+) -> BTreeSet<String> {
     let stored: BTreeSet<String> = stored_paths(server).into_iter().collect();
     let lost: Vec<&String> = acknowledged.difference(&stored).collect();
     assert!(
@@ -125,8 +136,15 @@ fn assert_acknowledged_stored(server: &TestServer, acknowledged: &BTreeSet<Strin
         lost.len(),
         &lost[..lost.len().min(10)]
     );
-    let unknown: Vec<&String> = stored.iter().filter(|path| !path.starts_with("/k/")).collect();
-    assert!(unknown.is_empty(), "{when}: rows that no client sent: {unknown:?}");
+    assert_no_duplicates(server, when);
+    let unknown: Vec<&String> = stored
+        .iter()
+        .filter(|path| !path.starts_with("/k/"))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "{when}: rows that no client sent: {unknown:?}"
+    );
     stored
 }
 
@@ -139,62 +157,101 @@ fn concurrent_ingest_exact_once() {
         ..ServerOptions::default()
     });
     let acknowledged_bodies = Arc::new(AtomicUsize::new(0));
-    let writers = spawn_writers(&server, &acknowledged_bodies);
-    let acknowledged = acknowledged_paths(writers);
+    let writers = spawn_writers(&server, 0, &acknowledged_bodies);
+    let acknowledged = acknowledged_paths(0, writers);
     let total_lines = WRITER_THREADS * BODIES_PER_THREAD * LINES_PER_BODY;
-    assert_eq!(acknowledged.len(), total_lines, "every body must be acknowledged when nothing crashes");
+    assert_eq!(
+        acknowledged.len(),
+        total_lines,
+        "every body must be acknowledged when nothing crashes"
+    );
 
-    server.api().wait_for_flushed_rows(total_lines as u64);
-    assert_acknowledged_stored(&server, &acknowledged, "in the live server after the flushes");
-    assert_eq!(server.count(""), total_lines as i64, "row count in the live server");
+    server.api().wait_for_empty_buffer();
+    assert_acknowledged_stored(
+        &server,
+        &acknowledged,
+        "in the live server after the flushes",
+    );
+    assert_eq!(
+        server.count(""),
+        total_lines as i64,
+        "row count in the live server"
+    );
 
     server.stop();
     server.restart();
     assert_acknowledged_stored(&server, &acknowledged, "after a clean restart");
-    assert_eq!(server.count(""), total_lines as i64, "row count after a clean restart");
+    assert_eq!(
+        server.count(""),
+        total_lines as i64,
+        "row count after a clean restart"
+    );
 }
 
-/// SIGKILL while eight clients ingest and the flusher runs: after a restart,
-/// every acknowledged line is present once and nothing else appears.
+/// SIGKILL while eight clients ingest and the flusher runs, three times at
+/// different points: after each restart, every line acknowledged so far is
+/// present once and nothing else appears.
 #[test]
 fn sigkill_concurrent_ingest() {
     let mut server = TestServer::start(ServerOptions {
         flush_max_age_secs: Some(0.05),
         ..ServerOptions::default()
     });
-    let acknowledged_bodies = Arc::new(AtomicUsize::new(0));
-    let writers = spawn_writers(&server, &acknowledged_bodies);
-
     let total_bodies = WRITER_THREADS * BODIES_PER_THREAD;
-    poll_until(Duration::from_secs(60), "a third of the bodies to be acknowledged", || {
-        (acknowledged_bodies.load(Ordering::SeqCst) >= total_bodies / 3).then_some(())
-    });
-    server.sigkill();
-    let acknowledged = acknowledged_paths(writers);
-    assert!(
-        acknowledged.len() >= total_bodies / 3 * LINES_PER_BODY,
-        "only {} lines were acknowledged before the kill",
-        acknowledged.len()
-    );
+    let mut acknowledged = BTreeSet::new();
 
-    server.restart();
-    let stored = assert_acknowledged_stored(&server, &acknowledged, "after the SIGKILL restart");
+    for round in 1..=3 {
+        let acknowledged_bodies = Arc::new(AtomicUsize::new(0));
+        let writers = spawn_writers(&server, round, &acknowledged_bodies);
+        let kill_after = total_bodies * round / 4;
+        poll_until(
+            Duration::from_secs(60),
+            &format!("{kill_after} bodies of round {round} to be acknowledged"),
+            || (acknowledged_bodies.load(Ordering::SeqCst) >= kill_after).then_some(()),
+        );
+        server.sigkill();
+        let round_paths = acknowledged_paths(round, writers);
+        assert!(
+            round_paths.len() >= kill_after * LINES_PER_BODY,
+            "round {round}: only {} lines were acknowledged before the kill",
+            round_paths.len()
+        );
+        acknowledged.extend(round_paths);
+
+        server.restart();
+        assert_acknowledged_stored(
+            &server,
+            &acknowledged,
+            &format!("after the SIGKILL of round {round}"),
+        );
+    }
 
     // A clean stop and start must neither lose nor repeat the recovered rows.
+    let recovered = server.count("");
     server.stop();
     server.restart();
-    assert_eq!(server.count(""), stored.len() as i64, "row count after a clean restart of the recovered store");
-    assert_no_duplicates(&server, "after the clean restart");
+    assert_eq!(
+        server.count(""),
+        recovered,
+        "row count after a clean restart of the recovered store"
+    );
+    assert_acknowledged_stored(&server, &acknowledged, "after the clean restart");
 }
 
 /// Crashes at `failpoint` during the first flush, then checks recovery and a clean restart.
 fn check_failpoint(failpoint: &str) {
-    assert!(FAILPOINTS.contains(&failpoint), "unknown crash point {failpoint}");
+    assert!(
+        FAILPOINTS.contains(&failpoint),
+        "unknown crash point {failpoint}"
+    );
     const ROWS: i64 = 25;
     let mut server = TestServer::start(ServerOptions::quick_flush().with_failpoint(failpoint));
     let (status, report) = server.ingest(Some("clf"), numbered_lines("fp", ROWS as usize));
     assert_eq!(status, 200, "ingest before the crash failed: {report}");
-    assert_eq!(report["accepted"], ROWS, "report: {report}");
+    assert_eq!(
+        report["accepted"], ROWS,
+        "accepted lines before the crash: {report}"
+    );
 
     let exit = server.wait_for_exit(Duration::from_secs(30));
     assert_eq!(
@@ -210,20 +267,41 @@ fn check_failpoint(failpoint: &str) {
     );
 
     server.restart_with(ServerOptions::quick_flush());
-    assert_eq!(server.count(""), ROWS, "row count after the crash at {failpoint}");
+    assert_eq!(
+        server.count(""),
+        ROWS,
+        "row count after the crash at {failpoint}"
+    );
     assert_no_duplicates(&server, &format!("after the crash at {failpoint}"));
 
     server.stop();
     let wal_bytes = server.wal_record_bytes();
-    assert_eq!(wal_bytes, 0, "after a clean stop following {failpoint}, the WAL still holds {wal_bytes} bytes of records");
+    assert_eq!(
+        wal_bytes, 0,
+        "after a clean stop following {failpoint}, the WAL still contains {wal_bytes} bytes of records"
+    );
     server.restart();
-    assert_eq!(server.count(""), ROWS, "row count after the clean restart following {failpoint}");
-    assert_no_duplicates(&server, &format!("after the clean restart following {failpoint}"));
+    assert_eq!(
+        server.count(""),
+        ROWS,
+        "row count after the clean restart following {failpoint}"
+    );
+    assert_no_duplicates(
+        &server,
+        &format!("after the clean restart following {failpoint}"),
+    );
 
     // The recovered store keeps taking writes.
     let (status, report) = server.ingest(Some("clf"), numbered_lines("after", 5));
-    assert_eq!(status, 200, "ingest after recovery from {failpoint} failed: {report}");
-    assert_eq!(server.count(""), ROWS + 5, "row count after a new ingest following {failpoint}");
+    assert_eq!(
+        status, 200,
+        "ingest after recovery from {failpoint} failed: {report}"
+    );
+    assert_eq!(
+        server.count(""),
+        ROWS + 5,
+        "row count after a new ingest following {failpoint}"
+    );
 }
 
 #[test]
@@ -257,7 +335,9 @@ fn torn_wal_tail() {
     server.sigkill();
 
     let segments = server.wal_segments();
-    let last = segments.last().unwrap_or_else(|| panic!("no WAL segment in {}", server.data_dir().display()));
+    let last = segments
+        .last()
+        .unwrap_or_else(|| panic!("no WAL segment in {}", server.data_dir().display()));
     let mut bytes = std::fs::read(last).expect("reading the last WAL segment");
     let original_len = bytes.len();
     bytes.extend_from_slice(&[0x5a; 13]);
@@ -265,16 +345,27 @@ fn torn_wal_tail() {
     std::fs::write(last, &bytes).expect("appending garbage to the last WAL segment");
 
     server.restart();
-    assert_eq!(server.count(""), ROWS, "acknowledged rows after the torn tail");
+    assert_eq!(
+        server.count(""),
+        ROWS,
+        "acknowledged rows after the torn tail"
+    );
     assert_no_duplicates(&server, "after the torn tail");
 
     let corrupt_dir = server.data_dir().join("wal").join("corrupt");
     let set_aside: Vec<_> = std::fs::read_dir(&corrupt_dir)
-        .unwrap_or_else(|e| panic!("the torn tail must be set aside in {}: {e}", corrupt_dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "the torn tail must be set aside in {}: {e}",
+                corrupt_dir.display()
+            )
+        })
         .map(|entry| entry.expect("reading wal/corrupt").path())
         .collect();
     assert!(!set_aside.is_empty(), "{} is empty", corrupt_dir.display());
-    let truncated_len = std::fs::metadata(last).map(|m| m.len() as usize).unwrap_or(0);
+    let truncated_len = std::fs::metadata(last)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
     assert!(
         truncated_len <= original_len,
         "the damaged segment is {truncated_len} bytes, more than the {original_len} bytes it had before the garbage"
@@ -284,6 +375,10 @@ fn torn_wal_tail() {
     assert_eq!(status, 200, "ingest after the repair failed: {report}");
     server.stop();
     server.restart();
-    assert_eq!(server.count(""), ROWS + 5, "row count after a clean restart");
+    assert_eq!(
+        server.count(""),
+        ROWS + 5,
+        "row count after a clean restart"
+    );
     assert_no_duplicates(&server, "after the clean restart");
 }

@@ -31,7 +31,11 @@ fn health_ok() {
     let (status, body) = server.api().get("/health");
     assert_eq!(status, 200, "GET /health returned {status}: {body}");
     let value: Value = serde_json::from_str(&body).expect("health body is JSON");
-    assert_eq!(value, serde_json::json!({"status": "ok"}), "unexpected health body");
+    assert_eq!(
+        value,
+        serde_json::json!({"status": "ok"}),
+        "unexpected health body"
+    );
 }
 
 #[test]
@@ -54,46 +58,95 @@ fn nginx_round_trip() {
     let server = TestServer::start(ServerOptions::no_flush());
     let (status, report) = server.ingest(Some("clf"), read_sample(NGINX));
     assert_eq!(status, 200, "ingest failed: {report}");
-    assert_eq!(report["format"], "clf", "report: {report}");
-    assert_eq!(report["accepted"], 13, "every nginx line must be accepted: {report}");
-    assert_eq!(report["rejected"], 0, "report: {report}");
-    assert_eq!(report["skipped"], 0, "report: {report}");
-    assert_eq!(report["error_count"], 0, "report: {report}");
-    assert_eq!(report["errors"], serde_json::json!([]), "report: {report}");
+    assert_eq!(
+        report["format"], "clf",
+        "format of the nginx sample: {report}"
+    );
+    assert_eq!(
+        report["accepted"], 13,
+        "every nginx line must be accepted: {report}"
+    );
+    assert_eq!(
+        report["rejected"], 0,
+        "no nginx line may be rejected: {report}"
+    );
+    assert_eq!(
+        report["skipped"], 0,
+        "no nginx line may be skipped: {report}"
+    );
+    assert_eq!(
+        report["error_count"], 0,
+        "no nginx line may have an error: {report}"
+    );
+    assert_eq!(
+        report["errors"],
+        serde_json::json!([]),
+        "the error list must be empty: {report}"
+    );
 
     assert_eq!(server.count(""), 13, "row count after ingest");
 
     let first = server.query("SELECT * FROM events ORDER BY time LIMIT 1");
     let row = &first[0];
     // 25/Oct/2016:14:49:33 +0200 is 12:49:33 UTC.
-    assert_eq!(row["time"], "2016-10-25T12:49:33.000000Z", "first row: {row}");
-    assert_eq!(row["day"], "2016-10-25", "first row: {row}");
-    assert_eq!(row["method"], "GET", "first row: {row}");
-    assert_eq!(row["path"], "/", "first row: {row}");
-    assert_eq!(row["status"], 200, "first row: {row}");
-    assert_eq!(row["response_bytes"], 612, "first row: {row}");
-    assert_eq!(row["client_ip"], "77.179.66.156", "first row: {row}");
-    assert_eq!(row["http_version"], "HTTP/1.1", "first row: {row}");
+    assert_eq!(
+        row["time"], "2016-10-25T12:49:33.000000Z",
+        "time of the first row, converted to UTC: {row}"
+    );
+    assert_eq!(row["day"], "2016-10-25", "day of the first row: {row}");
+    assert_eq!(row["method"], "GET", "method of the first row: {row}");
+    assert_eq!(row["path"], "/", "path of the first row: {row}");
+    assert_eq!(row["status"], 200, "status of the first row: {row}");
+    assert_eq!(
+        row["response_bytes"], 612,
+        "response bytes of the first row: {row}"
+    );
+    assert_eq!(
+        row["client_ip"], "77.179.66.156",
+        "client IP of the first row: {row}"
+    );
+    assert_eq!(
+        row["http_version"], "HTTP/1.1",
+        "HTTP version of the first row: {row}"
+    );
     assert_eq!(
         row["user_agent"],
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_12_0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/54.0.2840.59 Safari/537.36",
-        "first row: {row}"
+        "user agent of the first row: {row}"
     );
-    assert!(row["referer"].is_null(), "a `-` referer must be NULL: {row}");
-    assert!(row["query"].is_null(), "a path without `?` has a NULL query: {row}");
-    assert_eq!(row["malformed"], false, "first row: {row}");
-    assert!(row.get("sensor").is_some_and(Value::is_null), "NULLs must be explicit: {row}");
+    assert!(
+        row["referer"].is_null(),
+        "a `-` referer must be NULL: {row}"
+    );
+    assert!(
+        row["query"].is_null(),
+        "a path without `?` has a NULL query: {row}"
+    );
+    assert_eq!(
+        row["malformed"], false,
+        "the first row is well formed: {row}"
+    );
+    assert!(
+        row.get("sensor").is_some_and(Value::is_null),
+        "NULLs must be explicit: {row}"
+    );
 
-    let statuses = server.query("SELECT status, count(*) AS n FROM events GROUP BY status ORDER BY status");
+    let statuses =
+        server.query("SELECT status, count(*) AS n FROM events GROUP BY status ORDER BY status");
     let expected = serde_json::json!([
         {"status": 200, "n": 2},
         {"status": 206, "n": 1},
         {"status": 304, "n": 2},
         {"status": 404, "n": 8},
     ]);
-    assert_eq!(Value::Array(statuses), expected, "status counts of the nginx sample");
+    assert_eq!(
+        Value::Array(statuses),
+        expected,
+        "status counts of the nginx sample"
+    );
 
-    let last = server.query("SELECT time, host, client_ip, status, path FROM events ORDER BY time DESC LIMIT 1");
+    let last = server
+        .query("SELECT time, host, client_ip, status, path FROM events ORDER BY time DESC LIMIT 1");
     let expected_last = serde_json::json!({
         "time": "2020-06-09T19:10:39.000000Z",
         "host": "lessons.example.com",
@@ -110,14 +163,26 @@ fn format_detected() {
     let cases = [
         (APACHE, "clf"),
         ("alb/beats_application-lb-http.log", "aws_alb"),
-        ("apigateway/elastic_rest_api_gateway_full.log", "aws_apigateway"),
+        (
+            "apigateway/elastic_rest_api_gateway_full.log",
+            "aws_apigateway",
+        ),
     ];
     for (sample, format) in cases {
         let lines = non_blank_lines(&realdata(sample));
         let (status, report) = server.ingest(None, read_sample(sample));
-        assert_eq!(status, 200, "ingest of {sample} without format= failed: {report}");
-        assert_eq!(report["format"], format, "detected format of {sample}: {report}");
-        assert_eq!(report["accepted"], lines, "accepted lines of {sample}: {report}");
+        assert_eq!(
+            status, 200,
+            "ingest of {sample} without format= failed: {report}"
+        );
+        assert_eq!(
+            report["format"], format,
+            "detected format of {sample}: {report}"
+        );
+        assert_eq!(
+            report["accepted"], lines,
+            "accepted lines of {sample}: {report}"
+        );
     }
 }
 
@@ -126,8 +191,14 @@ fn gzip_content_encoding() {
     let server = TestServer::start(ServerOptions::no_flush());
     let body = gzip(&read_sample(APACHE));
     let (status, report) = server.api().ingest_request(&[], Some("gzip"), body);
-    assert_eq!(status, 200, "gzip body with Content-Encoding failed: {report}");
-    assert_eq!(report["accepted"], 6, "report: {report}");
+    assert_eq!(
+        status, 200,
+        "gzip body with Content-Encoding failed: {report}"
+    );
+    assert_eq!(
+        report["accepted"], 6,
+        "accepted lines of the gzip body: {report}"
+    );
     assert_eq!(server.count(""), 6, "rows after the gzip ingest");
 }
 
@@ -135,9 +206,17 @@ fn gzip_content_encoding() {
 fn gzip_raw_bytes() {
     let server = TestServer::start(ServerOptions::no_flush());
     let body = gzip(&read_sample(APACHE));
-    let (status, report) = server.api().ingest_request(&[("format", "clf")], None, body);
-    assert_eq!(status, 200, "gzip body without Content-Encoding failed: {report}");
-    assert_eq!(report["accepted"], 6, "report: {report}");
+    let (status, report) = server
+        .api()
+        .ingest_request(&[("format", "clf")], None, body);
+    assert_eq!(
+        status, 200,
+        "gzip body without Content-Encoding failed: {report}"
+    );
+    assert_eq!(
+        report["accepted"], 6,
+        "accepted lines of the gzip body: {report}"
+    );
     assert_eq!(server.count(""), 6, "rows after the gzip ingest");
 }
 
@@ -148,13 +227,26 @@ fn body_over_limit_413() {
     assert!(body.len() > 1000, "the test body must exceed the limit");
 
     let (status, report) = server.ingest(Some("clf"), body);
-    assert_eq!(status, 413, "a body over --max-body-bytes must get 413: {report}");
+    assert_eq!(
+        status, 413,
+        "a body over --max-body-bytes must get 413: {report}"
+    );
     let message = report["error"].as_str().unwrap_or_default();
-    assert!(message.contains("1000"), "the error should name the limit: {report}");
-    assert_eq!(server.count(""), 0, "nothing of a rejected body may be stored");
+    assert!(
+        message.contains("1000"),
+        "the error should name the limit: {report}"
+    );
+    assert_eq!(
+        server.count(""),
+        0,
+        "nothing of a rejected body may be stored"
+    );
 
     let (status, report) = server.ingest(Some("clf"), numbered_lines("small", 3));
-    assert_eq!(status, 200, "a body under the limit must still be accepted: {report}");
+    assert_eq!(
+        status, 200,
+        "a body under the limit must still be accepted: {report}"
+    );
 }
 
 /// `--max-body-bytes` limits the body as sent, so a small gzip body that
@@ -171,12 +263,20 @@ fn gzip_limit_counts_sent_bytes() {
         plain.len()
     );
 
-    let (status, report) = server.api().ingest_request(&[("format", "clf")], None, body.clone());
-    assert_eq!(status, 200, "raw gzip bytes under the limit were refused: {report}");
-
-    let (status, report) = server.api().ingest_request(&[("format", "clf")], Some("gzip"), body);
+    let (status, report) = server
+        .api()
+        .ingest_request(&[("format", "clf")], None, body.clone());
     assert_eq!(
         status, 200,
+        "raw gzip bytes under the limit were refused: {report}"
+    );
+
+    let (status, report) = server
+        .api()
+        .ingest_request(&[("format", "clf")], Some("gzip"), body);
+    assert_eq!(
+        status,
+        200,
         "the same {}-byte gzip body with Content-Encoding: gzip was refused against a 1000-byte limit: {report}",
         plain.len()
     );
@@ -188,7 +288,10 @@ fn unknown_format_400() {
     let (status, report) = server.ingest(Some("bogus"), read_sample(APACHE));
     assert_eq!(status, 400, "unknown format name must get 400: {report}");
     let message = report["error"].as_str().unwrap_or_default();
-    assert!(message.contains("bogus"), "the error should name the format: {report}");
+    assert!(
+        message.contains("bogus"),
+        "the error should name the format: {report}"
+    );
     assert_eq!(server.count(""), 0, "nothing may be stored");
 }
 
@@ -198,7 +301,10 @@ fn junk_input_400() {
     let (status, report) = server.ingest(None, "hello world\nthis is not a log\n");
     assert_eq!(status, 400, "undetectable input must get 400: {report}");
     let message = report["error"].as_str().unwrap_or_default();
-    assert!(message.contains("format"), "the error should say the format is unknown: {report}");
+    assert!(
+        message.contains("format"),
+        "the error should say the format is unknown: {report}"
+    );
     assert_eq!(server.count(""), 0, "nothing may be stored");
 }
 
@@ -210,25 +316,50 @@ fn rejected_lines_reported() {
     body.push_str(&clf_line("10/Oct/2023:13:55:37 +0000", "/ok/2", 200));
     let (status, report) = server.ingest(Some("clf"), body);
     assert_eq!(status, 200, "ingest failed: {report}");
-    assert_eq!(report["accepted"], 2, "report: {report}");
-    assert_eq!(report["rejected"], 1, "report: {report}");
-    assert_eq!(report["error_count"], 1, "report: {report}");
-    assert_eq!(report["errors"][0]["line"], 2, "the error must name line 2: {report}");
-    assert!(report["errors"][0]["reason"].is_string(), "the error needs a reason: {report}");
+    assert_eq!(
+        report["accepted"], 2,
+        "two valid lines must be accepted: {report}"
+    );
+    assert_eq!(
+        report["rejected"], 1,
+        "the junk line must be rejected: {report}"
+    );
+    assert_eq!(
+        report["error_count"], 1,
+        "the rejected line needs an error: {report}"
+    );
+    assert_eq!(
+        report["errors"][0]["line"], 2,
+        "the error must name line 2: {report}"
+    );
+    assert!(
+        report["errors"][0]["reason"].is_string(),
+        "the error needs a reason: {report}"
+    );
 }
 
 #[test]
 fn bad_sql_400() {
     let server = TestServer::start(ServerOptions::no_flush());
-    for sql in ["SELEC 1", "SELECT nope FROM events", "SELECT * FROM missing_table"] {
+    for sql in [
+        "SELEC 1",
+        "SELECT nope FROM events",
+        "SELECT * FROM missing_table",
+    ] {
         let (status, body) = server.query_status(sql);
         assert_eq!(status, 400, "{sql:?} must get 400: {body}");
         let message = body["error"].as_str().unwrap_or_default();
-        assert!(!message.is_empty(), "{sql:?} must come with an error message: {body}");
+        assert!(
+            !message.is_empty(),
+            "{sql:?} must come with an error message: {body}"
+        );
     }
     let (_, body) = server.query_status("SELECT nope FROM events");
     let message = body["error"].as_str().unwrap_or_default();
-    assert!(message.contains("nope"), "the error should name the unknown column: {body}");
+    assert!(
+        message.contains("nope"),
+        "the error should name the unknown column: {body}"
+    );
 }
 
 #[test]
@@ -241,7 +372,10 @@ fn writes_rejected() {
         "CREATE TABLE t (a INT)".to_string(),
         "CREATE VIEW v AS SELECT 1 AS a".to_string(),
         format!("COPY (SELECT 1 AS a) TO '{}'", target.display()),
-        format!("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{}'", target.display()),
+        format!(
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{}'",
+            target.display()
+        ),
         "SET datafusion.execution.batch_size = 10".to_string(),
         "DROP TABLE events".to_string(),
         "DELETE FROM events".to_string(),
@@ -251,7 +385,10 @@ fn writes_rejected() {
         let (status, body) = server.query_status(sql);
         assert_eq!(status, 400, "write statement {sql:?} must get 400: {body}");
         let message = body["error"].as_str().unwrap_or_default();
-        assert!(message.contains("read-only"), "the error for {sql:?} should say SQL is read-only: {body}");
+        assert!(
+            message.contains("read-only"),
+            "the error for {sql:?} should say SQL is read-only: {body}"
+        );
     }
     assert!(!target.exists(), "COPY wrote {}", target.display());
     let (status, body) = server.query_status("SELECT count(*) AS n FROM events");
@@ -266,13 +403,16 @@ fn csv_output() {
     let (status, content_type, body) = server.api().query_output(sql, Some("csv"));
     let text = String::from_utf8(body).expect("CSV is UTF-8");
     assert_eq!(status, 200, "CSV query failed: {text}");
-    assert!(content_type.starts_with("text/csv"), "content type of CSV: {content_type:?}");
+    assert!(
+        content_type.starts_with("text/csv"),
+        "content type of CSV: {content_type:?}"
+    );
     let expected = "time,status,path\n2016-10-25T12:49:33.000000Z,200,/\n2016-10-25T12:49:34.000000Z,404,/favicon.ico\n";
     assert_eq!(text, expected, "CSV body");
 }
 
-/// `SELECT *` includes the `attributes` map; CSV must either encode it or
-/// refuse the query with a 4xx, never answer 200 with a cut-off body.
+/// `SELECT *` includes the `attributes` map, so CSV must either encode it or
+/// reject the query with a 4xx, never return 200 with a cut-off body.
 #[test]
 fn csv_select_star() {
     let server = TestServer::start(ServerOptions::no_flush());
@@ -287,12 +427,20 @@ fn csv_select_star() {
     let body = response.text();
     match status {
         200 => {
-            let text = body.unwrap_or_else(|e| panic!("the 200 CSV body of {sql:?} was cut off: {e}"));
-            assert_eq!(text.lines().count(), 3, "expected a header and 2 rows:\n{text}");
+            let text =
+                body.unwrap_or_else(|e| panic!("the 200 CSV body of {sql:?} was cut off: {e}"));
+            assert_eq!(
+                text.lines().count(),
+                3,
+                "expected a header and 2 rows:\n{text}"
+            );
         }
         400..=499 => {
             let text = body.expect("reading the error body");
-            assert!(text.contains("attributes"), "the error should name the column CSV cannot hold: {text}");
+            assert!(
+                text.contains("attributes"),
+                "the error should name the column CSV cannot hold: {text}"
+            );
         }
         other => panic!("CSV of {sql:?} returned {other}: {body:?}"),
     }
@@ -306,16 +454,34 @@ fn jsonl_output() {
     let (status, content_type, body) = server.api().query_output(sql, Some("jsonl"));
     let text = String::from_utf8(body).expect("JSON lines are UTF-8");
     assert_eq!(status, 200, "JSON lines query failed: {text}");
-    assert_eq!(content_type, "application/x-ndjson", "content type of JSON lines");
+    assert_eq!(
+        content_type, "application/x-ndjson",
+        "content type of JSON lines"
+    );
+
     let rows: Vec<Value> = text
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("line {line:?} is not JSON: {e}")))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("line {line:?} is not JSON: {e}"))
+        })
         .collect();
     assert_eq!(rows.len(), 3, "expected one line per row:\n{text}");
-    assert_eq!(rows[0]["time"], "2016-10-25T12:49:33.000000Z", "first line: {}", rows[0]);
+    assert_eq!(
+        rows[0]["time"], "2016-10-25T12:49:33.000000Z",
+        "first line: {}",
+        rows[0]
+    );
     assert_eq!(rows[1]["status"], 404, "second line: {}", rows[1]);
-    assert_eq!(rows[1]["referer"], "http://localhost:8080/", "second line: {}", rows[1]);
-    assert!(rows[0].get("referer").is_some_and(Value::is_null), "NULL must be explicit: {}", rows[0]);
+    assert_eq!(
+        rows[1]["referer"], "http://localhost:8080/",
+        "second line: {}",
+        rows[1]
+    );
+    assert!(
+        rows[0].get("referer").is_some_and(Value::is_null),
+        "NULL must be explicit: {}",
+        rows[0]
+    );
 }
 
 #[test]
@@ -324,18 +490,50 @@ fn arrow_output() {
     server.ingest(Some("clf"), read_sample(NGINX));
     let sql = "SELECT * FROM events ORDER BY time";
     let (status, content_type, body) = server.api().query_output(sql, Some("arrow"));
-    assert_eq!(status, 200, "Arrow query failed: {}", String::from_utf8_lossy(&body));
-    assert_eq!(content_type, "application/vnd.apache.arrow.stream", "content type of Arrow");
+    assert_eq!(
+        status,
+        200,
+        "Arrow query failed: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(
+        content_type, "application/vnd.apache.arrow.stream",
+        "content type of Arrow"
+    );
 
     let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
         .expect("the body is an Arrow IPC stream");
     let schema = reader.schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let expected_names = [
-        "time", "day", "source", "sensor", "request_id", "trace_id", "method", "scheme", "host",
-        "http_version", "path", "query", "endpoint", "status", "duration_ms", "request_bytes",
-        "response_bytes", "client_ip", "client_port", "forwarded_for", "user_agent", "referer",
-        "consumer", "consumer_kind", "auth_scheme", "upstream", "upstream_status", "malformed",
+        "time",
+        "day",
+        "source",
+        "sensor",
+        "request_id",
+        "trace_id",
+        "method",
+        "scheme",
+        "host",
+        "http_version",
+        "path",
+        "query",
+        "endpoint",
+        "status",
+        "duration_ms",
+        "request_bytes",
+        "response_bytes",
+        "client_ip",
+        "client_port",
+        "forwarded_for",
+        "user_agent",
+        "referer",
+        "consumer",
+        "consumer_kind",
+        "auth_scheme",
+        "upstream",
+        "upstream_status",
+        "malformed",
         "attributes",
     ];
     assert_eq!(names, expected_names, "columns of the events table");
@@ -352,10 +550,13 @@ fn unknown_output_400() {
     let (status, _, body) = server.api().query_output("SELECT 1", Some("xml"));
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, 400, "unknown output must get 400: {text}");
-    assert!(text.contains("xml"), "the error should name the output: {text}");
+    assert!(
+        text.contains("xml"),
+        "the error should name the output: {text}"
+    );
 }
 
-/// Rows are visible as soon as the ingest answers, and stay visible exactly
+/// Rows are visible as soon as the ingest returns, and stay visible exactly
 /// once when a flush moves them from the buffer to the table.
 #[test]
 fn buffer_then_flush() {
@@ -368,8 +569,15 @@ fn buffer_then_flush() {
     let (status, report) = server.ingest(Some("clf"), numbered_lines("buffer", 30));
     assert_eq!(status, 200, "first ingest failed: {report}");
 
-    assert_eq!(server.count(""), 30, "rows must be visible before any flush");
-    let flushed = server.api().metric("apitrail_flushed_rows_total").unwrap_or(0.0);
+    assert_eq!(
+        server.count(""),
+        30,
+        "rows must be visible before any flush"
+    );
+    let flushed = server
+        .api()
+        .metric("apitrail_flushed_rows_total")
+        .unwrap_or(0.0);
     assert_eq!(flushed, 0.0, "no flush may have run yet");
     let range = "time >= '2023-10-10T13:00:10Z' AND time < '2023-10-10T13:00:20Z'";
     assert_eq!(server.count(range), 10, "time range over the buffer");
@@ -380,7 +588,10 @@ fn buffer_then_flush() {
 
     assert_eq!(server.count(""), 40, "row count after the flush");
     let duplicates = duplicate_paths(&server);
-    assert!(duplicates.is_empty(), "rows repeated across the flush: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "rows repeated across the flush: {duplicates:?}"
+    );
     // The second batch reuses the times 13:00:00..13:00:09.
     assert_eq!(server.count(range), 10, "time range over the table");
     assert_eq!(
@@ -390,7 +601,7 @@ fn buffer_then_flush() {
     );
 }
 
-/// A flush by age runs while queries keep counting; no query may see a row
+/// A flush by age runs while queries keep counting, and no query may see a row
 /// twice or miss one.
 #[test]
 fn age_flush_exact_once() {
@@ -402,19 +613,21 @@ fn age_flush_exact_once() {
     assert_eq!(status, 200, "ingest failed: {report}");
 
     let api = server.api();
-    apitrail_tests::poll_until(
-        std::time::Duration::from_secs(30),
-        "the age flush",
-        || {
-            let count = api.count("");
-            assert_eq!(count, 25, "a query during the flush window saw {count} rows");
-            let flushed = api.metric("apitrail_flushed_rows_total").unwrap_or(0.0);
-            (flushed >= 25.0).then_some(())
-        },
-    );
+    apitrail_tests::poll_until(std::time::Duration::from_secs(30), "the age flush", || {
+        let count = api.count("");
+        assert_eq!(
+            count, 25,
+            "a query during the flush window saw {count} rows"
+        );
+        let flushed = api.metric("apitrail_flushed_rows_total").unwrap_or(0.0);
+        (flushed >= 25.0).then_some(())
+    });
     assert_eq!(server.count(""), 25, "row count after the flush");
     let duplicates = duplicate_paths(&server);
-    assert!(duplicates.is_empty(), "rows repeated across the flush: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "rows repeated across the flush: {duplicates:?}"
+    );
 }
 
 #[test]
@@ -423,8 +636,14 @@ fn time_range_buffer_and_table() {
     server.ingest(Some("clf"), read_sample(NGINX));
     // The 07/Dec/2016 lines are +0100: five fall in 09:xx UTC and four in 10:xx UTC.
     let ranges = [
-        ("time >= '2016-12-07T09:00:00Z' AND time < '2016-12-07T10:00:00Z'", 5),
-        ("time >= TIMESTAMP '2016-12-07T10:00:00Z' AND time < TIMESTAMP '2016-12-07T11:00:00Z'", 4),
+        (
+            "time >= '2016-12-07T09:00:00Z' AND time < '2016-12-07T10:00:00Z'",
+            5,
+        ),
+        (
+            "time >= TIMESTAMP '2016-12-07T10:00:00Z' AND time < TIMESTAMP '2016-12-07T11:00:00Z'",
+            4,
+        ),
         ("day = '2016-12-07'", 9),
         ("time < '2016-11-01T00:00:00Z'", 3),
     ];
@@ -435,9 +654,103 @@ fn time_range_buffer_and_table() {
     server.stop();
     server.restart();
     let wal_bytes = server.wal_record_bytes();
-    assert_eq!(wal_bytes, 0, "a clean stop must flush everything and empty the WAL");
+    assert_eq!(
+        wal_bytes, 0,
+        "a clean stop must flush everything and empty the WAL"
+    );
     for (filter, expected) in ranges {
         assert_eq!(server.count(filter), expected, "table rows where {filter}");
     }
     assert_eq!(server.count(""), 13, "row count after the restart");
+}
+
+/// SIGTERM right after the listening line must still stop the server cleanly
+/// with exit code 0. The process is driven directly here, without the harness
+/// threads, so the signal follows the line as closely as a supervisor's would.
+#[test]
+fn sigterm_after_listening() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+
+    for attempt in 1..=10 {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let mut child = apitrail_tests::serve_command(&dir.path().join("data"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the server");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("reading the listening line");
+        assert!(
+            line.starts_with("apitrail listening on "),
+            "unexpected first line {line:?}"
+        );
+
+        apitrail_tests::send_signal(child.id(), libc::SIGTERM);
+        let status = child.wait().expect("waiting for the server");
+        assert!(
+            status.success(),
+            "attempt {attempt}: SIGTERM sent just after the listening line ended the server with {} (signal {:?}), expected exit code 0",
+            apitrail_tests::describe_exit(status),
+            status.signal()
+        );
+    }
+}
+
+/// Settings from `--config` apply, and `--store` puts the table outside the data directory.
+#[test]
+fn config_file_and_store() {
+    let scratch = tempfile::tempdir().expect("creating a temporary directory");
+    let config = scratch.path().join("apitrail.toml");
+    std::fs::write(
+        &config,
+        "flush_max_age_secs = 3600\nmax_body_bytes = 1000\n",
+    )
+    .expect("writing the config file");
+    let store = scratch.path().join("events-table");
+    let options = ServerOptions {
+        extra_args: vec![
+            "--config".to_string(),
+            config.display().to_string(),
+            "--store".to_string(),
+            format!("file://{}", store.display()),
+        ],
+        ..ServerOptions::default()
+    };
+    let mut server = TestServer::start(options);
+
+    let (status, report) = server.ingest(Some("clf"), read_sample(NGINX));
+    assert_eq!(
+        status, 413,
+        "the 2.7 kB nginx sample is over the 1000-byte limit of the config file: {report}"
+    );
+    let (status, report) = server.ingest(Some("clf"), read_sample(APACHE));
+    assert_eq!(
+        status, 200,
+        "the 407-byte Apache sample is under the limit: {report}"
+    );
+    let flushed = server
+        .api()
+        .metric("apitrail_flushed_rows_total")
+        .unwrap_or(0.0);
+    assert_eq!(
+        flushed, 0.0,
+        "flush_max_age_secs = 3600 from the config file must hold the rows in the buffer"
+    );
+
+    server.stop();
+    assert!(
+        store.join("_delta_log").is_dir(),
+        "no Delta log under the --store path {}",
+        store.display()
+    );
+    assert!(
+        !server.data_dir().join("table").exists(),
+        "with --store the data directory must not get a table"
+    );
+    server.restart();
+    assert_eq!(server.count(""), 6, "rows read back from the --store table");
 }
