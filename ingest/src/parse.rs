@@ -107,6 +107,18 @@ fn parse_line_isolated(format: Format, line: &str, ctx: &ParseContext<'_>) -> Li
     }
 }
 
+/// Hashes JWT-shaped tokens in a value that has no credential-named field around them.
+///
+/// JWTs travel in paths (`/verify/<jwt>`), in query parameters of any name
+/// and in user agents; each one starts with `eyJ`, the base64 of `{"`.
+fn scrub_tokens(ctx: &ParseContext<'_>, value: String) -> String {
+    if value.contains("eyJ") {
+        ctx.redactor.scrub_text(&value)
+    } else {
+        value
+    }
+}
+
 /// Applies the steps every format shares after its own parsing.
 fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
     if event.sensor.is_none() {
@@ -115,10 +127,15 @@ fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
     if let Some(path) = event.path.take() {
         let decoded = percent_decode_path(&path);
         event.endpoint = Some(template_path(&decoded));
-        event.path = Some(decoded);
+        event.path = Some(scrub_tokens(ctx, decoded));
     }
     if let Some(query) = event.query.take() {
-        event.query = Some(ctx.redactor.redact_query(&query));
+        event.query = Some(scrub_tokens(ctx, ctx.redactor.redact_query(&query)));
+    }
+    for field in [&mut event.user_agent, &mut event.forwarded_for] {
+        if let Some(value) = field.take() {
+            *field = Some(scrub_tokens(ctx, value));
+        }
     }
     if let Some(referer) = event.referer.take() {
         // A referer is a URL whose query can carry an OAuth code or a token.

@@ -16,6 +16,7 @@
 //! | date or RFC 3339 date-time | `2024-01-31`, `2024-01-31T10:00:00Z`, `2024-01-31T10:00:00.5+02:00` | `{date}` |
 //! | email address | `a.b@example.com` | `{email}` |
 //! | prefixed random id | `cus_9s6XKzkNRiz8i3`, `usr-1a2b3c4d5e`, `sk_test_4eC39HqLyjWDarjtT1zdp7dc` | `{id}` |
+//! | JWT, or a secret already replaced by its keyed hash | `eyJhbGciOi...`, `h1:3f2a...` | `{token}` |
 //! | long random token | `V1StGXR8Z5jdHi6BmyT2x` (20+ base64url characters), `01ARZ3NDEKTSV4RRFFQ69G5FAV` (16+ base32) | `{id}` |
 //!
 //! - A long hex run is templated even without a digit: no English word or
@@ -90,6 +91,7 @@ enum Placeholder {
     Hex,
     Date,
     Email,
+    Token,
 }
 
 impl Placeholder {
@@ -100,6 +102,7 @@ impl Placeholder {
             Placeholder::Hex => "{hex}",
             Placeholder::Date => "{date}",
             Placeholder::Email => "{email}",
+            Placeholder::Token => "{token}",
         }
     }
 }
@@ -157,6 +160,8 @@ fn classify(segment: &str) -> Option<Placeholder> {
     let bytes = segment.as_bytes();
     if is_integer(bytes) {
         Some(Placeholder::Id)
+    } else if is_jwt(bytes) || crate::redact::is_hash(segment) {
+        Some(Placeholder::Token)
     } else if is_uuid(bytes) {
         Some(Placeholder::Uuid)
     } else if is_long_hex(bytes) {
@@ -181,6 +186,24 @@ fn split_extension(segment: &str) -> Option<(&str, &str)> {
         && extension.bytes().all(|b| b.is_ascii_alphanumeric())
         && extension.bytes().any(|b| b.is_ascii_alphabetic());
     valid.then_some((stem, extension))
+}
+
+/// A JWT: `eyJ` (base64 of `{"`), then base64url parts joined by two dots.
+fn is_jwt(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(b"eyJ") {
+        return false;
+    }
+    let mut parts = 0;
+    for part in bytes.split(|&b| b == b'.') {
+        parts += 1;
+        let base64url = part
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !base64url || (parts < 3 && part.is_empty()) {
+            return false;
+        }
+    }
+    parts == 3
 }
 
 fn is_integer(bytes: &[u8]) -> bool {
@@ -403,6 +426,17 @@ mod tests {
     #[test]
     fn template_path_cases() {
         let cases = [
+            // Credentials in the path.
+            (
+                "/verify/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.dozjgNryP4J3jVmNHl0w5N",
+                "/verify/{token}",
+            ),
+            (
+                "/reset/eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.",
+                "/reset/{token}",
+            ),
+            ("/keys/h1:0123456789abcdef0123456789abcdef", "/keys/{token}"),
+            ("/files/eyJ.json", "/files/eyJ.json"),
             // Shape of the path.
             ("", "/"),
             ("/", "/"),

@@ -18,7 +18,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::io::StreamReader;
-use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::ingest::{IngestError, IngestOptions, Sink, ingest_reader};
 use crate::output::{OutputFormat, ResultEncoder};
@@ -42,7 +41,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/query", post(query))
         .fallback(not_found)
-        .layer(RequestDecompressionLayer::new().gzip(true).zstd(true))
         .with_state(state)
 }
 
@@ -128,6 +126,7 @@ async fn ingest(
         None | Some("") | Some("auto") => None,
         Some(name) => Some(name.parse::<Format>().map_err(|e| ApiError::bad_request(e.to_string()))?),
     };
+    check_content_encoding(&headers)?;
     if let Some(length) = content_length(&headers)
         && length > state.max_body_bytes
     {
@@ -184,10 +183,25 @@ async fn ingest(
     Ok((status, Json(body)).into_response())
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    if headers.contains_key(header::CONTENT_ENCODING) {
-        return None;
+/// Accepts the encodings the ingest pipeline decodes itself.
+///
+/// gzip and zstd bodies are recognised by their magic bytes, with or without
+/// the header, so the body limit applies to the bytes as sent.
+fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let encoding = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    match encoding.as_str() {
+        "" | "identity" | "gzip" | "x-gzip" | "zstd" => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {encoding:?} is not supported; send the body plain, gzip or zstd"),
+        )),
     }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
         .to_str()
@@ -230,6 +244,16 @@ async fn query(
         .map_err(|_| query_timeout(state.query_timeout))??;
     metrics::counter!("apitrail_queries_total").increment(1);
 
+    if format == OutputFormat::Csv
+        && let Some(field) = stream.schema().fields().iter().find(|f| f.data_type().is_nested())
+    {
+        return Err(ApiError::bad_request(format!(
+            "column {:?} has the nested type {} that CSV cannot hold; select its parts \
+             (such as attributes['key']) or use output=json",
+            field.name(),
+            field.data_type()
+        )));
+    }
     let mut encoder = ResultEncoder::new(format, stream.schema());
     let head = encoder
         .begin()

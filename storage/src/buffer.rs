@@ -44,10 +44,32 @@ pub struct WriteBuffer {
 }
 
 impl WriteBuffer {
+    /// Inserts a batch in LSN order.
+    ///
+    /// Concurrent appends are acknowledged by the WAL in any order, so a batch
+    /// may arrive after one with a higher LSN.
     pub fn push(&mut self, batch: BufferedBatch) {
         self.rows += batch.batch.num_rows();
         self.bytes += batch.batch.get_array_memory_size();
-        self.batches.push(batch);
+        let position = self.batches.partition_point(|b| b.lsn <= batch.lsn);
+        self.batches.insert(position, batch);
+    }
+
+    /// Highest LSN up to which every record above `committed` is buffered.
+    ///
+    /// A flush may only cover such a gap-free run: a record whose append is
+    /// durable but not yet buffered must not be skipped by a commit that
+    /// names a higher LSN. Returns `None` when nothing can be flushed.
+    pub fn contiguous_through(&self, committed: Lsn) -> Option<Lsn> {
+        let mut through = committed;
+        for batch in &self.batches {
+            if batch.lsn == through + 1 {
+                through = batch.lsn;
+            } else if batch.lsn > through {
+                break;
+            }
+        }
+        (through > committed).then_some(through)
     }
 
     pub fn rows(&self) -> usize {
@@ -67,9 +89,6 @@ impl WriteBuffer {
         &self.batches
     }
 
-    pub fn last_lsn(&self) -> Option<Lsn> {
-        self.batches.last().map(|b| b.lsn)
-    }
 
     /// Drops every batch with an LSN at or below `lsn`, after they were committed.
     pub fn release_through(&mut self, lsn: Lsn) {
@@ -80,5 +99,51 @@ impl WriteBuffer {
             .iter()
             .map(|b| b.batch.get_array_memory_size())
             .sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use apitrail_ingest::{Event, EventBatchBuilder};
+
+    fn batch(lsn: Lsn) -> BufferedBatch {
+        let mut builder = EventBatchBuilder::new();
+        builder.push(&Event::new("clf", lsn as i64));
+        BufferedBatch::new(lsn, builder.finish())
+    }
+
+    #[test]
+    fn push_keeps_lsn_order() {
+        let mut buffer = WriteBuffer::default();
+        for lsn in [3, 1, 2, 5] {
+            buffer.push(batch(lsn));
+        }
+        let lsns: Vec<Lsn> = buffer.batches().iter().map(|b| b.lsn).collect();
+        assert_eq!(lsns, vec![1, 2, 3, 5]);
+    }
+
+    #[test]
+    fn contiguous_stops_at_gap() {
+        let mut buffer = WriteBuffer::default();
+        for lsn in [5, 6, 8] {
+            buffer.push(batch(lsn));
+        }
+        assert_eq!(buffer.contiguous_through(4), Some(6), "7 is missing, so 8 must wait");
+        assert_eq!(buffer.contiguous_through(3), None, "4 is missing, so nothing is flushable");
+        buffer.push(batch(7));
+        assert_eq!(buffer.contiguous_through(4), Some(8));
+    }
+
+    #[test]
+    fn release_keeps_later_batches() {
+        let mut buffer = WriteBuffer::default();
+        for lsn in [1, 2, 3] {
+            buffer.push(batch(lsn));
+        }
+        buffer.release_through(2);
+        assert_eq!(buffer.rows(), 1);
+        assert_eq!(buffer.batches()[0].lsn, 3);
     }
 }

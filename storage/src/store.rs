@@ -5,8 +5,10 @@
 //! buffer, where queries see it at once. A background flusher commits the
 //! buffer to the table when it exceeds a size or age, in four steps:
 //!
-//! 1. note the buffered batches and the highest LSN `n` among them, and
-//!    rotate the WAL so that closed segments hold only covered records;
+//! 1. take the buffered batches from the committed LSN up to the highest LSN
+//!    `n` with no gap before it (concurrent appends reach the buffer out of
+//!    order, and a commit must not name an LSN above a record it lacks), and
+//!    rotate the WAL;
 //! 2. write them as Parquet and commit with the application transaction
 //!    `(app_id, n)`;
 //! 3. swap, under one lock, the table snapshot that queries read and the
@@ -257,11 +259,16 @@ impl Store {
 
         let (batches, through_lsn, mut table) = {
             let state = self.state.read().expect("store state lock poisoned");
-            let Some(through_lsn) = state.buffer.last_lsn() else {
+            let Some(through_lsn) = state.buffer.contiguous_through(state.committed_lsn) else {
                 return Ok(FlushOutcome::default());
             };
-            let batches: Vec<RecordBatch> =
-                state.buffer.batches().iter().map(|b| b.batch.clone()).collect();
+            let batches: Vec<RecordBatch> = state
+                .buffer
+                .batches()
+                .iter()
+                .take_while(|b| b.lsn <= through_lsn)
+                .map(|b| b.batch.clone())
+                .collect();
             let table = state.table.clone().expect("a writable store always has a table");
             (batches, through_lsn, table)
         };

@@ -24,6 +24,9 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         Some(server) => query_server(&server, &args.sql).await?,
         None => {
             let data_dir = args.target.data_dir.clone().expect("no server URL means a data directory");
+            if !data_dir.is_dir() {
+                bail!("data directory {} not found", data_dir.display());
+            }
             query_data_dir(StoreConfig::for_data_dir(data_dir)?, &args.sql).await?
         }
     };
