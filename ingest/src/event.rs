@@ -287,7 +287,9 @@ mod tests {
         let mut builder = EventBatchBuilder::new();
         let mut event = Event::new("clf", 1_700_000_000_000_000);
         event.status = Some(200);
-        event.attributes.push(("vhost".into(), "api.example.com".into()));
+        event
+            .attributes
+            .push(("vhost".into(), "api.example.com".into()));
         builder.push(&event);
         builder.push(&Event::new("clf", -1));
         let batch = builder.finish();

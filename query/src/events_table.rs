@@ -20,8 +20,8 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -130,7 +130,10 @@ fn buffered_scan(
     let batches: Vec<_> = snapshot
         .buffered
         .iter()
-        .filter(|b| b.time_range.is_some_and(|(min, max)| bounds.overlaps(min, max)))
+        .filter(|b| {
+            b.time_range
+                .is_some_and(|(min, max)| bounds.overlaps(min, max))
+        })
         .map(|b| b.batch.clone())
         .collect();
     if batches.is_empty() {
@@ -152,7 +155,10 @@ fn project(
         .iter()
         .map(|&index| {
             let name = schema.field(index).name().clone();
-            (Arc::new(Column::new(&name, index)) as Arc<dyn PhysicalExpr>, name)
+            (
+                Arc::new(Column::new(&name, index)) as Arc<dyn PhysicalExpr>,
+                name,
+            )
         })
         .collect();
     Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
@@ -255,12 +261,17 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn micros(v: i64) -> Expr {
-        lit(ScalarValue::TimestampMicrosecond(Some(v), Some("UTC".into())))
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
     fn bounds_from_range_filters() {
-        let filter = col("time").gt_eq(micros(100)).and(col("time").lt(micros(200)));
+        let filter = col("time")
+            .gt_eq(micros(100))
+            .and(col("time").lt(micros(200)));
         let bounds = TimeBounds::from_filters(&[filter]);
         assert_eq!(bounds, TimeBounds { min: 100, max: 199 });
         assert!(bounds.overlaps(150, 400));
@@ -278,6 +289,12 @@ mod tests {
     fn bounds_ignore_or_and_other_columns() {
         let filter = col("time").gt(micros(1)).or(col("status").eq(lit(500)));
         let bounds = TimeBounds::from_filters(&[filter, col("status").gt(lit(1))]);
-        assert_eq!(bounds, TimeBounds { min: i64::MIN, max: i64::MAX });
+        assert_eq!(
+            bounds,
+            TimeBounds {
+                min: i64::MIN,
+                max: i64::MAX
+            }
+        );
     }
 }

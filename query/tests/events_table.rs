@@ -31,8 +31,18 @@ async fn open_store(dir: &std::path::Path) -> Arc<Store> {
 }
 
 async fn count(engine: &QueryEngine, sql: &str) -> i64 {
-    let batches: Vec<RecordBatch> = engine.execute(sql).await.unwrap().try_collect().await.unwrap();
-    let column = batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+    let batches: Vec<RecordBatch> = engine
+        .execute(sql)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let column = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
     assert_eq!(column.len(), 1, "a count query returns one row");
     column.value(0)
 }
@@ -51,10 +61,17 @@ async fn buffer_and_table_merge_once() {
     let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default()).unwrap();
 
     store.append(batch(JAN_1, 10, "/a")).await.unwrap();
-    assert_eq!(count(&engine, "SELECT count(*) FROM events").await, 10, "buffered rows are visible");
+    assert_eq!(
+        count(&engine, "SELECT count(*) FROM events").await,
+        10,
+        "buffered rows are visible"
+    );
 
     store.flush().await.unwrap();
-    store.append(batch(JAN_1 + DAY_MICROS, 5, "/b")).await.unwrap();
+    store
+        .append(batch(JAN_1 + DAY_MICROS, 5, "/b"))
+        .await
+        .unwrap();
     assert_eq!(
         count(&engine, "SELECT count(*) FROM events").await,
         15,
@@ -75,17 +92,29 @@ async fn time_filter_prunes_days() {
 
     store.append(batch(JAN_1, 10, "/jan1")).await.unwrap();
     store.flush().await.unwrap();
-    store.append(batch(JAN_1 + DAY_MICROS, 10, "/jan2")).await.unwrap();
+    store
+        .append(batch(JAN_1 + DAY_MICROS, 10, "/jan2"))
+        .await
+        .unwrap();
     store.flush().await.unwrap();
-    store.append(batch(JAN_1 + 2 * DAY_MICROS, 10, "/jan3")).await.unwrap();
+    store
+        .append(batch(JAN_1 + 2 * DAY_MICROS, 10, "/jan3"))
+        .await
+        .unwrap();
 
     let sql = "SELECT count(*) FROM events WHERE time >= TIMESTAMP '2024-01-02T00:00:00Z' \
                AND time < TIMESTAMP '2024-01-03T00:00:00Z'";
     assert_eq!(count(&engine, sql).await, 10, "only 2024-01-02 matches");
 
     let plan = physical_plan(&engine, sql).await;
-    assert!(plan.contains("day=2024-01-02"), "the 2024-01-02 file must be scanned:\n{plan}");
-    assert!(!plan.contains("day=2024-01-01"), "the 2024-01-01 file must be pruned:\n{plan}");
+    assert!(
+        plan.contains("day=2024-01-02"),
+        "the 2024-01-02 file must be scanned:\n{plan}"
+    );
+    assert!(
+        !plan.contains("day=2024-01-01"),
+        "the 2024-01-01 file must be pruned:\n{plan}"
+    );
     assert!(
         !plan.contains("MemoryExec") && !plan.contains("partitions=1, partition_sizes"),
         "the buffered 2024-01-03 batch must be pruned:\n{plan}"
@@ -105,7 +134,11 @@ async fn writes_are_rejected() {
         "SET datafusion.execution.batch_size = 1",
         "DROP TABLE events",
     ] {
-        let error = engine.plan(sql).await.err().unwrap_or_else(|| panic!("{sql} was accepted"));
+        let error = engine
+            .plan(sql)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{sql} was accepted"));
         assert!(
             error.to_string().contains("read-only"),
             "{sql} must be rejected as a write, got: {error}"

@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/apitrail"));
         assert_eq!(config.http_addr.port(), 8080);
         assert_eq!(config.flush_max_age_secs, 5.0);
-        assert_eq!(config.query_timeout_secs, ServerConfig::default().query_timeout_secs);
+        assert_eq!(
+            config.query_timeout_secs,
+            ServerConfig::default().query_timeout_secs
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ impl IntoResponse for ApiError {
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no route {}; the API has /health, /metrics, /api/v1/ingest and /api/v1/query", uri.path()),
+        format!(
+            "no route {}; the API has /health, /metrics, /api/v1/ingest and /api/v1/query",
+            uri.path()
+        ),
     )
 }
 
@@ -124,7 +127,10 @@ async fn ingest(
     let started = Instant::now();
     let format = match params.format.as_deref() {
         None | Some("") | Some("auto") => None,
-        Some(name) => Some(name.parse::<Format>().map_err(|e| ApiError::bad_request(e.to_string()))?),
+        Some(name) => Some(
+            name.parse::<Format>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
     };
     check_content_encoding(&headers)?;
     if let Some(length) = content_length(&headers)
@@ -135,7 +141,9 @@ async fn ingest(
     let options = IngestOptions {
         format,
         sensor: params.sensor,
-        origin: params.source.unwrap_or_else(|| format!("http:{}", peer.ip())),
+        origin: params
+            .source
+            .unwrap_or_else(|| format!("http:{}", peer.ip())),
     };
 
     let limit = state.max_body_bytes;
@@ -144,12 +152,22 @@ async fn ingest(
         let chunk = chunk.map_err(std::io::Error::other)?;
         seen += chunk.len() as u64;
         if seen > limit {
-            return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "body over limit"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "body over limit",
+            ));
         }
         Ok(chunk)
     });
     let reader = StreamReader::new(Box::pin(stream));
-    let outcome = ingest_reader(reader, &options, &state.redactor, &state.store, Sink::Store(&state.store)).await;
+    let outcome = ingest_reader(
+        reader,
+        &options,
+        &state.redactor,
+        &state.store,
+        Sink::Store(&state.store),
+    )
+    .await;
 
     let report = outcome.report;
     tracing::debug!(
@@ -196,7 +214,9 @@ fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
         "" | "identity" | "gzip" | "x-gzip" | "zstd" => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding {encoding:?} is not supported; send the body plain, gzip or zstd"),
+            format!(
+                "Content-Encoding {encoding:?} is not supported; send the body plain, gzip or zstd"
+            ),
         )),
     }
 }
@@ -213,7 +233,9 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 fn body_too_large(limit: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body is larger than the limit of {limit} bytes; split the input or raise max_body_bytes"),
+        format!(
+            "request body is larger than the limit of {limit} bytes; split the input or raise max_body_bytes"
+        ),
     )
 }
 
@@ -234,7 +256,9 @@ async fn query(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!("request body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}"))
+        ApiError::bad_request(format!(
+            "request body must be JSON like {{\"sql\": \"SELECT ...\"}}: {e}"
+        ))
     })?;
     let format = output_format(params.output.as_deref(), &headers)?;
     let started = Instant::now();
@@ -245,7 +269,11 @@ async fn query(
     metrics::counter!("apitrail_queries_total").increment(1);
 
     if format == OutputFormat::Csv
-        && let Some(field) = stream.schema().fields().iter().find(|f| f.data_type().is_nested())
+        && let Some(field) = stream
+            .schema()
+            .fields()
+            .iter()
+            .find(|f| f.data_type().is_nested())
     {
         return Err(ApiError::bad_request(format!(
             "column {:?} has the nested type {} that CSV cannot hold; select its parts \
@@ -258,7 +286,10 @@ async fn query(
     let head = encoder
         .begin()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "query planned");
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "query planned"
+    );
 
     let deadline = tokio::time::Instant::now() + state.query_timeout;
     let body = Body::from_stream(result_body(stream, encoder, head, deadline));
@@ -296,8 +327,13 @@ fn result_body(
             return Some((Ok(head), progress));
         }
         let item = match tokio::time::timeout_at(deadline, progress.stream.next()).await {
-            Err(_) => Err(std::io::Error::other("query timed out while streaming its result")),
-            Ok(Some(Ok(batch))) => progress.encoder.batch(&batch).map_err(std::io::Error::other),
+            Err(_) => Err(std::io::Error::other(
+                "query timed out while streaming its result",
+            )),
+            Ok(Some(Ok(batch))) => progress
+                .encoder
+                .batch(&batch)
+                .map_err(std::io::Error::other),
             Ok(Some(Err(e))) => Err(std::io::Error::other(e.to_string())),
             Ok(None) => {
                 progress.done = true;
@@ -315,7 +351,9 @@ fn result_body(
 fn output_format(name: Option<&str>, headers: &HeaderMap) -> Result<OutputFormat, ApiError> {
     if let Some(name) = name {
         return OutputFormat::from_name(name).ok_or_else(|| {
-            ApiError::bad_request(format!("unknown output {name:?}; use json, jsonl, csv or arrow"))
+            ApiError::bad_request(format!(
+                "unknown output {name:?}; use json, jsonl, csv or arrow"
+            ))
         });
     }
     Ok(headers
@@ -328,6 +366,8 @@ fn output_format(name: Option<&str>, headers: &HeaderMap) -> Result<OutputFormat
 fn query_timeout(timeout: Duration) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        format!("query exceeded a resource limit: planning took longer than the {timeout:?} time limit"),
+        format!(
+            "query exceeded a resource limit: planning took longer than the {timeout:?} time limit"
+        ),
     )
 }

@@ -125,7 +125,13 @@ where
                     }
                 },
             };
-            let parse = parse_blocking(chunk_format, chunk, first_line, options.sensor.clone(), redactor);
+            let parse = parse_blocking(
+                chunk_format,
+                chunk,
+                first_line,
+                options.sensor.clone(),
+                redactor,
+            );
             let write = write_parsed(pending.take(), options, store, &mut sink);
             let (parsed, written) = tokio::join!(parse, write);
             if let Err(e) = written.map(|r| report.merge(r)) {
@@ -309,16 +315,27 @@ mod tests {
         chunks.extend(chunker.push(b"e\nf"));
         chunks.extend(chunker.finish());
         let joined: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
-        assert_eq!(joined, b"a\nbb\nccc\ndddd\neee\nf".to_vec(), "no byte may be lost or repeated");
+        assert_eq!(
+            joined,
+            b"a\nbb\nccc\ndddd\neee\nf".to_vec(),
+            "no byte may be lost or repeated"
+        );
         for (first_line, chunk) in &chunks {
             let expected = joined[..joined.len()]
                 .windows(chunk.len())
                 .position(|w| w == chunk.as_slice())
                 .map(|offset| joined[..offset].iter().filter(|&&b| b == b'\n').count() as u64 + 1)
                 .unwrap();
-            assert_eq!(*first_line, expected, "chunk {chunk:?} starts at the wrong line");
+            assert_eq!(
+                *first_line, expected,
+                "chunk {chunk:?} starts at the wrong line"
+            );
         }
-        assert!(chunks[..chunks.len() - 1].iter().all(|(_, c)| c.ends_with(b"\n")));
+        assert!(
+            chunks[..chunks.len() - 1]
+                .iter()
+                .all(|(_, c)| c.ends_with(b"\n"))
+        );
     }
 
     #[test]

@@ -25,7 +25,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "apitrail", version, about = "Store and query every HTTP API call event")]
+#[command(
+    name = "apitrail",
+    version,
+    about = "Store and query every HTTP API call event"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

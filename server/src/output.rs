@@ -30,15 +30,15 @@ impl OutputFormat {
 
     /// Picks a format from an `Accept` header, if it names one.
     pub fn from_accept(accept: &str) -> Option<Self> {
-        accept.split(',').find_map(|part| {
-            match part.split(';').next().unwrap_or("").trim() {
+        accept
+            .split(',')
+            .find_map(|part| match part.split(';').next().unwrap_or("").trim() {
                 "application/json" => Some(OutputFormat::Json),
                 "application/x-ndjson" | "application/jsonl" => Some(OutputFormat::JsonLines),
                 "text/csv" => Some(OutputFormat::Csv),
                 "application/vnd.apache.arrow.stream" => Some(OutputFormat::Arrow),
                 _ => None,
-            }
-        })
+            })
     }
 
     pub fn content_type(self) -> &'static str {
@@ -78,12 +78,17 @@ impl ResultEncoder {
             OutputFormat::Json => Ok(b"[".to_vec()),
             OutputFormat::JsonLines => Ok(Vec::new()),
             OutputFormat::Csv => {
-                let names: Vec<String> =
-                    self.schema.fields().iter().map(|f| csv_escape(f.name())).collect();
+                let names: Vec<String> = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| csv_escape(f.name()))
+                    .collect();
                 Ok(format!("{}\n", names.join(",")).into_bytes())
             }
             OutputFormat::Arrow => {
-                let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &self.schema)?;
+                let mut writer =
+                    arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &self.schema)?;
                 writer.flush()?;
                 let head = std::mem::take(writer.get_mut());
                 self.arrow = Some(writer);
@@ -100,7 +105,8 @@ impl ResultEncoder {
         let mut out = Vec::new();
         match self.format {
             OutputFormat::Json => {
-                let mut writer = json_builder().build::<_, arrow::json::writer::JsonArray>(&mut out);
+                let mut writer =
+                    json_builder().build::<_, arrow::json::writer::JsonArray>(&mut out);
                 writer.write(batch)?;
                 writer.finish()?;
                 drop(writer);
@@ -114,7 +120,8 @@ impl ResultEncoder {
                 out = piece;
             }
             OutputFormat::JsonLines => {
-                let mut writer = json_builder().build::<_, arrow::json::writer::LineDelimited>(&mut out);
+                let mut writer =
+                    json_builder().build::<_, arrow::json::writer::LineDelimited>(&mut out);
                 writer.write(batch)?;
                 writer.finish()?;
             }
@@ -186,7 +193,10 @@ mod tests {
         RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(TimestampMicrosecondArray::from(vec![1_700_000_000_123_456]).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![1_700_000_000_123_456])
+                        .with_timezone("UTC"),
+                ),
                 Arc::new(Int32Array::from(vec![None])),
             ],
         )
@@ -209,12 +219,18 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value.as_array().unwrap().len(), 2);
         assert_eq!(value[0]["time"], "2023-11-14T22:13:20.123456Z");
-        assert!(value[0]["status"].is_null(), "NULL must be written, not dropped");
+        assert!(
+            value[0]["status"].is_null(),
+            "NULL must be written, not dropped"
+        );
     }
 
     #[test]
     fn csv_has_header_once() {
         let text = encode(OutputFormat::Csv, &[sample(), sample()]);
-        assert_eq!(text, "time,status\n2023-11-14T22:13:20.123456Z,\n2023-11-14T22:13:20.123456Z,\n");
+        assert_eq!(
+            text,
+            "time,status\n2023-11-14T22:13:20.123456Z,\n2023-11-14T22:13:20.123456Z,\n"
+        );
     }
 }

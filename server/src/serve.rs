@@ -79,13 +79,16 @@ impl ServeArgs {
 
 /// Log filter when `RUST_LOG` is unset: apitrail at `info`, the Delta
 /// libraries only when they warn, since they log every snapshot load.
-const DEFAULT_LOG_FILTER: &str = "info,deltalake=warn,deltalake_core=warn,delta_kernel=warn,buoyant_kernel=warn";
+const DEFAULT_LOG_FILTER: &str =
+    "info,deltalake=warn,deltalake_core=warn,delta_kernel=warn,buoyant_kernel=warn";
 
 /// Installs the tracing subscriber; `RUST_LOG` sets the filter.
 pub fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

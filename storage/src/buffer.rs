@@ -89,7 +89,6 @@ impl WriteBuffer {
         &self.batches
     }
 
-
     /// Drops every batch with an LSN at or below `lsn`, after they were committed.
     pub fn release_through(&mut self, lsn: Lsn) {
         self.batches.retain(|b| b.lsn > lsn);
@@ -130,8 +129,16 @@ mod tests {
         for lsn in [5, 6, 8] {
             buffer.push(batch(lsn));
         }
-        assert_eq!(buffer.contiguous_through(4), Some(6), "7 is missing, so 8 must wait");
-        assert_eq!(buffer.contiguous_through(3), None, "4 is missing, so nothing is flushable");
+        assert_eq!(
+            buffer.contiguous_through(4),
+            Some(6),
+            "7 is missing, so 8 must wait"
+        );
+        assert_eq!(
+            buffer.contiguous_through(3),
+            None,
+            "4 is missing, so nothing is flushable"
+        );
         buffer.push(batch(7));
         assert_eq!(buffer.contiguous_through(4), Some(8));
     }

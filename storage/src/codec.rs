@@ -57,7 +57,9 @@ pub fn decode_batches(lsn: u64, payload: &[u8]) -> Result<Vec<RecordBatch>> {
     for batch in reader {
         let batch = batch.map_err(|e| arrow_error(&format!("decoding WAL record {lsn}"), e))?;
         if batch.schema() != event_schema() {
-            return Err(corrupt("the batch schema is not the event schema".to_string()));
+            return Err(corrupt(
+                "the batch schema is not the event schema".to_string(),
+            ));
         }
         batches.push(batch);
     }

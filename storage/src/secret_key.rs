@@ -59,7 +59,8 @@ impl SecretKey {
         }
 
         let mut bytes = vec![0u8; 32];
-        getrandom_fill(&mut bytes).map_err(|e| StorageError::io("generating secret key", &path, e))?;
+        getrandom_fill(&mut bytes)
+            .map_err(|e| StorageError::io("generating secret key", &path, e))?;
         let key = SecretKey { version: 1, bytes };
         let mut file = OpenOptions::new()
             .write(true)
@@ -93,9 +94,16 @@ mod tests {
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o600, "key file must be readable by its owner only");
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "key file must be readable by its owner only"
+        );
         let second = SecretKey::load_or_create(dir.path()).unwrap();
-        assert_eq!(first.bytes, second.bytes, "the key must persist across starts");
+        assert_eq!(
+            first.bytes, second.bytes,
+            "the key must persist across starts"
+        );
         assert_eq!(first.bytes.len(), 32);
     }
 

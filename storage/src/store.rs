@@ -132,8 +132,8 @@ impl Store {
         let started = Instant::now();
         let lock = DirLock::acquire(&config.data_dir)?;
         let app_id = format!("apitrail-wal-{}", node_id(&config.data_dir)?);
-        let table = EventTable::open_or_create(&config.table_url, config.storage_options.clone())
-            .await?;
+        let table =
+            EventTable::open_or_create(&config.table_url, config.storage_options.clone()).await?;
         let committed_lsn = committed_lsn(&table, &app_id).await?;
 
         let wal_config = WalConfig {
@@ -237,7 +237,11 @@ impl Store {
     }
 
     pub fn buffered_rows(&self) -> usize {
-        self.state.read().expect("store state lock poisoned").buffer.rows()
+        self.state
+            .read()
+            .expect("store state lock poisoned")
+            .buffer
+            .rows()
     }
 
     /// The table version and buffered batches that a query reads, taken atomically.
@@ -250,7 +254,18 @@ impl Store {
     }
 
     /// Commits every buffered batch to the table. Concurrent calls run one after the other.
-    pub async fn flush(&self) -> Result<FlushOutcome> {
+    ///
+    /// The flush runs in its own task, so it finishes even when the caller is
+    /// cancelled: stopping between the commit and the buffer swap would leave
+    /// the buffer holding rows that the table already has.
+    pub async fn flush(self: &Arc<Self>) -> Result<FlushOutcome> {
+        let store = Arc::clone(self);
+        tokio::spawn(async move { store.flush_now().await })
+            .await
+            .expect("the flush task does not panic")
+    }
+
+    async fn flush_now(&self) -> Result<FlushOutcome> {
         let _guard = self.flush_lock.lock().await;
         let Some(wal) = &self.wal else {
             return Ok(FlushOutcome::default());
@@ -269,7 +284,10 @@ impl Store {
                 .take_while(|b| b.lsn <= through_lsn)
                 .map(|b| b.batch.clone())
                 .collect();
-            let table = state.table.clone().expect("a writable store always has a table");
+            let table = state
+                .table
+                .clone()
+                .expect("a writable store always has a table");
             (batches, through_lsn, table)
         };
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -277,10 +295,15 @@ impl Store {
         failpoint::hit("flush_before_write");
 
         let txn = Transaction::new(&self.app_id, through_lsn as i64);
-        let version = table.append(batches, txn).await.inspect_err(|e| {
-            metrics::counter!("apitrail_flush_errors_total").increment(1);
-            tracing::warn!(error = %e, rows, through_lsn, "flush failed; the events stay in the WAL and buffer and the flush is retried");
-        })?;
+        let version = match table.append(batches, txn).await {
+            Ok(version) => version,
+            Err(e) => {
+                metrics::counter!("apitrail_flush_errors_total").increment(1);
+                tracing::warn!(error = %e, rows, through_lsn, "flush failed; the events stay in the WAL and buffer and the flush is retried");
+                self.reconcile(table).await;
+                return Err(e);
+            }
+        };
 
         {
             let mut state = self.state.write().expect("store state lock poisoned");
@@ -293,7 +316,8 @@ impl Store {
 
         metrics::counter!("apitrail_flushes_total").increment(1);
         metrics::counter!("apitrail_flushed_rows_total").increment(rows as u64);
-        metrics::histogram!("apitrail_flush_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("apitrail_flush_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         metrics::gauge!("apitrail_buffer_rows").set(self.buffered_rows() as f64);
         tracing::info!(
             rows,
@@ -310,11 +334,43 @@ impl Store {
         })
     }
 
+    /// Catches up with a commit that landed although the flush reported an error.
+    ///
+    /// An object store can apply a write and still fail the request (a
+    /// timeout after the put). Reading the committed LSN back from the table
+    /// keeps the buffer from committing those rows a second time.
+    async fn reconcile(&self, mut table: EventTable) {
+        let committed = match table.refresh().await {
+            Ok(()) => committed_lsn(&table, &self.app_id).await,
+            Err(e) => Err(e),
+        };
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the table back after a failed flush; the next flush retries");
+                return;
+            }
+        };
+        let mut state = self.state.write().expect("store state lock poisoned");
+        if committed > state.committed_lsn {
+            tracing::info!(
+                committed_lsn = committed,
+                "a flush reported as failed was committed; the buffer catches up"
+            );
+            state.table = Some(table);
+            state.committed_lsn = committed;
+            state.buffer.release_through(committed);
+        }
+    }
+
     /// Runs flushes by size and age until the returned task is aborted.
+    ///
+    /// Aborting never cuts a flush in half, because each flush runs in its own task.
     pub fn spawn_flusher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let store = Arc::clone(self);
         tokio::spawn(async move {
-            let tick = (store.config.flush_max_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+            let tick = (store.config.flush_max_age / 4)
+                .clamp(Duration::from_millis(50), Duration::from_secs(1));
             let mut backoff = Duration::from_millis(500);
             loop {
                 tokio::select! {
@@ -346,7 +402,7 @@ impl Store {
     }
 
     /// Flushes everything and stops the WAL writer, for a clean exit.
-    pub async fn shutdown(&self) -> Result<()> {
+    pub async fn shutdown(self: &Arc<Self>) -> Result<()> {
         let outcome = self.flush().await?;
         if let Some(wal) = &self.wal {
             wal.close().await?;
@@ -370,7 +426,9 @@ impl Store {
         let _guard = self.flush_lock.lock().await;
         let actions = writer.finish().await?;
         let mut table = self.writable_table()?;
-        let version = table.commit(actions, Transaction::new(import_id, 1)).await?;
+        let version = table
+            .commit(actions, Transaction::new(import_id, 1))
+            .await?;
         self.state.write().expect("store state lock poisoned").table = Some(table);
         Ok(version)
     }

@@ -44,7 +44,10 @@ pub struct EventTable {
 
 impl EventTable {
     /// Opens the table at `url`, creating it with the canonical schema if it does not exist.
-    pub async fn open_or_create(url: &Url, storage_options: HashMap<String, String>) -> Result<Self> {
+    pub async fn open_or_create(
+        url: &Url,
+        storage_options: HashMap<String, String>,
+    ) -> Result<Self> {
         let location = redact_url(url);
         let table_error = |action, source| StorageError::Table {
             location: location.clone(),
@@ -129,7 +132,10 @@ impl EventTable {
 
     /// Last version committed under an application id, if any.
     pub async fn transaction_version(&self, app_id: &str) -> Result<Option<i64>> {
-        let snapshot = self.table.snapshot().map_err(|e| self.error("reading snapshot", e))?;
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(|e| self.error("reading snapshot", e))?;
         snapshot
             .transaction_version(self.table.log_store().as_ref(), app_id)
             .await
@@ -179,7 +185,10 @@ impl EventTable {
             predicate: None,
         };
         let properties = CommitProperties::default().with_application_transaction(txn);
-        let snapshot = self.table.snapshot().map_err(|e| self.error("reading snapshot", e))?;
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(|e| self.error("reading snapshot", e))?;
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), operation)
@@ -215,11 +224,14 @@ impl TableWriter {
             context: "sorting events by time".to_string(),
             source: e,
         })?;
-        self.inner.write(sorted).await.map_err(|e| StorageError::Table {
-            location: self.location.clone(),
-            action: "writing Parquet",
-            source: Box::new(e),
-        })
+        self.inner
+            .write(sorted)
+            .await
+            .map_err(|e| StorageError::Table {
+                location: self.location.clone(),
+                action: "writing Parquet",
+                source: Box::new(e),
+            })
     }
 
     /// Closes the open files and returns the `add` actions that name them.

@@ -280,7 +280,10 @@ impl Wal {
         metrics::counter!("apitrail_wal_replay_corrupt_tails_total")
             .increment(replay.report.corrupt_tails);
 
-        let last_lsn = replay.report.last_lsn.max(config.min_next_lsn.saturating_sub(1));
+        let last_lsn = replay
+            .report
+            .last_lsn
+            .max(config.min_next_lsn.saturating_sub(1));
         let shared = Arc::new(Shared::new(last_lsn));
         let writer = Writer::start(&config, &replay, Arc::clone(&shared), lock)?;
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE_CAPACITY);

@@ -56,12 +56,17 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         Some(server) => {
             let client = reqwest::Client::new();
             for file in &args.files {
-                let result = import_via_server(&client, &server, file, format, args.sensor.as_deref()).await;
+                let result =
+                    import_via_server(&client, &server, file, format, args.sensor.as_deref()).await;
                 failures += print_result(file, result);
             }
         }
         None => {
-            let data_dir = args.target.data_dir.clone().expect("no server URL means a data directory");
+            let data_dir = args
+                .target
+                .data_dir
+                .clone()
+                .expect("no server URL means a data directory");
             let config = ServerConfig {
                 data_dir,
                 secret_key: std::env::var("APITRAIL_SECRET_KEY").ok(),
@@ -70,29 +75,39 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             let store = Store::open(config.store_config()?).await?;
             let redactor = Arc::new(load_redactor(&config)?);
             for file in &args.files {
-                let result = import_direct(&store, &redactor, file, format, args.sensor.as_deref()).await;
+                let result =
+                    import_direct(&store, &redactor, file, format, args.sensor.as_deref()).await;
                 failures += print_result(file, result);
             }
             store.shutdown().await?;
         }
     }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn progress_bar(path: &Path) -> ProgressBar {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let bar = ProgressBar::new(size);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("the template is valid")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
     );
     bar.set_message(display_name(path));
     bar
 }
 
 fn display_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 async fn import_via_server(
@@ -108,11 +123,12 @@ async fn import_via_server(
     };
     let bar = progress_bar(path);
     let progress = bar.clone();
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024).inspect(move |chunk| {
-        if let Ok(chunk) = chunk {
-            progress.inc(chunk.len() as u64);
-        }
-    });
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024).inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                progress.inc(chunk.len() as u64);
+            }
+        });
 
     let mut query: Vec<(&str, String)> = vec![("source", display_name(path))];
     if let Some(format) = format {
@@ -133,7 +149,9 @@ async fn import_via_server(
         Ok(response) => response,
         Err(e) => {
             return FileResult::Failed(
-                format!("cannot reach the server at {server}: {e}; is `apitrail serve` running, or did you mean --data-dir?"),
+                format!(
+                    "cannot reach the server at {server}: {e}; is `apitrail serve` running, or did you mean --data-dir?"
+                ),
                 None,
             );
         }
@@ -141,7 +159,12 @@ async fn import_via_server(
     let status = response.status();
     let body: serde_json::Value = match response.json().await {
         Ok(body) => body,
-        Err(e) => return FileResult::Failed(format!("the server answered {status} with an unreadable body: {e}"), None),
+        Err(e) => {
+            return FileResult::Failed(
+                format!("the server answered {status} with an unreadable body: {e}"),
+                None,
+            );
+        }
     };
     let report: Option<IngestReport> = serde_json::from_value(body.clone()).ok();
     if status.is_success() {
@@ -150,7 +173,10 @@ async fn import_via_server(
             None => FileResult::Failed(format!("unexpected answer from the server: {body}"), None),
         }
     } else {
-        let message = body["error"].as_str().unwrap_or("no error message").to_string();
+        let message = body["error"]
+            .as_str()
+            .unwrap_or("no error message")
+            .to_string();
         FileResult::Failed(format!("server answered {status}: {message}"), report)
     }
 }
@@ -186,11 +212,17 @@ async fn import_direct(
     bar.finish_and_clear();
 
     if let Some(error) = outcome.error {
-        return FileResult::Failed(format!("{error}; nothing from this file was committed"), Some(outcome.report));
+        return FileResult::Failed(
+            format!("{error}; nothing from this file was committed"),
+            Some(outcome.report),
+        );
     }
     match store.commit_import(&import_id, writer).await {
         Ok(_) => FileResult::Imported(outcome.report),
-        Err(e) => FileResult::Failed(format!("{e}; nothing from this file was committed"), Some(outcome.report)),
+        Err(e) => FileResult::Failed(
+            format!("{e}; nothing from this file was committed"),
+            Some(outcome.report),
+        ),
     }
 }
 

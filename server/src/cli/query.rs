@@ -23,7 +23,11 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let batches = match args.target.server_url() {
         Some(server) => query_server(&server, &args.sql).await?,
         None => {
-            let data_dir = args.target.data_dir.clone().expect("no server URL means a data directory");
+            let data_dir = args
+                .target
+                .data_dir
+                .clone()
+                .expect("no server URL means a data directory");
             if !data_dir.is_dir() {
                 bail!("data directory {} not found", data_dir.display());
             }

@@ -877,6 +877,13 @@ async fn floor_skips_covered_numbers() {
 
     let (_wal, records, report) = Wal::open(WalConfig::new(&wal_dir)).unwrap();
     let lsns: Vec<u64> = records.iter().map(|r| r.lsn).collect();
-    assert_eq!(lsns, vec![100], "covered segments were removed, the new record kept");
-    assert_eq!(report.corrupt_tails, 0, "the jump in numbering is not damage");
+    assert_eq!(
+        lsns,
+        vec![100],
+        "covered segments were removed, the new record kept"
+    );
+    assert_eq!(
+        report.corrupt_tails, 0,
+        "the jump in numbering is not damage"
+    );
 }
