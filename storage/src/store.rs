@@ -218,6 +218,9 @@ impl Store {
     }
 
     /// Makes `batch` durable in the WAL and visible to queries; returns its LSN.
+    ///
+    /// NOTE: while flushes keep failing (the table's store is unreachable),
+    /// the buffer grows without a limit; ingest is not yet slowed or refused.
     pub async fn append(&self, batch: RecordBatch) -> Result<Lsn> {
         let wal = self.wal.as_ref().ok_or(StorageError::ShuttingDown)?;
         let payload = encode_batch(&batch)?;
