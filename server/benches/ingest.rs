@@ -12,8 +12,8 @@
 //! Run it with `cargo bench -p apitrail-server --bench ingest`. Set
 //! `APITRAIL_BENCH_LINES` to change the number of generated lines (default
 //! 1,000,000). docs/benchmarks.md records the command, the machine and results.
-//! Nothing here asserts on timings. The bench fails only when the product
-//! rejects generated lines, loses events or exits with an error.
+//! Nothing here asserts on timings. Besides I/O errors and timeouts, the bench
+//! fails when the product rejects a generated line, loses events or exits with an error.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -40,6 +40,8 @@ const CONCURRENT_CLIENTS: usize = 4;
 const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(900);
+/// Maximum wait for a flush that runs after the last HTTP response to finish.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn main() -> anyhow::Result<()> {
     let lines = lines_from_env()?;
@@ -325,9 +327,10 @@ impl LogWorld {
             let addresses = (0..address_count)
                 .map(|_| client_address(rng, index))
                 .collect();
+            let user_agent = *rng.pick(&USER_AGENTS);
             partners.push(Partner {
                 addresses,
-                user_agent: *rng.pick(&USER_AGENTS),
+                user_agent,
                 connection: connection_id(rng),
             });
             // Traffic per partner falls off like 1/rank, as a few large partners dominate.
@@ -603,7 +606,7 @@ fn write_line(line: &mut String, rng: &mut SplitMix64, world: &mut LogWorld, tim
         ("-", "-")
     };
 
-    write!(
+    writeln!(
         line,
         "{protocol} {time} {ELB} {client}:{client_port} {target_text} {timings} {elb_status} \
          {target_status} {received_bytes} {sent_bytes} \
@@ -611,7 +614,7 @@ fn write_line(line: &mut String, rng: &mut SplitMix64, world: &mut LogWorld, tim
          {cipher} {tls} {TARGET_GROUP} \"Root=1-{epoch:08x}-{trace_high:08x}{trace_low:016x}\" \
          \"{domain}\" \"{certificate}\" {rule_priority} {created} \"forward\" \"-\" \"-\" \
          \"{target_text}\" \"{target_status}\" \"{classification}\" \"{classification_reason}\" \
-         {connection}\n",
+         {connection}",
         time = iso_micros(time_micros),
         elb_status = outcome.elb_status,
         method = request.method,
@@ -960,7 +963,7 @@ fn send_sigterm(pid: u32) -> anyhow::Result<()> {
 #[derive(Default)]
 struct ClientRun {
     first_sent: Option<Instant>,
-    last_answered: Option<Instant>,
+    last_received: Option<Instant>,
     accepted: u64,
     latencies: Vec<Duration>,
 }
@@ -989,7 +992,7 @@ fn post_bodies(
         let text = response
             .text()
             .with_context(|| format!("reading the response to ingest request {index}"))?;
-        let answered = Instant::now();
+        let received = Instant::now();
         ensure!(
             status.is_success(),
             "ingest request {index} failed with {status}: {text}"
@@ -1004,8 +1007,8 @@ fn post_bodies(
             "ingest request {index} rejected lines: {text}"
         );
         run.accepted += accepted;
-        run.latencies.push(answered - sent);
-        run.last_answered = Some(answered);
+        run.latencies.push(received - sent);
+        run.last_received = Some(received);
     }
 }
 
@@ -1043,11 +1046,11 @@ fn bench_http(
     });
     let runs = runs.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let first_sent = runs.iter().filter_map(|run| run.first_sent).min();
-    let last_answered = runs.iter().filter_map(|run| run.last_answered).max();
-    let (Some(first_sent), Some(last_answered)) = (first_sent, last_answered) else {
+    let last_received = runs.iter().filter_map(|run| run.last_received).max();
+    let (Some(first_sent), Some(last_received)) = (first_sent, last_received) else {
         bail!("no ingest request was sent");
     };
-    let elapsed = last_answered - first_sent;
+    let elapsed = last_received - first_sent;
     let accepted: u64 = runs.iter().map(|run| run.accepted).sum();
     ensure!(
         accepted == lines,
@@ -1056,9 +1059,7 @@ fn bench_http(
     let mut latencies: Vec<Duration> = runs.into_iter().flat_map(|run| run.latencies).collect();
     latencies.sort();
 
-    // Before the shutdown flush: what is in the WAL and what earlier flushes committed.
-    let wal_bytes = directory_bytes(&data_dir.join("wal"), "wal")?;
-    let before_stop = TableSize::measure(&data_dir.join("table"))?;
+    let (wal_bytes, before_stop) = settled_sizes(&data_dir)?;
     let peak_rss = server.peak_rss_bytes();
     let shutdown = server.stop()?;
     let after_stop = TableSize::measure(&data_dir.join("table"))?;
@@ -1081,8 +1082,8 @@ fn bench_http(
         group(per_second(lines, elapsed) as u64),
         "events/s",
         &format!(
-            "first request sent to last answer; {} requests of {} lines, each answered \
-             after WAL fsync",
+            "first request sent to last response received; {} requests of {} lines, each \
+             response sent only after the WAL fsync",
             latencies.len(),
             group(LINES_PER_REQUEST as u64)
         ),
@@ -1103,7 +1104,7 @@ fn bench_http(
         &label,
         format!("{:.2}", shutdown.as_secs_f64()),
         "s",
-        "SIGTERM to exit: flush of the write buffer to Parquet and Delta commit",
+        "SIGTERM to exit: flush of the rows still buffered to Parquet and Delta commit",
     );
     results.add(
         &label,
@@ -1127,6 +1128,36 @@ fn bench_http(
     Ok(())
 }
 
+/// Returns the WAL bytes and the table size once a flush that is still running has finished.
+///
+/// A flush commits its rows and then deletes their WAL segments, so sizes read
+/// while it runs can count the same events in both places. Two equal samples
+/// 250 ms apart are taken as settled. After [`SETTLE_TIMEOUT`] the last sample is used.
+fn settled_sizes(data_dir: &Path) -> anyhow::Result<(u64, TableSize)> {
+    let sample = || -> anyhow::Result<(u64, TableSize)> {
+        let table = TableSize::measure(&data_dir.join("table"))?;
+        let wal_bytes = directory_bytes(&data_dir.join("wal"), "wal")?;
+        Ok((wal_bytes, table))
+    };
+    let started = Instant::now();
+    let mut previous = sample()?;
+    loop {
+        thread::sleep(Duration::from_millis(250));
+        let current = sample()?;
+        let settled = current.0 == previous.0
+            && current.1.committed_rows == previous.1.committed_rows
+            && current.1.parquet_bytes == previous.1.parquet_bytes;
+        if settled {
+            return Ok(current);
+        }
+        if started.elapsed() > SETTLE_TIMEOUT {
+            println!("  note: WAL and table sizes still changed after {SETTLE_TIMEOUT:?}");
+            return Ok(current);
+        }
+        previous = current;
+    }
+}
+
 /// Adds the WAL size per event still in the WAL, which excludes events that flushes
 /// during the run already committed and whose segments were deleted.
 fn add_wal_result(
@@ -1140,14 +1171,15 @@ fn add_wal_result(
     let in_wal = lines.saturating_sub(flushed);
     let note = if flushed == 0 {
         format!(
-            "WAL segment bytes after the last answer, before SIGTERM; no flush during the \
-             run, so all {} events were in the WAL",
+            "WAL segment bytes after the last response and before SIGTERM. No flush had \
+             committed, so all {} events were in the WAL",
             group(lines)
         )
     } else {
         format!(
-            "WAL segment bytes after the last answer, over the {} events not yet flushed; \
-             {} events were already flushed in {} files during the run",
+            "WAL segment bytes after the last response and before SIGTERM, over the {} events \
+             not yet flushed. Earlier flushes had committed {} events in {} files. This is an upper \
+             bound, because a segment is deleted only when all its records are flushed",
             group(in_wal),
             group(flushed),
             before_stop.parquet_files
@@ -1255,11 +1287,11 @@ fn committed_rows(delta_log: &Path) -> anyhow::Result<Option<u64>> {
     Ok(Some(rows))
 }
 
-fn check_committed_rows(table: &TableSize, lines: u64, what: &str) -> anyhow::Result<()> {
+fn check_committed_rows(table: &TableSize, lines: u64, command: &str) -> anyhow::Result<()> {
     match table.committed_rows {
         Some(rows) => ensure!(
             rows == lines,
-            "{what} committed {rows} rows to the table for {lines} lines"
+            "{command} committed {rows} rows to the table for {lines} lines"
         ),
         None => {
             println!("  note: the Delta log has no row counts, so committed rows are unchecked")
@@ -1330,7 +1362,7 @@ fn group(value: u64) -> String {
     let digits = value.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);
