@@ -17,8 +17,12 @@ use chrono::NaiveDate;
 /// Number of bytes from the start of a file that are passed to detection.
 const DETECTION_SAMPLE_BYTES: usize = 16 * 1024;
 
+/// `APITRAIL_REALDATA`, or by default `shared/realdata` beside the checkout.
 fn realdata_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/realdata")
+    match std::env::var_os("APITRAIL_REALDATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/realdata"),
+    }
 }
 
 /// Reads a sample file; the `Option` lets callers use `?` in helpers.
@@ -26,7 +30,7 @@ fn read_sample(name: &str) -> Option<Vec<u8>> {
     let dir = realdata_dir();
     assert!(
         dir.is_dir(),
-        "sample directory {} not found; the real-log tests need it",
+        "sample directory {} not found; set APITRAIL_REALDATA to the folder of real log samples",
         dir.display()
     );
     let path = dir.join(name);

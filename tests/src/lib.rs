@@ -81,10 +81,14 @@ fn workspace_root() -> PathBuf {
 /// Returns the path of a real log sample, given relative to the sample directory.
 ///
 /// The samples are read in place and never copied into the repository.
+/// `APITRAIL_REALDATA` names the sample directory; by default it is
+/// `shared/realdata` beside the checkout.
 pub fn realdata(relative: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/realdata")
-        .join(relative);
+    let dir = match std::env::var_os("APITRAIL_REALDATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realdata"),
+    };
+    let path = dir.join(relative);
     assert!(
         path.is_file(),
         "real log sample {} is missing",
