@@ -38,6 +38,11 @@
 //! `snake_case_words`), hyphenated words (`order-items`, `.well-known`),
 //! short mixed tokens (`oauth2`, `s3`, `h264`) and `*`.
 //!
+//! NOTE: the rules look at one segment at a time, so a word that ends in a
+//! number after a dash (`kibana-dashboard3.png`, `logstash-scale11x`) passes
+//! for a prefixed id and is templated; telling it from a random id needs the
+//! value counts per path position that a learning templater would keep.
+//!
 //! NOTE: random tokens that happen to lack one character class stay literal.
 //! About 3% ((54/64)^21) of random 21-character nanoids contain no digit.
 //! Short hex ids such as 7-character git commit hashes are below the hex
