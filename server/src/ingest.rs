@@ -26,7 +26,7 @@ pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 pub enum IngestError {
     /// The input's format was not given and could not be recognised.
     #[error(
-        "could not detect the log format from the first lines; pass format=aws_alb, clf or aws_apigateway"
+        "could not detect the log format from the first lines; name it with the format parameter (HTTP) or --format (CLI): aws_alb, clf or aws_apigateway"
     )]
     UnknownFormat,
     /// The input could not be read or decompressed.
@@ -225,7 +225,7 @@ async fn parse_blocking(
 }
 
 /// Wraps `input` in a gzip or zstd decoder when its first bytes are that format's magic.
-async fn decompress<'a, R>(input: R) -> std::io::Result<Pin<Box<dyn AsyncRead + Send + 'a>>>
+pub async fn decompress<'a, R>(input: R) -> std::io::Result<Pin<Box<dyn AsyncRead + Send + 'a>>>
 where
     R: AsyncRead + Unpin + Send + 'a,
 {

@@ -41,7 +41,7 @@ pub enum StorageError {
 
     /// Another process has locked the data directory.
     #[error(
-        "data directory {path} is in use by another apitrail process (lock file {lock}); stop it or use --server to go through it"
+        "data directory {path} is in use by another apitrail process (lock file {lock}); stop that process, or send the work through the running server with --server"
     )]
     Locked { path: PathBuf, lock: PathBuf },
 

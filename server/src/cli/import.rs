@@ -227,10 +227,16 @@ async fn import_direct(
 }
 
 /// `import-<sha256 of the content>`, the application id of the file's commit.
+///
+/// The hash covers the decompressed content, so a gzip or zstd copy of an
+/// imported file is recognised as the same file.
 async fn file_import_id(path: &Path) -> anyhow::Result<String> {
-    let mut file = tokio::fs::File::open(path)
+    let file = tokio::fs::File::open(path)
         .await
         .with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file = crate::ingest::decompress(file)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1024 * 1024];
     loop {

@@ -1,5 +1,6 @@
 //! `apitrail query`: run SQL through a server or on a data directory and print a table.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -35,9 +36,18 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
-    println!("({rows} row{})", if rows == 1 { "" } else { "s" });
-    Ok(ExitCode::SUCCESS)
+    let table = arrow::util::pretty::pretty_format_batches(&batches)?;
+    let mut out = std::io::stdout().lock();
+    let written = writeln!(out, "{table}")
+        .and_then(|()| writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" }));
+    match written {
+        // A reader such as `head` that stops early is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        result => {
+            result.context("writing the result")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 async fn query_server(server: &str, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
