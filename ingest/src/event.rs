@@ -65,6 +65,14 @@ impl Event {
         }
     }
 
+    /// Returns the value of the first attribute named `name`.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// Days since the Unix epoch for `time`, rounding towards minus infinity.
     pub fn day(&self) -> i32 {
         day_of(self.time)
@@ -115,7 +123,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The Arrow schema of the canonical event.
+/// Returns the Arrow schema of the canonical event.
 pub fn event_schema() -> SchemaRef {
     SCHEMA.clone()
 }

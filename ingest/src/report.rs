@@ -1,4 +1,4 @@
-//! What an ingest tells its caller: counts, the first errors, and the lines it rejected.
+//! The outcome an ingest returns to its caller: counts, the first errors, and the lines it rejected.
 
 use std::collections::BTreeMap;
 

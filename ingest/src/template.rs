@@ -40,7 +40,7 @@
 //!
 //! NOTE: the rules look at one segment at a time, so a word that ends in a
 //! number after a dash (`kibana-dashboard3.png`, `logstash-scale11x`) passes
-//! for a prefixed id and is templated; telling it from a random id needs the
+//! for a prefixed id and is templated. Telling it from a random id needs the
 //! value counts per path position that a learning templater would keep.
 //!
 //! NOTE: random tokens that happen to lack one character class stay literal.
@@ -193,7 +193,7 @@ fn split_extension(segment: &str) -> Option<(&str, &str)> {
     valid.then_some((stem, extension))
 }
 
-/// A JWT: `eyJ` (base64 of `{"`), then base64url parts joined by two dots.
+/// Checks for a JWT: `eyJ` (base64 of `{"`), then base64url parts joined by two dots.
 fn is_jwt(bytes: &[u8]) -> bool {
     if !bytes.starts_with(b"eyJ") {
         return false;

@@ -39,7 +39,7 @@ impl QueryError {
         }
     }
 
-    /// Whether the caller caused the error (HTTP 4xx rather than 5xx).
+    /// Returns true when the caller caused the error (HTTP 4xx rather than 5xx).
     pub fn is_client_error(&self) -> bool {
         !matches!(self, QueryError::Execution(_))
     }

@@ -1,7 +1,7 @@
 //! The `events` table: committed Parquet data merged with the write buffer.
 //!
-//! At planning time the provider takes one [`StoreSnapshot`], so a scan sees
-//! a committed table version plus exactly the buffered batches above it: a
+//! At planning time the provider takes one [`StoreSnapshot`], so a scan reads
+//! a committed table version plus exactly the buffered batches above it. A
 //! flush that lands during the query changes neither side.
 //!
 //! Pruning by time: filters are handed to the Delta scan, which skips files
@@ -241,7 +241,7 @@ fn is_time_column(expr: &Expr) -> bool {
     matches!(expr, Expr::Column(column) if column.name == "time")
 }
 
-/// A timestamp literal in microseconds, rounding sub-microsecond values down.
+/// Converts a timestamp literal to microseconds, rounding sub-microsecond values down.
 fn literal_micros(expr: &Expr) -> Option<i64> {
     let Expr::Literal(value, _) = expr else {
         return None;

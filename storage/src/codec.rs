@@ -2,7 +2,7 @@
 //!
 //! A record payload is a little-endian u32 schema version (see
 //! `apitrail_ingest::SCHEMA_VERSION`) followed by an Arrow IPC stream that
-//! holds one batch of already-parsed, already-redacted events.
+//! contains one batch of already-parsed, already-redacted events.
 
 use std::io::Cursor;
 

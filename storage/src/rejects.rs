@@ -4,7 +4,7 @@
 //! one JSON object per line with `received_at`, `source` (the file name or
 //! the HTTP peer), `format`, `line`, `reason` and `text`. The text is scrubbed
 //! of secrets by the parser before it gets here. Lines are written and
-//! fsynced before the ingest that produced them is answered.
+//! fsynced before the response to the ingest that produced them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! Stored as `<data-dir>/secret.key`: one line `v<version>:<64 hex chars>`,
 //! created on first start with 32 random bytes and permissions 0600. All nodes
 //! of one store must share the key, so a consumer hashes to the same value
-//! everywhere; configuration can supply it instead of the file.
+//! everywhere. Configuration can supply it instead of the file.
 
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -6,9 +6,9 @@
 //! buffer to the table when it exceeds a size or age, in four steps:
 //!
 //! 1. take the buffered batches from the committed LSN up to the highest LSN
-//!    `n` with no gap before it (concurrent appends reach the buffer out of
-//!    order, and a commit must not name an LSN above a record it lacks), and
-//!    rotate the WAL;
+//!    `n` with no gap before it, and rotate the WAL. Concurrent appends reach
+//!    the buffer out of order, and a commit must not name an LSN above a
+//!    record it lacks;
 //! 2. write them as Parquet and commit with the application transaction
 //!    `(app_id, n)`;
 //! 3. swap, under one lock, the table snapshot that queries read and the

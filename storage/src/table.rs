@@ -5,10 +5,12 @@
 //! `day=YYYY-MM-DD/part-*.parquet`, zstd-compressed and sorted by `time`.
 //!
 //! Each commit is atomic: a file written to the object store but not named by
-//! a committed log entry is invisible to readers (a crash between writing
-//! Parquet and committing leaves such orphans, which vacuum removes). A flush
-//! commit carries a Delta application transaction `(app_id, version)` where
-//! the version is the last WAL LSN the commit covers; after a crash the
+//! a committed log entry is invisible to readers. A crash between writing
+//! Parquet and committing leaves such orphans.
+//! NOTE: apitrail does not remove orphaned files yet; Delta's vacuum would.
+//!
+//! A flush commit carries a Delta application transaction `(app_id, version)`
+//! where the version is the last WAL LSN the commit covers. After a crash the
 //! store replays only WAL records above that version, so a flush is neither
 //! lost nor applied twice.
 
@@ -287,9 +289,9 @@ fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowE
 
 /// Removes credentials and the query from a URL, for logs and error messages.
 pub fn redact_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_password(None);
-    let _ = shown.set_username("");
-    shown.set_query(None);
-    shown.to_string()
+    let mut redacted = url.clone();
+    let _ = redacted.set_password(None);
+    let _ = redacted.set_username("");
+    redacted.set_query(None);
+    redacted.to_string()
 }

@@ -246,6 +246,7 @@ fn invalid_field(value_kind: &str, fields: &[Field<'_>], index: usize) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::test_support::{expect_event, expect_rejection};
 
     const HTTPS_LINE: &str = concat!(
         r#"https 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 "#,
@@ -260,25 +261,15 @@ mod tests {
     );
 
     fn parse_event(line: &str) -> Event {
-        match parse_record(line) {
-            LineOutcome::Event(event) => *event,
-            other => panic!("expected an event for {line:?}, got {other:?}"),
-        }
+        expect_event(line, parse_record(line))
     }
 
     fn rejection(line: &str) -> String {
-        match parse_record(line) {
-            LineOutcome::Rejected(reason) => reason,
-            other => panic!("expected a rejection for {line:?}, got {other:?}"),
-        }
+        expect_rejection(line, parse_record(line))
     }
 
     fn attribute<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
-        event
-            .attributes
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        event.attribute(name)
     }
 
     /// Builds a line of the 2019 layout, which ends at `error_reason`.

@@ -426,27 +426,18 @@ impl Serialize for Json<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::test_support::{expect_event, expect_rejection};
 
     fn parse_event(line: &str) -> Event {
-        match parse_record(line) {
-            LineOutcome::Event(event) => *event,
-            other => panic!("expected an event for {line:?}, got {other:?}"),
-        }
+        expect_event(line, parse_record(line))
     }
 
     fn rejection(line: &str) -> String {
-        match parse_record(line) {
-            LineOutcome::Rejected(reason) => reason,
-            other => panic!("expected a rejection for {line:?}, got {other:?}"),
-        }
+        expect_rejection(line, parse_record(line))
     }
 
     fn attribute<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
-        event
-            .attributes
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        event.attribute(name)
     }
 
     #[test]

@@ -304,30 +304,21 @@ fn set_trailing_fields(event: &mut Event, fields: &[Field<'_>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::test_support::{expect_event, expect_rejection};
 
     /// 2016-12-07T10:05:07Z, the time of the `[07/Dec/2016:11:05:07 +0100]` test lines.
     const DEC_7_2016: i64 = 1_481_105_107_000_000;
 
     fn parse_event(line: &str) -> Event {
-        match parse_record(line) {
-            LineOutcome::Event(event) => *event,
-            other => panic!("expected an event for {line:?}, got {other:?}"),
-        }
+        expect_event(line, parse_record(line))
     }
 
     fn rejection(line: &str) -> String {
-        match parse_record(line) {
-            LineOutcome::Rejected(reason) => reason,
-            other => panic!("expected a rejection for {line:?}, got {other:?}"),
-        }
+        expect_rejection(line, parse_record(line))
     }
 
     fn attribute<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
-        event
-            .attributes
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        event.attribute(name)
     }
 
     #[test]
