@@ -10,6 +10,12 @@
 //! key. The version names the key, so hashes made before a key rotation can
 //! be distinguished from those made after it.
 //!
+//! After a rotation, a redactor can keep the previous keys
+//! ([`Redactor::with_previous_key`]). It still hashes only with the current
+//! key, and [`Redactor::previous_hashes`] returns what the previous keys
+//! would have made, so that a hash stored before the rotation can still be
+//! matched to the same secret.
+//!
 //! Values that already have this form are not hashed again, so redacting a
 //! redacted query or attribute returns it unchanged, and so does scrubbing a
 //! scrubbed log line. NOTE: contrived text where rules overlap, such as
@@ -143,32 +149,97 @@ const TEXT_SCHEMES: [&[u8]; 3] = [b"bearer", b"basic", b"digest"];
 
 /// Replaces secrets with a keyed hash.
 ///
-/// `Debug` shows the key version but never the key.
+/// `Debug` shows the key versions but never a key.
 #[derive(Clone)]
 pub struct Redactor {
     /// HMAC state with the key already absorbed, cloned for every hash.
+    mac: HmacSha256,
+    version: u32,
+    /// Keys used before the current one, in the order they were added.
+    previous: Vec<PreviousKey>,
+}
+
+/// A key retired by a rotation, with its version.
+#[derive(Clone)]
+struct PreviousKey {
     mac: HmacSha256,
     version: u32,
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let previous_versions: Vec<u32> = self.previous.iter().map(|key| key.version).collect();
         f.debug_struct("Redactor")
             .field("version", &self.version)
+            .field("previous_versions", &previous_versions)
             .finish_non_exhaustive()
     }
+}
+
+/// Error of [`Redactor::with_previous_key`]: two keys of one redactor share a version.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "hash key version {version} is given twice; every key, current or previous, needs its own version"
+)]
+pub struct DuplicateKeyVersion {
+    pub version: u32,
 }
 
 impl Redactor {
     /// Creates a redactor that hashes with `key` and labels hashes with `version`.
     pub fn new(key: Vec<u8>, version: u32) -> Self {
-        let mac = HmacSha256::new_from_slice(&key).expect("HMAC accepts keys of any length");
-        Redactor { mac, version }
+        Redactor {
+            mac: new_mac(&key),
+            version,
+            previous: Vec::new(),
+        }
+    }
+
+    /// Adds a key that was current before a rotation, labelled with its `version`.
+    ///
+    /// Hashing still uses only the current key. Previous keys serve
+    /// [`previous_hashes`](Self::previous_hashes), and are kept in the order
+    /// they are added, most recent first by convention.
+    ///
+    /// # Errors
+    ///
+    /// [`DuplicateKeyVersion`] when `version` is the current version or the
+    /// version of a previous key already added.
+    pub fn with_previous_key(
+        mut self,
+        key: Vec<u8>,
+        version: u32,
+    ) -> Result<Self, DuplicateKeyVersion> {
+        let version_in_use =
+            version == self.version || self.previous.iter().any(|k| k.version == version);
+        if version_in_use {
+            return Err(DuplicateKeyVersion { version });
+        }
+        self.previous.push(PreviousKey {
+            mac: new_mac(&key),
+            version,
+        });
+        Ok(self)
     }
 
     /// Version of the hash key, written after `h` in every hash.
     pub fn version(&self) -> u32 {
         self.version
+    }
+
+    /// Versions of the previous keys, in the order they were added.
+    pub fn previous_versions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.previous.iter().map(|key| key.version)
+    }
+
+    /// Hashes `value` with each previous key, in the order the keys were added.
+    ///
+    /// Returns an empty vector, without allocating, when there is no previous key.
+    pub fn previous_hashes(&self, value: &str) -> Vec<String> {
+        self.previous
+            .iter()
+            .map(|key| hash_with(&key.mac, key.version, value.as_bytes()))
+            .collect()
     }
 
     /// Hashes `value` as `h{version}:` and 32 lowercase hex digits.
@@ -179,13 +250,7 @@ impl Redactor {
     }
 
     fn hash_bytes(&self, value: &[u8]) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(value);
-        let digest = mac.finalize().into_bytes();
-
-        let mut hash = format!("h{}:", self.version);
-        hash.push_str(&hex::encode(&digest[..HASH_BYTES]));
-        hash
+        hash_with(&self.mac, self.version, value)
     }
 
     /// Hashes the values of credential parameters in a query string (without `?`).
@@ -255,6 +320,21 @@ impl Redactor {
             }
         }
     }
+}
+
+fn new_mac(key: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
+
+/// Hashes `value` with a keyed HMAC state as `h{version}:` and 32 lowercase hex digits.
+fn hash_with(mac: &HmacSha256, version: u32, value: &[u8]) -> String {
+    let mut mac = mac.clone();
+    mac.update(value);
+    let digest = mac.finalize().into_bytes();
+
+    let mut hash = format!("h{version}:");
+    hash.push_str(&hex::encode(&digest[..HASH_BYTES]));
+    hash
 }
 
 /// Returns true when `value` is exactly a hash made by a [`Redactor`], of any key version.
@@ -1093,6 +1173,61 @@ mod tests {
         let debug = format!("{:?}", Redactor::new(b"visible-key".to_vec(), 3));
         assert!(!debug.contains("visible-key"), "{debug}");
         assert!(debug.contains("version: 3"), "{debug}");
+    }
+
+    #[test]
+    fn previous_hashes_match_old_redactor() {
+        let old = Redactor::new(b"old key".to_vec(), 1);
+        let older = Redactor::new(b"older key".to_vec(), 0);
+        let rotated = Redactor::new(b"new key".to_vec(), 2)
+            .with_previous_key(b"old key".to_vec(), 1)
+            .and_then(|r| r.with_previous_key(b"older key".to_vec(), 0))
+            .expect("versions 2, 1 and 0 are distinct");
+        assert_eq!(
+            rotated.previous_hashes("k3y"),
+            vec![old.hash("k3y"), older.hash("k3y")],
+            "previous hashes follow the order the keys were added"
+        );
+        assert!(
+            rotated.hash("k3y").starts_with("h2:"),
+            "the current key still hashes"
+        );
+        assert_eq!(rotated.previous_versions().collect::<Vec<_>>(), vec![1, 0]);
+    }
+
+    #[test]
+    fn previous_hashes_empty_without_keys() {
+        assert!(redactor().previous_hashes("k3y").is_empty());
+    }
+
+    #[test]
+    fn previous_key_rejects_taken_version() {
+        let current = Redactor::new(b"new key".to_vec(), 2).with_previous_key(b"x".to_vec(), 2);
+        assert_eq!(
+            current.err(),
+            Some(DuplicateKeyVersion { version: 2 }),
+            "the current version cannot be reused"
+        );
+
+        let twice = Redactor::new(b"new key".to_vec(), 2)
+            .with_previous_key(b"a".to_vec(), 1)
+            .and_then(|r| r.with_previous_key(b"b".to_vec(), 1));
+        assert_eq!(
+            twice.err(),
+            Some(DuplicateKeyVersion { version: 1 }),
+            "a previous version cannot be reused"
+        );
+    }
+
+    #[test]
+    fn debug_hides_previous_keys() {
+        let redactor = Redactor::new(b"visible-key".to_vec(), 3)
+            .with_previous_key(b"retired-key".to_vec(), 2)
+            .expect("versions 3 and 2 are distinct");
+        let debug = format!("{redactor:?}");
+        assert!(!debug.contains("visible-key"), "{debug}");
+        assert!(!debug.contains("retired-key"), "{debug}");
+        assert!(debug.contains("previous_versions: [2]"), "{debug}");
     }
 
     #[test]

@@ -42,7 +42,8 @@ impl std::fmt::Debug for QueryEngine {
 }
 
 impl QueryEngine {
-    pub fn new(store: Arc<Store>, limits: &QueryLimits) -> Result<Self, QueryError> {
+    /// Builds a session with the `events` table, the views and the apitrail functions.
+    pub async fn new(store: Arc<Store>, limits: &QueryLimits) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
             .build_arc()
@@ -52,7 +53,11 @@ impl QueryEngine {
             .with_information_schema(true)
             .with_default_catalog_and_schema("apitrail", "public");
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        ctx.register_table("events", Arc::new(EventsTable::new(store)))
+        crate::functions::register_all(&ctx);
+        ctx.register_table("events", Arc::new(EventsTable::new(Arc::clone(&store))))
+            .map_err(QueryError::from_datafusion)?;
+        crate::views::register_views(&ctx, store)
+            .await
             .map_err(QueryError::from_datafusion)?;
         Ok(QueryEngine { ctx })
     }

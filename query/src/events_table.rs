@@ -67,8 +67,9 @@ impl TableProvider for EventsTable {
         let bounds = TimeBounds::from_filters(filters);
 
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if let Some(plan) = committed_scan(&snapshot, state, filters).await? {
-            inputs.push(plan);
+        if let Some(table) = &snapshot.table {
+            let plan = committed_scan(table, "events", state, filters).await?;
+            inputs.push(conform_to_schema(plan, &event_schema())?);
         }
         if let Some(plan) = buffered_scan(&snapshot, &bounds)? {
             inputs.push(plan);
@@ -81,33 +82,32 @@ impl TableProvider for EventsTable {
     }
 }
 
-/// Scans the committed table version, reordered and cast to the event schema.
-async fn committed_scan(
-    snapshot: &StoreSnapshot,
+/// Scans one committed version of a Delta table with the query's filters.
+pub(crate) async fn committed_scan(
+    table: &deltalake::DeltaTable,
+    name: &str,
     state: &dyn Session,
     filters: &[Expr],
-) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let Some(table) = &snapshot.table else {
-        return Ok(None);
-    };
+) -> Result<Arc<dyn ExecutionPlan>> {
     table
         .update_datafusion_session(state)
         .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
     let provider = table
         .table_provider()
         .await
-        .map_err(|e| e.context("opening the committed events table"))?;
-    let plan = provider.scan(state, None, filters, None).await?;
-    Ok(Some(conform_to_event_schema(plan)?))
+        .map_err(|e| e.context(format!("opening the committed {name} table")))?;
+    provider.scan(state, None, filters, None).await
 }
 
-/// Puts the columns of a table scan in event-schema order and types.
+/// Puts the columns of a table scan in the order and types of `target`.
 ///
-/// The Delta scan returns the partition column `day` last and may type the
-/// attributes map with other field names; a projection by name fixes both.
-fn conform_to_event_schema(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+/// The Delta scan returns the partition column last and may type nested
+/// columns with other field names; a projection by name fixes both.
+pub(crate) fn conform_to_schema(
+    plan: Arc<dyn ExecutionPlan>,
+    target: &SchemaRef,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let input_schema = plan.schema();
-    let target = event_schema();
     let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
         let index = input_schema.index_of(field.name())?;
@@ -143,7 +143,7 @@ fn buffered_scan(
     Ok(Some(plan))
 }
 
-fn project(
+pub(crate) fn project(
     plan: Arc<dyn ExecutionPlan>,
     projection: Option<&Vec<usize>>,
 ) -> Result<Arc<dyn ExecutionPlan>> {

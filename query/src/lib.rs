@@ -7,11 +7,16 @@
 //!   tables, that rejects every statement that would change state.
 //! - [`events_table`]: the `events` table provider, which merges committed
 //!   Parquet files with the write buffer and prunes both by time.
+//! - [`views`]: `view_partials` and the continuous views over it
+//!   (`endpoints`, `consumers`, `consumer_activity`).
+//! - [`functions`]: the SQL functions registered in every session.
 //! - [`error`]: query errors, classified as the caller's or the server's fault.
 
 pub mod engine;
 pub mod error;
 pub mod events_table;
+pub mod functions;
+pub mod views;
 
 pub use engine::{QueryEngine, QueryLimits};
 pub use error::QueryError;

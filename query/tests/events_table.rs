@@ -58,7 +58,9 @@ async fn physical_plan(engine: &QueryEngine, sql: &str) -> String {
 async fn buffer_and_table_merge_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path()).await;
-    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default()).unwrap();
+    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default())
+        .await
+        .unwrap();
 
     store.append(batch(JAN_1, 10, "/a")).await.unwrap();
     assert_eq!(
@@ -88,7 +90,9 @@ async fn buffer_and_table_merge_once() {
 async fn time_filter_prunes_days() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path()).await;
-    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default()).unwrap();
+    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default())
+        .await
+        .unwrap();
 
     store.append(batch(JAN_1, 10, "/jan1")).await.unwrap();
     store.flush().await.unwrap();
@@ -125,7 +129,9 @@ async fn time_filter_prunes_days() {
 async fn writes_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path()).await;
-    let engine = QueryEngine::new(store, &QueryLimits::default()).unwrap();
+    let engine = QueryEngine::new(store, &QueryLimits::default())
+        .await
+        .unwrap();
     for sql in [
         "INSERT INTO events (source, time, day) VALUES ('x', now(), current_date())",
         "CREATE TABLE t AS SELECT 1",

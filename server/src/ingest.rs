@@ -13,7 +13,7 @@ use std::sync::Arc;
 use apitrail_ingest::{
     Format, IngestReport, ParseContext, ParsedChunk, Redactor, detect_format, parse_chunk,
 };
-use apitrail_storage::table::TableWriter;
+use apitrail_storage::store::ImportWriter;
 use apitrail_storage::{StorageError, Store};
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
@@ -46,7 +46,7 @@ pub enum Sink<'a> {
     /// The server's store: WAL, then write buffer.
     Store(&'a Store),
     /// Data files of a direct import, committed by the caller.
-    Table(&'a mut TableWriter),
+    Table(&'a mut ImportWriter),
 }
 
 /// Parameters of one ingest.

@@ -79,8 +79,7 @@ impl ServeArgs {
 
 /// Log filter when `RUST_LOG` is unset: apitrail at `info`, the Delta
 /// libraries only when they warn, since they log every snapshot load.
-const DEFAULT_LOG_FILTER: &str =
-    "info,deltalake=warn,deltalake_core=warn,delta_kernel=warn,buoyant_kernel=warn";
+const DEFAULT_LOG_FILTER: &str = "info,deltalake=warn,deltalake_core=warn,deltalake_core::writer::stats=error,delta_kernel=warn,buoyant_kernel=warn";
 
 /// Installs the tracing subscriber; `RUST_LOG` sets the filter.
 pub fn init_tracing(json: bool) {
@@ -119,7 +118,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         memory_bytes: config.query_memory_bytes,
         ..QueryLimits::default()
     };
-    let engine = QueryEngine::new(Arc::clone(&store), &limits)?;
+    let engine = QueryEngine::new(Arc::clone(&store), &limits).await?;
     let flusher = store.spawn_flusher();
 
     let state = AppState {

@@ -8,9 +8,11 @@
 //! - [`wal`]: the write-ahead log with group commit and torn-tail recovery.
 //! - [`codec`]: how event batches are encoded inside WAL records.
 //! - [`buffer`]: acknowledged events waiting for a flush, queryable meanwhile.
-//! - [`table`]: the Delta Lake events table on an object store.
+//! - [`table`]: the append-only Delta tables (events and views) on an object store.
+//! - [`views`]: partial aggregates of the continuous views, built per batch.
 //! - [`rejects`]: the file of input lines that could not be parsed.
 //! - [`secret_key`]: the key of the keyed hash that replaces secrets.
+//! - [`sketch`]: mergeable distinct-count and quantile sketches of the views.
 //! - [`lock`]: exclusive ownership of a data directory.
 //! - [`failpoint`]: named crash points for recovery tests.
 
@@ -21,10 +23,12 @@ pub mod failpoint;
 pub mod lock;
 pub mod rejects;
 pub mod secret_key;
+pub mod sketch;
 pub mod store;
 pub mod table;
+pub mod views;
 pub mod wal;
 
 pub use error::{Result, StorageError};
-pub use store::{FlushOutcome, Store, StoreConfig, StoreSnapshot};
-pub use table::EventTable;
+pub use store::{FlushOutcome, ImportWriter, Store, StoreConfig, StoreSnapshot};
+pub use table::AppendTable;

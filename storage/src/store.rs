@@ -2,25 +2,33 @@
 //!
 //! Write path: [`Store::append`] encodes a batch, appends it to the WAL
 //! (resolving after the group-commit fsync), then adds it to the write
-//! buffer, where queries see it at once. A background flusher commits the
-//! buffer to the table when it exceeds a size or age, in four steps:
+//! buffer and its view partials to the pending partials, where queries see
+//! both at once. A background flusher commits the buffer when it exceeds a
+//! size or age, in five steps:
 //!
 //! 1. take the buffered batches from the committed LSN up to the highest LSN
 //!    `n` with no gap before it, and rotate the WAL. Concurrent appends reach
 //!    the buffer out of order, and a commit must not name an LSN above a
 //!    record it lacks;
-//! 2. write them as Parquet and commit with the application transaction
-//!    `(app_id, n)`;
+//! 2. write them as Parquet and commit to `events` with the application
+//!    transaction `(app_id, n)`;
 //! 3. swap, under one lock, the table snapshot that queries read and the
 //!    buffer without those batches, so no query sees a row twice or misses it;
-//! 4. delete the WAL segments whose records are all at or below `n`.
+//! 4. merge the pending partials up to `n`, commit them to `views` with the
+//!    same transaction `(app_id, n)`, and drop them from memory in the same
+//!    swap as the views snapshot;
+//! 5. delete the WAL segments whose records are all at or below the lower of
+//!    the two committed LSNs.
 //!
 //! A crash before step 2 commits loses nothing (the WAL still has the
-//! records); after it, recovery reads `n` back from the table and replays
-//! only later records. Crash points between the steps are named in
-//! [`crate::failpoint`] calls.
+//! records); after it, recovery reads `n` back from each table and replays
+//! later records: into the buffer above the events LSN, and into pending
+//! partials above the views LSN. A crash between steps 2 and 4 therefore
+//! leaves partials that the next flush commits, since Delta has no
+//! transaction across two tables. Crash points between the steps are named
+//! in [`crate::failpoint`] calls.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -37,7 +45,8 @@ use crate::error::{Result, StorageError};
 use crate::failpoint;
 use crate::lock::DirLock;
 use crate::rejects::RejectsFile;
-use crate::table::{EventTable, TableWriter};
+use crate::table::{AppendTable, TableSpec, TableWriter};
+use crate::views::{DedupeConfig, SightingIndex, ViewPartials};
 use crate::wal::{Lsn, Wal, WalConfig, WalRecord};
 
 /// Settings of a store. Sizes are in bytes, durations as given.
@@ -47,6 +56,10 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Object store URL of the events table (`file:///...`, later `s3://...`).
     pub table_url: Url,
+    /// Object store URL of the views table.
+    pub views_url: Url,
+    /// When two sensors' sightings count as one call in the views.
+    pub dedupe: DedupeConfig,
     /// Options passed to the object store, such as credentials.
     pub storage_options: HashMap<String, String>,
     /// Flush when this many rows are buffered.
@@ -62,13 +75,17 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// Defaults for a data directory, with the table in `<data_dir>/table`.
     pub fn for_data_dir(data_dir: PathBuf) -> Result<Self> {
-        let table_dir = absolute(&data_dir)?.join("table");
-        let table_url = Url::from_directory_path(&table_dir).map_err(|()| {
-            StorageError::Config(format!("cannot make a URL of {}", table_dir.display()))
-        })?;
+        let directory_url = |name: &str| {
+            let dir = absolute(&data_dir)?.join(name);
+            Url::from_directory_path(&dir).map_err(|()| {
+                StorageError::Config(format!("cannot make a URL of {}", dir.display()))
+            })
+        };
         Ok(StoreConfig {
+            table_url: directory_url("table")?,
+            views_url: directory_url("views")?,
+            dedupe: DedupeConfig::default(),
             data_dir,
-            table_url,
             storage_options: HashMap::new(),
             flush_max_rows: 1_000_000,
             flush_max_bytes: 256 * 1024 * 1024,
@@ -82,12 +99,16 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| StorageError::io("resolving path", path, e))
 }
 
-/// Data that one query reads: a table version plus the buffered batches above it.
+/// Data that one query reads: table versions plus what memory holds above them.
 #[derive(Debug, Clone)]
 pub struct StoreSnapshot {
-    /// The table at a committed version, `None` when a read-only open found no table.
+    /// The events table at a committed version, `None` when a read-only open found no table.
     pub table: Option<DeltaTable>,
     pub buffered: Vec<BufferedBatch>,
+    /// The views table at a committed version, `None` when a read-only open found no table.
+    pub views: Option<DeltaTable>,
+    /// View partials of acknowledged events that the views table does not have yet.
+    pub pending_partials: Vec<Arc<ViewPartials>>,
 }
 
 /// Counts of one flush.
@@ -99,9 +120,13 @@ pub struct FlushOutcome {
 }
 
 struct State {
-    table: Option<EventTable>,
+    table: Option<AppendTable>,
     committed_lsn: Lsn,
     buffer: WriteBuffer,
+    views: Option<AppendTable>,
+    views_lsn: Lsn,
+    /// Partials by WAL LSN, for every record above `views_lsn`.
+    pending: BTreeMap<Lsn, Arc<ViewPartials>>,
 }
 
 /// WAL, write buffer and table of one data directory.
@@ -113,6 +138,7 @@ pub struct Store {
     flush_lock: Mutex<()>,
     flush_needed: Notify,
     rejects: RejectsFile,
+    sightings: std::sync::Mutex<SightingIndex>,
     _lock: Option<DirLock>,
 }
 
@@ -132,29 +158,39 @@ impl Store {
         let started = Instant::now();
         let lock = DirLock::acquire(&config.data_dir)?;
         let app_id = format!("apitrail-wal-{}", node_id(&config.data_dir)?);
+        let options = &config.storage_options;
         let table =
-            EventTable::open_or_create(&config.table_url, config.storage_options.clone()).await?;
+            AppendTable::open_or_create(&config.table_url, options.clone(), TableSpec::events())
+                .await?;
+        let views =
+            AppendTable::open_or_create(&config.views_url, options.clone(), TableSpec::views())
+                .await?;
+        let views_lsn = committed_lsn(&views, &app_id).await?;
         let committed_lsn = committed_lsn(&table, &app_id).await?;
 
         let wal_config = WalConfig {
             segment_max_bytes: config.wal_segment_max_bytes,
-            min_next_lsn: committed_lsn + 1,
+            min_next_lsn: committed_lsn.max(views_lsn) + 1,
             ..WalConfig::new(config.data_dir.join("wal"))
         };
         let (wal, records, report) = Wal::open(wal_config)?;
-        let buffer = replay(records, committed_lsn)?;
+        let mut sightings = SightingIndex::new(config.dedupe.clone());
+        let replayed = replay(records, committed_lsn, views_lsn, &mut sightings)?;
         tracing::info!(
             data_dir = %config.data_dir.display(),
             table = table.location(),
             table_version = ?table.version(),
             committed_lsn,
+            views_version = ?views.version(),
+            views_lsn,
             wal_records = report.records,
-            replayed_rows = buffer.rows(),
+            replayed_rows = replayed.buffer.rows(),
+            pending_partials = replayed.pending.len(),
             corrupt_tails = report.corrupt_tails,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store opened"
         );
-        wal.truncate_through(committed_lsn).await?;
+        wal.truncate_through(committed_lsn.min(views_lsn)).await?;
 
         Ok(Arc::new(Store {
             rejects: RejectsFile::new(&config.data_dir),
@@ -164,10 +200,14 @@ impl Store {
             state: RwLock::new(State {
                 table: Some(table),
                 committed_lsn,
-                buffer,
+                buffer: replayed.buffer,
+                views: Some(views),
+                views_lsn,
+                pending: replayed.pending,
             }),
             flush_lock: Mutex::new(()),
             flush_needed: Notify::new(),
+            sightings: std::sync::Mutex::new(sightings),
             _lock: Some(lock),
         }))
     }
@@ -180,18 +220,26 @@ impl Store {
             Some(id) => format!("apitrail-wal-{id}"),
             None => String::new(),
         };
+        let options = &config.storage_options;
         let table =
-            EventTable::open_existing(&config.table_url, config.storage_options.clone()).await?;
-        let committed_lsn = match &table {
-            Some(table) if !app_id.is_empty() => committed_lsn(table, &app_id).await?,
-            _ => 0,
+            AppendTable::open_existing(&config.table_url, options.clone(), TableSpec::events())
+                .await?;
+        let views =
+            AppendTable::open_existing(&config.views_url, options.clone(), TableSpec::views())
+                .await?;
+        let lsn_of = async |table: &Option<AppendTable>| match table {
+            Some(table) if !app_id.is_empty() => committed_lsn(table, &app_id).await,
+            _ => Ok(0),
         };
+        let committed_lsn = lsn_of(&table).await?;
+        let views_lsn = lsn_of(&views).await?;
         let wal_dir = config.data_dir.join("wal");
-        let buffer = if wal_dir.exists() {
+        let mut sightings = SightingIndex::new(config.dedupe.clone());
+        let replayed = if wal_dir.exists() {
             let (records, _report) = Wal::read_only(&wal_dir)?;
-            replay(records, committed_lsn)?
+            replay(records, committed_lsn, views_lsn, &mut sightings)?
         } else {
-            WriteBuffer::default()
+            Replayed::default()
         };
         Ok(Arc::new(Store {
             rejects: RejectsFile::new(&config.data_dir),
@@ -201,10 +249,14 @@ impl Store {
             state: RwLock::new(State {
                 table,
                 committed_lsn,
-                buffer,
+                buffer: replayed.buffer,
+                views,
+                views_lsn,
+                pending: replayed.pending,
             }),
             flush_lock: Mutex::new(()),
             flush_needed: Notify::new(),
+            sightings: std::sync::Mutex::new(sightings),
             _lock: None,
         }))
     }
@@ -225,10 +277,14 @@ impl Store {
         let wal = self.wal.as_ref().ok_or(StorageError::ShuttingDown)?;
         let payload = encode_batch(&batch)?;
         let lsn = wal.append(payload).await?;
+        // Sightings are marked only once the batch is durable, so a failed
+        // append that the client retries is not taken for a duplicate.
+        let partials = Arc::new(self.partials_of(&batch));
 
         let needs_flush = {
             let mut state = self.state.write().expect("store state lock poisoned");
             state.buffer.push(BufferedBatch::new(lsn, batch));
+            state.pending.insert(lsn, partials);
             state.buffer.rows() >= self.config.flush_max_rows
                 || state.buffer.bytes() >= self.config.flush_max_bytes
         };
@@ -237,6 +293,15 @@ impl Store {
             self.flush_needed.notify_one();
         }
         Ok(lsn)
+    }
+
+    fn partials_of(&self, batch: &RecordBatch) -> ViewPartials {
+        let duplicate = self
+            .sightings
+            .lock()
+            .expect("sighting index lock poisoned")
+            .mark(batch);
+        ViewPartials::from_events(batch, &duplicate)
     }
 
     pub fn buffered_rows(&self) -> usize {
@@ -253,6 +318,8 @@ impl Store {
         StoreSnapshot {
             table: state.table.as_ref().map(|t| t.delta().clone()),
             buffered: state.buffer.batches().to_vec(),
+            views: state.views.as_ref().map(|t| t.delta().clone()),
+            pending_partials: state.pending.values().cloned().collect(),
         }
     }
 
@@ -274,11 +341,53 @@ impl Store {
             return Ok(FlushOutcome::default());
         };
         let started = Instant::now();
+        let mut outcome = FlushOutcome::default();
 
+        if let Some((rows, through_lsn, version)) = self.flush_events(wal).await? {
+            outcome = FlushOutcome {
+                rows,
+                through_lsn,
+                table_version: Some(version),
+            };
+        }
+        let views_version = self.flush_views().await?;
+
+        let (committed_lsn, views_lsn) = {
+            let state = self.state.read().expect("store state lock poisoned");
+            (state.committed_lsn, state.views_lsn)
+        };
+        failpoint::hit("flush_before_truncate");
+        let removed = wal.truncate_through(committed_lsn.min(views_lsn)).await?;
+
+        if outcome.rows == 0 && views_version.is_none() {
+            return Ok(outcome);
+        }
+        metrics::counter!("apitrail_flushes_total").increment(1);
+        metrics::counter!("apitrail_flushed_rows_total").increment(outcome.rows as u64);
+        metrics::histogram!("apitrail_flush_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::gauge!("apitrail_buffer_rows").set(self.buffered_rows() as f64);
+        tracing::info!(
+            rows = outcome.rows,
+            through_lsn = outcome.through_lsn,
+            table_version = ?outcome.table_version,
+            views_lsn,
+            views_version = ?views_version,
+            wal_segments_removed = removed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "flushed buffer to table"
+        );
+        Ok(outcome)
+    }
+
+    /// Commits the gap-free run of buffered batches to `events`.
+    ///
+    /// Returns rows, LSN and table version, or `None` when nothing was buffered.
+    async fn flush_events(&self, wal: &Wal) -> Result<Option<(usize, Lsn, u64)>> {
         let (batches, through_lsn, mut table) = {
             let state = self.state.read().expect("store state lock poisoned");
             let Some(through_lsn) = state.buffer.contiguous_through(state.committed_lsn) else {
-                return Ok(FlushOutcome::default());
+                return Ok(None);
             };
             let batches: Vec<RecordBatch> = state
                 .buffer
@@ -303,38 +412,56 @@ impl Store {
             Err(e) => {
                 metrics::counter!("apitrail_flush_errors_total").increment(1);
                 tracing::warn!(error = %e, rows, through_lsn, "flush failed; the events stay in the WAL and buffer and the flush is retried");
-                self.reconcile(table).await;
+                self.reconcile(table, Committed::Events).await;
                 return Err(e);
             }
         };
 
-        {
-            let mut state = self.state.write().expect("store state lock poisoned");
-            state.table = Some(table);
-            state.committed_lsn = through_lsn;
-            state.buffer.release_through(through_lsn);
-        }
-        failpoint::hit("flush_before_truncate");
-        let removed = wal.truncate_through(through_lsn).await?;
+        let mut state = self.state.write().expect("store state lock poisoned");
+        state.table = Some(table);
+        state.committed_lsn = through_lsn;
+        state.buffer.release_through(through_lsn);
+        Ok(Some((rows, through_lsn, version)))
+    }
 
-        metrics::counter!("apitrail_flushes_total").increment(1);
-        metrics::counter!("apitrail_flushed_rows_total").increment(rows as u64);
-        metrics::histogram!("apitrail_flush_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::gauge!("apitrail_buffer_rows").set(self.buffered_rows() as f64);
-        tracing::info!(
-            rows,
-            through_lsn,
-            table_version = version,
-            wal_segments_removed = removed,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "flushed buffer to table"
-        );
-        Ok(FlushOutcome {
-            rows,
-            through_lsn,
-            table_version: Some(version),
-        })
+    /// Commits the pending partials up to the events' committed LSN to `views`.
+    ///
+    /// Returns the views table version, or `None` when `views` was already
+    /// level with `events`.
+    async fn flush_views(&self) -> Result<Option<u64>> {
+        let (partials, through_lsn, mut views) = {
+            let state = self.state.read().expect("store state lock poisoned");
+            if state.views_lsn >= state.committed_lsn {
+                return Ok(None);
+            }
+            let mut merged = ViewPartials::default();
+            for (_, partials) in state.pending.range(..=state.committed_lsn) {
+                merged.merge(partials);
+            }
+            let views = state
+                .views
+                .clone()
+                .expect("a writable store always has a views table");
+            (merged, state.committed_lsn, views)
+        };
+        failpoint::hit("flush_before_views");
+
+        let txn = Transaction::new(&self.app_id, through_lsn as i64);
+        let version = match views.append(vec![partials.to_record_batch()], txn).await {
+            Ok(version) => version,
+            Err(e) => {
+                metrics::counter!("apitrail_flush_errors_total").increment(1);
+                tracing::warn!(error = %e, through_lsn, "committing view partials failed; they stay in memory and the WAL and the commit is retried");
+                self.reconcile(views, Committed::Views).await;
+                return Err(e);
+            }
+        };
+
+        let mut state = self.state.write().expect("store state lock poisoned");
+        state.views = Some(views);
+        state.views_lsn = through_lsn;
+        state.pending = state.pending.split_off(&(through_lsn + 1));
+        Ok(Some(version))
     }
 
     /// Catches up with a commit that landed although the flush reported an error.
@@ -342,7 +469,7 @@ impl Store {
     /// An object store can apply a write and still fail the request (a
     /// timeout after the put). Reading the committed LSN back from the table
     /// keeps the buffer from committing those rows a second time.
-    async fn reconcile(&self, mut table: EventTable) {
+    async fn reconcile(&self, mut table: AppendTable, which: Committed) {
         let committed = match table.refresh().await {
             Ok(()) => committed_lsn(&table, &self.app_id).await,
             Err(e) => Err(e),
@@ -350,19 +477,34 @@ impl Store {
         let committed = match committed {
             Ok(committed) => committed,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the table back after a failed flush; the next flush retries");
+                tracing::warn!(error = %e, table = table.spec().name, "cannot read the table back after a failed flush; the next flush retries");
                 return;
             }
         };
         let mut state = self.state.write().expect("store state lock poisoned");
-        if committed > state.committed_lsn {
-            tracing::info!(
-                committed_lsn = committed,
-                "a flush reported as failed was committed; the buffer catches up"
-            );
-            state.table = Some(table);
-            state.committed_lsn = committed;
-            state.buffer.release_through(committed);
+        let current = match which {
+            Committed::Events => state.committed_lsn,
+            Committed::Views => state.views_lsn,
+        };
+        if committed <= current {
+            return;
+        }
+        tracing::info!(
+            committed_lsn = committed,
+            table = table.spec().name,
+            "a flush reported as failed was committed; memory catches up"
+        );
+        match which {
+            Committed::Events => {
+                state.table = Some(table);
+                state.committed_lsn = committed;
+                state.buffer.release_through(committed);
+            }
+            Committed::Views => {
+                state.views = Some(table);
+                state.views_lsn = committed;
+                state.pending = state.pending.split_off(&(committed + 1));
+            }
         }
     }
 
@@ -416,60 +558,135 @@ impl Store {
 
     /// Starts writing the events of one imported file; `None` if `import_id`
     /// was already committed, so a file imported twice adds nothing.
-    pub async fn begin_import(&self, import_id: &str) -> Result<Option<TableWriter>> {
-        let table = self.writable_table()?;
-        if table.transaction_version(import_id).await?.is_some() {
+    ///
+    /// When a crash cut an import between its events commit and its views
+    /// commit, the writer computes the views only.
+    pub async fn begin_import(&self, import_id: &str) -> Result<Option<ImportWriter>> {
+        let (table, views) = self.writable_tables()?;
+        let events_done = table.transaction_version(import_id).await?.is_some();
+        let views_done = views.transaction_version(import_id).await?.is_some();
+        if events_done && views_done {
             return Ok(None);
         }
-        Ok(Some(table.writer()?))
-    }
-
-    /// Commits an import's files under `import_id`; returns the table version.
-    pub async fn commit_import(&self, import_id: &str, writer: TableWriter) -> Result<u64> {
-        let _guard = self.flush_lock.lock().await;
-        let actions = writer.finish().await?;
-        let mut table = self.writable_table()?;
-        let version = table
-            .commit(actions, Transaction::new(import_id, 1))
-            .await?;
-        self.state.write().expect("store state lock poisoned").table = Some(table);
-        Ok(version)
-    }
-
-    fn writable_table(&self) -> Result<EventTable> {
-        let state = self.state.read().expect("store state lock poisoned");
-        state.table.clone().ok_or(StorageError::ShuttingDown)
-    }
-
-    /// Checks whether a commit with this import id exists.
-    pub async fn is_imported(&self, import_id: &str) -> Result<bool> {
-        let table = {
-            let state = self.state.read().expect("store state lock poisoned");
-            state.table.clone()
+        let events = if events_done {
+            None
+        } else {
+            Some(table.writer()?)
         };
-        match table {
-            Some(table) => Ok(table.transaction_version(import_id).await?.is_some()),
-            None => Ok(false),
+        Ok(Some(ImportWriter {
+            events,
+            partials: ViewPartials::default(),
+            sightings: SightingIndex::new(self.config.dedupe.clone()),
+        }))
+    }
+
+    /// Commits an import's files and view partials under `import_id`; returns the events table version.
+    pub async fn commit_import(&self, import_id: &str, writer: ImportWriter) -> Result<u64> {
+        let _guard = self.flush_lock.lock().await;
+        let (mut table, mut views) = self.writable_tables()?;
+        let txn = || Transaction::new(import_id, 1);
+        if let Some(events) = writer.events {
+            let actions = events.finish().await?;
+            table.commit(actions, txn()).await?;
+            self.state.write().expect("store state lock poisoned").table = Some(table.clone());
         }
+        failpoint::hit("import_before_views");
+        views
+            .append(vec![writer.partials.to_record_batch()], txn())
+            .await?;
+        self.state.write().expect("store state lock poisoned").views = Some(views);
+        Ok(table.version().unwrap_or_default())
+    }
+
+    fn writable_tables(&self) -> Result<(AppendTable, AppendTable)> {
+        let state = self.state.read().expect("store state lock poisoned");
+        match (&state.table, &state.views) {
+            (Some(table), Some(views)) => Ok((table.clone(), views.clone())),
+            _ => Err(StorageError::ShuttingDown),
+        }
+    }
+
+    /// Checks whether a commit with this import id exists in both tables.
+    pub async fn is_imported(&self, import_id: &str) -> Result<bool> {
+        let (table, views) = {
+            let state = self.state.read().expect("store state lock poisoned");
+            (state.table.clone(), state.views.clone())
+        };
+        let (Some(table), Some(views)) = (table, views) else {
+            return Ok(false);
+        };
+        Ok(table.transaction_version(import_id).await?.is_some()
+            && views.transaction_version(import_id).await?.is_some())
     }
 }
 
-async fn committed_lsn(table: &EventTable, app_id: &str) -> Result<Lsn> {
+/// Which of the two tables a reconciliation reads back.
+#[derive(Debug, Clone, Copy)]
+enum Committed {
+    Events,
+    Views,
+}
+
+/// Events of one imported file on their way to the tables, with their view partials.
+pub struct ImportWriter {
+    /// `None` when the events were committed before and only the views are missing.
+    events: Option<TableWriter>,
+    partials: ViewPartials,
+    sightings: SightingIndex,
+}
+
+impl ImportWriter {
+    /// Writes one batch of events and folds it into the import's view partials.
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let duplicate = self.sightings.mark(&batch);
+        self.partials
+            .merge(&ViewPartials::from_events(&batch, &duplicate));
+        if let Some(events) = &mut self.events {
+            events.write(batch).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn committed_lsn(table: &AppendTable, app_id: &str) -> Result<Lsn> {
     Ok(table.transaction_version(app_id).await?.unwrap_or(0).max(0) as Lsn)
 }
 
-/// Rebuilds the buffer from WAL records above the committed LSN.
-fn replay(records: Vec<WalRecord>, committed_lsn: Lsn) -> Result<WriteBuffer> {
-    let mut buffer = WriteBuffer::default();
+/// Buffer and pending partials rebuilt from the WAL.
+#[derive(Default)]
+struct Replayed {
+    buffer: WriteBuffer,
+    pending: BTreeMap<Lsn, Arc<ViewPartials>>,
+}
+
+/// Rebuilds the buffer from WAL records above the events' committed LSN,
+/// and the pending partials from records above the views' committed LSN.
+fn replay(
+    records: Vec<WalRecord>,
+    committed_lsn: Lsn,
+    views_lsn: Lsn,
+    sightings: &mut SightingIndex,
+) -> Result<Replayed> {
+    let mut replayed = Replayed::default();
     for record in records {
-        if record.lsn <= committed_lsn {
+        if record.lsn <= committed_lsn && record.lsn <= views_lsn {
             continue;
         }
+        let mut partials = ViewPartials::default();
         for batch in decode_batches(record.lsn, &record.payload)? {
-            buffer.push(BufferedBatch::new(record.lsn, batch));
+            if record.lsn > views_lsn {
+                let duplicate = sightings.mark(&batch);
+                partials.merge(&ViewPartials::from_events(&batch, &duplicate));
+            }
+            if record.lsn > committed_lsn {
+                replayed.buffer.push(BufferedBatch::new(record.lsn, batch));
+            }
+        }
+        if record.lsn > views_lsn {
+            replayed.pending.insert(record.lsn, Arc::new(partials));
         }
     }
-    Ok(buffer)
+    Ok(replayed)
 }
 
 /// Reads this data directory's writer id, creating it on first start.

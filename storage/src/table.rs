@@ -1,8 +1,11 @@
-//! The events table: a Delta Lake table on an object store, partitioned by `day`.
+//! The append-only Delta Lake tables of a store on an object store.
 //!
-//! Layout under the table URL: `_delta_log/` with one JSON commit per flush
-//! (and a Parquet checkpoint every 100 commits), and data files under
-//! `day=YYYY-MM-DD/part-*.parquet`, zstd-compressed and sorted by `time`.
+//! Two tables share this code, each described by a [`TableSpec`]: `events`,
+//! partitioned by `day`, and `views`, the partial aggregates of the
+//! continuous views, partitioned by `grain`. Layout under a table URL:
+//! `_delta_log/` with one JSON commit per flush (and a Parquet checkpoint
+//! every 100 commits), and data files under `<partition>=<value>/part-*.parquet`,
+//! zstd-compressed and sorted by the first column (`time` or `bucket`).
 //!
 //! Each commit is atomic: a file written to the object store but not named by
 //! a committed log entry is invisible to readers. A crash between writing
@@ -34,21 +37,54 @@ use crate::failpoint;
 /// Partition column of the events table.
 pub const PARTITION_COLUMN: &str = "day";
 
+/// What distinguishes one of the store's tables: name, schema and partitioning.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub comment: &'static str,
+    pub schema: arrow::datatypes::SchemaRef,
+    pub partition_column: &'static str,
+}
+
+impl TableSpec {
+    /// The events table: one row per call, partitioned by day.
+    pub fn events() -> Self {
+        TableSpec {
+            name: "events",
+            comment: "API call events written by apitrail",
+            schema: apitrail_ingest::event_schema(),
+            partition_column: PARTITION_COLUMN,
+        }
+    }
+
+    /// The views table: partial aggregates per key, partitioned by grain.
+    pub fn views() -> Self {
+        TableSpec {
+            name: "views",
+            comment: "Partial aggregates of apitrail's continuous views",
+            schema: crate::views::partials_schema(),
+            partition_column: crate::views::GRAIN_COLUMN,
+        }
+    }
+}
+
 /// Target size of one Parquet data file written by a flush.
 const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 
-/// Handle on the events table at its latest loaded version.
+/// Handle on one of the store's tables at its latest loaded version.
 #[derive(Debug, Clone)]
-pub struct EventTable {
+pub struct AppendTable {
     table: DeltaTable,
     location: String,
+    spec: TableSpec,
 }
 
-impl EventTable {
-    /// Opens the table at `url`, creating it with the canonical schema if it does not exist.
+impl AppendTable {
+    /// Opens the table at `url`, creating it from `spec` if it does not exist.
     pub async fn open_or_create(
         url: &Url,
         storage_options: HashMap<String, String>,
+        spec: TableSpec,
     ) -> Result<Self> {
         let location = redact_url(url);
         let table_error = |action, source| StorageError::Table {
@@ -68,11 +104,15 @@ impl EventTable {
                     .with_storage_options(storage_options.clone())
                     .build()
                     .map_err(|e| table_error("opening", e))?;
-                let table = create_table(table, storage_options)
+                let table = create_table(table, storage_options, &spec)
                     .await
                     .map_err(|e| table_error("creating", e))?;
-                tracing::info!(location = %location, "created events table");
-                return Ok(EventTable { table, location });
+                tracing::info!(location = %location, table = spec.name, "created table");
+                return Ok(AppendTable {
+                    table,
+                    location,
+                    spec,
+                });
             }
         }
 
@@ -84,20 +124,25 @@ impl EventTable {
         match table.load().await {
             Ok(()) => {}
             Err(DeltaTableError::NotATable(_)) => {
-                table = create_table(table, storage_options)
+                table = create_table(table, storage_options, &spec)
                     .await
                     .map_err(|e| table_error("creating", e))?;
-                tracing::info!(location = %location, "created events table");
+                tracing::info!(location = %location, table = spec.name, "created table");
             }
             Err(e) => return Err(table_error("loading", e)),
         }
-        Ok(EventTable { table, location })
+        Ok(AppendTable {
+            table,
+            location,
+            spec,
+        })
     }
 
     /// Opens the table at `url` if it exists, without creating anything.
     pub async fn open_existing(
         url: &Url,
         storage_options: HashMap<String, String>,
+        spec: TableSpec,
     ) -> Result<Option<Self>> {
         let location = redact_url(url);
         let table_error = |action, source| StorageError::Table {
@@ -114,7 +159,11 @@ impl EventTable {
             return Ok(None);
         }
         match table.load().await {
-            Ok(()) => Ok(Some(EventTable { table, location })),
+            Ok(()) => Ok(Some(AppendTable {
+                table,
+                location,
+                spec,
+            })),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(table_error("loading", e)),
         }
@@ -126,6 +175,10 @@ impl EventTable {
 
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
     }
 
     pub fn version(&self) -> Option<u64> {
@@ -167,7 +220,7 @@ impl EventTable {
         Ok(version)
     }
 
-    /// Starts writing data files that a later [`EventTable::commit`] makes visible.
+    /// Starts writing data files that a later [`AppendTable::commit`] makes visible.
     pub fn writer(&self) -> Result<TableWriter> {
         let inner = RecordBatchWriter::for_table(&self.table)
             .map_err(|e| self.error("preparing write", e))?
@@ -183,7 +236,7 @@ impl EventTable {
     pub async fn commit(&mut self, actions: Vec<Action>, txn: Transaction) -> Result<u64> {
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
-            partition_by: Some(vec![PARTITION_COLUMN.to_string()]),
+            partition_by: Some(vec![self.spec.partition_column.to_string()]),
             predicate: None,
         };
         let properties = CommitProperties::default().with_application_transaction(txn);
@@ -210,20 +263,20 @@ impl EventTable {
     }
 }
 
-/// Writes data files of the events table, sorted by time, until finished.
+/// Writes data files of a table, sorted by the first column, until finished.
 pub struct TableWriter {
     inner: RecordBatchWriter,
     location: String,
 }
 
 impl TableWriter {
-    /// Sorts one batch by `time` and writes it; files roll over at the target size.
+    /// Sorts one batch by its first column and writes it; files roll over at the target size.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let sorted = sort_by_time(&batch).map_err(|e| StorageError::Arrow {
-            context: "sorting events by time".to_string(),
+        let sorted = sort_by_first_column(&batch).map_err(|e| StorageError::Arrow {
+            context: "sorting rows before writing".to_string(),
             source: e,
         })?;
         self.inner
@@ -250,17 +303,19 @@ impl TableWriter {
 async fn create_table(
     table: DeltaTable,
     storage_options: HashMap<String, String>,
+    spec: &TableSpec,
 ) -> Result<DeltaTable, DeltaTableError> {
-    let schema: StructType = apitrail_ingest::event_schema()
+    let schema: StructType = spec
+        .schema
         .as_ref()
         .try_into_kernel()
-        .map_err(|e| DeltaTableError::Generic(format!("event schema: {e}")))?;
+        .map_err(|e| DeltaTableError::Generic(format!("{} schema: {e}", spec.name)))?;
     table
         .create()
-        .with_table_name("events")
-        .with_comment("API call events written by apitrail")
+        .with_table_name(spec.name)
+        .with_comment(spec.comment)
         .with_columns(schema.fields().cloned())
-        .with_partition_columns([PARTITION_COLUMN])
+        .with_partition_columns([spec.partition_column])
         .with_storage_options(storage_options)
         .with_save_mode(SaveMode::Ignore)
         .await
@@ -275,11 +330,11 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
-fn sort_by_time(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let time = batch.column(0).clone();
+fn sort_by_first_column(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let first = batch.column(0).clone();
     let indices = lexsort_to_indices(
         &[SortColumn {
-            values: time,
+            values: first,
             options: None,
         }],
         None,

@@ -75,7 +75,7 @@ async fn query_server(server: &str, sql: &str) -> anyhow::Result<Vec<RecordBatch
 
 async fn query_data_dir(config: StoreConfig, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
     let store = Store::open_read_only(config).await?;
-    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default())?;
+    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default()).await?;
     let stream = engine.execute(sql).await?;
     Ok(stream.try_collect().await?)
 }

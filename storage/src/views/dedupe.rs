@@ -1,0 +1,301 @@
+//! Recognising one call seen by several sensors.
+//!
+//! A request can pass a CDN, then a load balancer, then a gateway, and each
+//! of them logs it. `events` keeps every sighting with its sensor; the views
+//! count the call once. Two sightings are the same call when they come from
+//! different sensors and either share a request id or trace id within
+//! [`DedupeConfig::id_window`], or share client IP, method and path with
+//! times no further apart than [`DedupeConfig::match_window`].
+//!
+//! The first sighting to arrive counts and later ones are marked duplicate,
+//! so the number of calls does not depend on arrival order. The index keeps
+//! sightings for the windows behind the newest event time it has seen and at
+//! most [`DedupeConfig::max_entries`] keys, dropping the oldest first.
+//!
+//! NOTE: the index lives in memory. After a restart it is rebuilt from the
+//! replayed WAL only, so a second sensor's sighting that arrives just after
+//! a restart, while the first one was already flushed, counts again.
+
+use std::collections::{HashMap, VecDeque};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+
+use crate::sketch::hash_value;
+
+/// Settings of cross-sensor deduplication; windows in microseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupeConfig {
+    /// Sightings with the same request or trace id this close in time are one call; 0 disables.
+    pub id_window: i64,
+    /// Sightings with the same client, method and path this close in time are one call; 0 disables.
+    pub match_window: i64,
+    /// Keys remembered at most.
+    pub max_entries: usize,
+}
+
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        DedupeConfig {
+            id_window: 60_000_000,
+            match_window: 1_000_000,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sighting {
+    sensor: u64,
+    time: i64,
+}
+
+/// Recent sightings by key, oldest keys first in `order`.
+#[derive(Debug, Default)]
+pub struct SightingIndex {
+    config: DedupeConfig,
+    sightings: HashMap<u64, Vec<Sighting>>,
+    order: VecDeque<(i64, u64)>,
+    newest: i64,
+}
+
+impl SightingIndex {
+    pub fn new(config: DedupeConfig) -> Self {
+        SightingIndex {
+            config,
+            ..SightingIndex::default()
+        }
+    }
+
+    /// Records the sightings of `batch` and returns, per row, whether it repeats an earlier one.
+    pub fn mark(&mut self, batch: &RecordBatch) -> Vec<bool> {
+        let mut duplicate = vec![false; batch.num_rows()];
+        if self.config.id_window == 0 && self.config.match_window == 0 {
+            return duplicate;
+        }
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+        };
+        let (Some(time), Some(sensor), Some(request_id), Some(trace_id)) = (
+            batch
+                .column_by_name("time")
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()),
+            text("sensor"),
+            text("request_id"),
+            text("trace_id"),
+        ) else {
+            return duplicate;
+        };
+        let (Some(client_ip), Some(method), Some(path)) =
+            (text("client_ip"), text("method"), text("path"))
+        else {
+            return duplicate;
+        };
+
+        for (row, is_duplicate) in duplicate.iter_mut().enumerate() {
+            let time = time.value(row);
+            let sensor = hash_value(get(sensor, row).unwrap_or("").as_bytes());
+            let sighting = Sighting { sensor, time };
+            let mut keys = [None, None];
+            if self.config.id_window > 0 {
+                keys[0] = get(request_id, row)
+                    .or_else(|| get(trace_id, row))
+                    .map(|id| (key_hash(&[b"id", id.as_bytes()]), self.config.id_window));
+            }
+            if self.config.match_window > 0
+                && let (Some(ip), Some(method), Some(path)) =
+                    (get(client_ip, row), get(method, row), get(path, row))
+            {
+                let key = key_hash(&[b"call", ip.as_bytes(), method.as_bytes(), path.as_bytes()]);
+                keys[1] = Some((key, self.config.match_window));
+            }
+            *is_duplicate = keys
+                .iter()
+                .flatten()
+                .any(|&(key, window)| self.seen_elsewhere(key, sighting, window));
+            for (key, _) in keys.into_iter().flatten() {
+                self.remember(key, sighting);
+            }
+        }
+        self.expire();
+        duplicate
+    }
+
+    fn seen_elsewhere(&self, key: u64, sighting: Sighting, window: i64) -> bool {
+        self.sightings.get(&key).is_some_and(|earlier| {
+            earlier
+                .iter()
+                .any(|e| e.sensor != sighting.sensor && (e.time - sighting.time).abs() <= window)
+        })
+    }
+
+    fn remember(&mut self, key: u64, sighting: Sighting) {
+        self.newest = self.newest.max(sighting.time);
+        let entry = self.sightings.entry(key).or_default();
+        if entry.is_empty() {
+            self.order.push_back((sighting.time, key));
+        }
+        // A few sightings per key suffice: one per sensor in a chain.
+        if entry.len() < 8 {
+            entry.push(sighting);
+        }
+    }
+
+    /// Drops keys first seen before the longest window behind the newest time, and beyond the cap.
+    fn expire(&mut self) {
+        let horizon = self.newest - self.config.id_window.max(self.config.match_window);
+        while let Some(&(time, key)) = self.order.front() {
+            if time >= horizon && self.sightings.len() <= self.config.max_entries {
+                break;
+            }
+            self.order.pop_front();
+            self.sightings.remove(&key);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sightings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sightings.is_empty()
+    }
+}
+
+fn get(array: &arrow::array::StringArray, row: usize) -> Option<&str> {
+    array.is_valid(row).then(|| array.value(row))
+}
+
+fn key_hash(parts: &[&[u8]]) -> u64 {
+    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for part in parts {
+        bytes.extend_from_slice(part);
+        bytes.push(0);
+    }
+    hash_value(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use apitrail_ingest::{Event, EventBatchBuilder};
+
+    fn sighting(sensor: &str, millis: i64, request_id: Option<&str>) -> Event {
+        let mut event = Event::new("clf", millis * 1_000);
+        event.sensor = Some(sensor.to_string());
+        event.request_id = request_id.map(str::to_string);
+        event.client_ip = Some("198.51.100.7".to_string());
+        event.method = Some("GET".to_string());
+        event.path = Some("/v1/orders/1".to_string());
+        event
+    }
+
+    fn mark(index: &mut SightingIndex, events: &[Event]) -> Vec<bool> {
+        let mut builder = EventBatchBuilder::new();
+        for event in events {
+            builder.push(event);
+        }
+        index.mark(&builder.finish())
+    }
+
+    #[test]
+    fn same_sensor_never_duplicate() {
+        let mut index = SightingIndex::new(DedupeConfig::default());
+        let marks = mark(
+            &mut index,
+            &[sighting("lb", 0, None), sighting("lb", 10, None)],
+        );
+        assert_eq!(
+            marks,
+            vec![false, false],
+            "two calls through one sensor are two calls"
+        );
+    }
+
+    #[test]
+    fn chain_of_sensors_counts_once() {
+        let mut index = SightingIndex::new(DedupeConfig::default());
+        let marks = mark(
+            &mut index,
+            &[
+                sighting("cdn", 0, None),
+                sighting("lb", 40, None),
+                sighting("gw", 90, None),
+            ],
+        );
+        assert_eq!(marks, vec![false, true, true]);
+    }
+
+    #[test]
+    fn match_window_bounds() {
+        let mut index = SightingIndex::new(DedupeConfig::default());
+        let marks = mark(
+            &mut index,
+            &[sighting("cdn", 0, None), sighting("lb", 1_500, None)],
+        );
+        assert_eq!(
+            marks,
+            vec![false, false],
+            "1.5 s apart is beyond the 1 s window"
+        );
+    }
+
+    #[test]
+    fn request_id_across_batches() {
+        let mut index = SightingIndex::new(DedupeConfig::default());
+        let mut first = sighting("cdn", 0, Some("req-1"));
+        first.client_ip = Some("203.0.113.1".to_string());
+        assert_eq!(mark(&mut index, &[first]), vec![false]);
+        let later = sighting("gw", 30_000, Some("req-1"));
+        assert_eq!(
+            mark(&mut index, &[later]),
+            vec![true],
+            "same id 30 s later from another sensor"
+        );
+    }
+
+    #[test]
+    fn out_of_order_arrival() {
+        let mut index = SightingIndex::new(DedupeConfig::default());
+        assert_eq!(mark(&mut index, &[sighting("gw", 500, None)]), vec![false]);
+        assert_eq!(
+            mark(&mut index, &[sighting("cdn", 0, None)]),
+            vec![true],
+            "the later arrival is the duplicate"
+        );
+    }
+
+    #[test]
+    fn disabled_marks_nothing() {
+        let mut index = SightingIndex::new(DedupeConfig {
+            id_window: 0,
+            match_window: 0,
+            ..DedupeConfig::default()
+        });
+        let marks = mark(
+            &mut index,
+            &[sighting("cdn", 0, Some("r")), sighting("lb", 0, Some("r"))],
+        );
+        assert_eq!(marks, vec![false, false]);
+    }
+
+    #[test]
+    fn index_bounded() {
+        let mut index = SightingIndex::new(DedupeConfig {
+            max_entries: 100,
+            ..DedupeConfig::default()
+        });
+        let events: Vec<Event> = (0..1_000)
+            .map(|i| {
+                let mut event = sighting("lb", i, Some(&format!("r{i}")));
+                event.path = Some(format!("/p/{i}"));
+                event
+            })
+            .collect();
+        mark(&mut index, &events);
+        assert!(index.len() <= 100, "index holds {} keys", index.len());
+    }
+}
