@@ -3,19 +3,27 @@
 //! A format parser only turns one line into a raw [`Event`] (or a skip or a
 //! rejection). This module does the rest, identically for every format:
 //! numbering lines, decoding bytes, isolating a parser panic to its line,
-//! normalising the path, redacting secrets, templating the endpoint and
-//! filling the consumer, then building the Arrow batch.
+//! resolving the consumer (before redaction, since it hashes API keys and
+//! reads JWT claims), normalising the path, redacting secrets, templating
+//! the endpoint, then building the Arrow batch.
+//!
+//! Templating runs once per chunk: a learning [`Templater`] first observes
+//! every path of the chunk under one write lock, then templates them under
+//! one read lock, so parallel parsers do not contend per line.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, RwLock};
 
 use arrow::record_batch::RecordBatch;
 
 use crate::event::{Event, EventBatchBuilder};
 use crate::format::Format;
 use crate::formats;
+use crate::identity::IdentityConfig;
 use crate::redact::Redactor;
 use crate::report::{IngestReport, RejectedLine};
-use crate::template::template_path;
+use crate::template::{Templater, template_path};
 use crate::text::{decode_line, percent_decode_path};
 
 /// Result of a format parser for one line.
@@ -29,12 +37,38 @@ pub enum LineOutcome {
     Rejected(String),
 }
 
+/// Attribute that lists a consumer's hashes under previous key versions, comma-separated.
+pub const CONSUMER_ALIASES_ATTRIBUTE: &str = "consumer_aliases";
+
+/// Consumers seen with hashes under previous key versions: consumer → aliases.
+pub type ConsumerAliases = Mutex<HashMap<String, Vec<String>>>;
+
 /// Per-request settings shared by every line of an input.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseContext<'a> {
     /// Label of the gateway, load balancer or mirror that produced the input.
     pub sensor: Option<&'a str>,
     pub redactor: &'a Redactor,
+    /// Consumer identity rules; `None` keeps a parser's consumer, else the client IP.
+    pub identity: Option<&'a IdentityConfig>,
+    /// Learning templater for `endpoint`; `None` applies the fixed rules of [`template_path`].
+    pub templater: Option<&'a RwLock<Templater>>,
+    /// Where consumers with aliases are recorded, so a consumer map written
+    /// under an old key still names them.
+    pub aliases: Option<&'a ConsumerAliases>,
+}
+
+impl<'a> ParseContext<'a> {
+    /// A context with only a redactor: no sensor, fixed templating rules, no identity rules.
+    pub fn new(redactor: &'a Redactor) -> Self {
+        ParseContext {
+            sensor: None,
+            redactor,
+            identity: None,
+            templater: None,
+            aliases: None,
+        }
+    }
 }
 
 /// Events, counts and rejects of one chunk of input.
@@ -56,7 +90,7 @@ pub fn parse_chunk(
     first_line: u64,
     ctx: &ParseContext<'_>,
 ) -> ParsedChunk {
-    let mut builder = EventBatchBuilder::new();
+    let mut events = Vec::new();
     let mut report = IngestReport {
         format: Some(format.name().to_string()),
         ..IngestReport::default()
@@ -74,7 +108,7 @@ pub fn parse_chunk(
         match parse_line_isolated(format, &line, ctx) {
             LineOutcome::Event(mut event) => {
                 normalise(&mut event, ctx);
-                builder.push(&event);
+                events.push(*event);
                 report.accepted += 1;
             }
             LineOutcome::Skipped(reason) => report.record_skip(reason),
@@ -90,10 +124,37 @@ pub fn parse_chunk(
         }
     }
 
+    if let Some(templater) = ctx.templater {
+        template_learned(&mut events, templater);
+    }
+    let mut builder = EventBatchBuilder::new();
+    for event in &events {
+        builder.push(event);
+    }
     ParsedChunk {
         batch: builder.finish(),
         report,
         rejects,
+    }
+}
+
+/// Lets the templater learn from the chunk's paths, then sets every endpoint.
+fn template_learned(events: &mut [Event], templater: &RwLock<Templater>) {
+    // A panic elsewhere while the lock was held leaves a usable state: the
+    // templater's methods keep it consistent between calls.
+    {
+        let mut learner = templater.write().unwrap_or_else(|e| e.into_inner());
+        for event in events.iter() {
+            if let Some(path) = &event.path {
+                learner.observe(event.host.as_deref(), path, event.consumer.as_deref());
+            }
+        }
+    }
+    let reader = templater.read().unwrap_or_else(|e| e.into_inner());
+    for event in events.iter_mut() {
+        if let Some(path) = &event.path {
+            event.endpoint = Some(reader.template(event.host.as_deref(), path).endpoint);
+        }
     }
 }
 
@@ -124,9 +185,14 @@ fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
     if event.sensor.is_none() {
         event.sensor = ctx.sensor.map(str::to_string);
     }
+    if let Some(identity) = ctx.identity {
+        resolve_identity(event, identity, ctx);
+    }
     if let Some(path) = event.path.take() {
         let decoded = percent_decode_path(&path);
-        event.endpoint = Some(template_path(&decoded));
+        if ctx.templater.is_none() {
+            event.endpoint = Some(template_path(&decoded));
+        }
         event.path = Some(scrub_tokens(ctx, decoded));
     }
     if let Some(query) = event.query.take() {
@@ -150,4 +216,31 @@ fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
         event.consumer = Some(ip.clone());
         event.consumer_kind = Some("ip".to_string());
     }
+}
+
+/// Sets consumer, kind and auth scheme from the identity rules, before redaction.
+fn resolve_identity(event: &mut Event, identity: &IdentityConfig, ctx: &ParseContext<'_>) {
+    let Some(resolved) = identity.resolve(event, ctx.redactor) else {
+        return;
+    };
+    if event.auth_scheme.is_none() {
+        event.auth_scheme = resolved.auth_scheme.map(str::to_string);
+    }
+    if !resolved.aliases.is_empty() {
+        event.attributes.push((
+            CONSUMER_ALIASES_ATTRIBUTE.to_string(),
+            resolved.aliases.join(","),
+        ));
+        if let Some(aliases) = ctx.aliases {
+            let mut aliases = aliases.lock().unwrap_or_else(|e| e.into_inner());
+            let known = aliases.entry(resolved.consumer.clone()).or_default();
+            for alias in &resolved.aliases {
+                if !known.contains(alias) {
+                    known.push(alias.clone());
+                }
+            }
+        }
+    }
+    event.consumer = Some(resolved.consumer);
+    event.consumer_kind = Some(resolved.kind.to_string());
 }

@@ -50,10 +50,7 @@ fn detect_and_parse(name: &str, format: Format) -> Option<ParsedChunk> {
     );
 
     let redactor = Redactor::new(b"test-key".to_vec(), 1);
-    let ctx = ParseContext {
-        sensor: None,
-        redactor: &redactor,
-    };
+    let ctx = ParseContext::new(&redactor);
     Some(parse_chunk(format, &data, 1, &ctx))
 }
 

@@ -10,6 +10,8 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::error::QueryError;
 use crate::events_table::EventsTable;
+use crate::inventory::Inventory;
+use crate::views::ViewOptions;
 
 /// Limits applied to every query.
 #[derive(Debug, Clone)]
@@ -43,7 +45,12 @@ impl std::fmt::Debug for QueryEngine {
 
 impl QueryEngine {
     /// Builds a session with the `events` table, the views and the apitrail functions.
-    pub async fn new(store: Arc<Store>, limits: &QueryLimits) -> Result<Self, QueryError> {
+    pub async fn new(
+        store: Arc<Store>,
+        limits: &QueryLimits,
+        inventory: &Arc<Inventory>,
+        views: &ViewOptions,
+    ) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
             .build_arc()
@@ -54,9 +61,11 @@ impl QueryEngine {
             .with_default_catalog_and_schema("apitrail", "public");
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         crate::functions::register_all(&ctx);
+        crate::inventory::register_inventory(&ctx, inventory)
+            .map_err(QueryError::from_datafusion)?;
         ctx.register_table("events", Arc::new(EventsTable::new(Arc::clone(&store))))
             .map_err(QueryError::from_datafusion)?;
-        crate::views::register_views(&ctx, store)
+        crate::views::register_views(&ctx, store, views)
             .await
             .map_err(QueryError::from_datafusion)?;
         Ok(QueryEngine { ctx })

@@ -9,6 +9,8 @@
 //!   Parquet files with the write buffer and prunes both by time.
 //! - [`views`]: `view_partials` and the continuous views over it
 //!   (`endpoints`, `consumers`, `consumer_activity`).
+//! - [`inventory`]: templater, specs and consumer map shared with ingest,
+//!   and the SQL functions that read them.
 //! - [`functions`]: the SQL functions registered in every session.
 //! - [`error`]: query errors, classified as the caller's or the server's fault.
 
@@ -16,8 +18,11 @@ pub mod engine;
 pub mod error;
 pub mod events_table;
 pub mod functions;
+pub mod inventory;
 pub mod views;
 
 pub use engine::{QueryEngine, QueryLimits};
 pub use error::QueryError;
 pub use events_table::EventsTable;
+pub use inventory::Inventory;
+pub use views::ViewOptions;

@@ -94,32 +94,68 @@ impl TableProvider for ViewPartialsTable {
     }
 }
 
+/// Traffic per endpoint in the current templates, with the spec status.
+///
+/// Rows recorded under an older template fold into the current one through
+/// `path_template`. A documented endpoint whose last call is older than the
+/// orphan window before the newest call is `orphan`, and every documented
+/// operation that no traffic matches is listed with zero calls as `orphan`.
 const ENDPOINTS_SQL: &str = "
-SELECT host, method, endpoint,
-    min(first_seen) AS first_seen,
-    max(last_seen) AS last_seen,
-    sum(calls) AS calls,
-    sum(status_4xx) AS status_4xx,
-    sum(status_5xx) AS status_5xx,
-    count(DISTINCT CASE WHEN calls > 0 THEN consumer END) AS consumers,
-    auth_scheme_names(bit_or(auth_schemes)) AS auth_schemes,
-    sketch_quantile(quantile_merge(latency_ms), 0.5) AS latency_p50_ms,
-    sketch_quantile(quantile_merge(latency_ms), 0.95) AS latency_p95_ms,
-    sketch_quantile(quantile_merge(latency_ms), 0.99) AS latency_p99_ms,
-    sum(bytes_out) AS bytes_out
-FROM view_partials
-WHERE grain = 'all'
-GROUP BY host, method, endpoint
-HAVING sum(calls) > 0";
+WITH traffic AS (
+    SELECT host, method, path_template(coalesce(host, ''), endpoint) AS endpoint,
+        min(first_seen) AS first_seen,
+        max(last_seen) AS last_seen,
+        sum(calls) AS calls,
+        sum(status_4xx) AS status_4xx,
+        sum(status_5xx) AS status_5xx,
+        count(DISTINCT CASE WHEN calls > 0 THEN consumer END) AS consumers,
+        auth_scheme_names(bit_or(auth_schemes)) AS auth_schemes,
+        sketch_quantile(quantile_merge(latency_ms), 0.5) AS latency_p50_ms,
+        sketch_quantile(quantile_merge(latency_ms), 0.95) AS latency_p95_ms,
+        sketch_quantile(quantile_merge(latency_ms), 0.99) AS latency_p99_ms,
+        sum(bytes_out) AS bytes_out
+    FROM view_partials
+    WHERE grain = 'all'
+    GROUP BY host, method, path_template(coalesce(host, ''), endpoint)
+    HAVING sum(calls) > 0
+),
+matched AS (
+    SELECT traffic.*,
+        spec_status(host, method, endpoint) AS status,
+        spec_operation(host, method, endpoint) AS operation
+    FROM traffic
+),
+newest AS (SELECT max(last_seen) AS at FROM traffic)
+SELECT host, method, endpoint, first_seen, last_seen, calls, status_4xx, status_5xx,
+    consumers, auth_schemes, latency_p50_ms, latency_p95_ms, latency_p99_ms, bytes_out,
+    CASE WHEN status = 'documented'
+            AND last_seen < (SELECT at FROM newest) - INTERVAL '{ORPHAN_DAYS} days'
+        THEN 'orphan' ELSE status END AS spec_status,
+    operation AS spec_operation
+FROM matched
+UNION ALL
+SELECT host, method, path AS endpoint,
+    CAST(NULL AS TIMESTAMP) AS first_seen, CAST(NULL AS TIMESTAMP) AS last_seen,
+    CAST(0 AS BIGINT) AS calls, CAST(0 AS BIGINT) AS status_4xx, CAST(0 AS BIGINT) AS status_5xx,
+    CAST(0 AS BIGINT) AS consumers, make_array() AS auth_schemes,
+    CAST(NULL AS DOUBLE) AS latency_p50_ms, CAST(NULL AS DOUBLE) AS latency_p95_ms,
+    CAST(NULL AS DOUBLE) AS latency_p99_ms, CAST(0 AS BIGINT) AS bytes_out,
+    'orphan' AS spec_status, operation AS spec_operation
+FROM spec_operations
+WHERE operation NOT IN (SELECT operation FROM matched WHERE operation IS NOT NULL)";
 
 const CONSUMERS_SQL: &str = "
 SELECT consumer,
     max(consumer_kind) AS kind,
+    consumer_name(consumer) AS name,
+    consumer_tier(consumer) AS tier,
+    consumer_timezone(consumer) AS timezone,
     min(first_seen) AS first_seen,
     max(last_seen) AS last_seen,
     sum(calls) AS calls,
     count(DISTINCT CASE WHEN calls > 0
-        THEN concat_ws(' ', coalesce(host, ''), coalesce(method, ''), coalesce(endpoint, '')) END)
+        THEN concat_ws(' ', coalesce(host, ''), coalesce(method, ''),
+            path_template(coalesce(host, ''), endpoint)) END)
         AS endpoints,
     distinct_count(distinct_merge(client_ips)) AS client_ips,
     distinct_count(distinct_merge(user_agents)) AS user_agents
@@ -129,7 +165,8 @@ GROUP BY consumer
 HAVING sum(calls) > 0";
 
 const CONSUMER_ACTIVITY_SQL: &str = "
-SELECT bucket AS hour, consumer, host, method, endpoint,
+SELECT bucket AS hour, consumer, host, method,
+    path_template(coalesce(host, ''), endpoint) AS endpoint,
     sum(calls) AS calls,
     sum(status_2xx) AS status_2xx,
     sum(status_3xx) AS status_3xx,
@@ -149,14 +186,37 @@ SELECT bucket AS hour, consumer, host, method, endpoint,
     distinct_count(distinct_merge(user_agents)) AS user_agents
 FROM view_partials
 WHERE grain = 'hour'
-GROUP BY bucket, consumer, host, method, endpoint
+GROUP BY bucket, consumer, host, method, path_template(coalesce(host, ''), endpoint)
 HAVING sum(calls) > 0";
 
+/// Settings of the views.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// A documented endpoint without calls in this many days before the newest call is an orphan.
+    pub orphan_window_days: u32,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        ViewOptions {
+            orphan_window_days: 30,
+        }
+    }
+}
+
 /// Registers `view_partials` and the views over it in `ctx`.
-pub async fn register_views(ctx: &SessionContext, store: Arc<Store>) -> Result<()> {
+///
+/// The inventory functions (`path_template`, `spec_status`, ...) must be
+/// registered first, since the views call them.
+pub async fn register_views(
+    ctx: &SessionContext,
+    store: Arc<Store>,
+    options: &ViewOptions,
+) -> Result<()> {
     ctx.register_table("view_partials", Arc::new(ViewPartialsTable::new(store)))?;
+    let endpoints = ENDPOINTS_SQL.replace("{ORPHAN_DAYS}", &options.orphan_window_days.to_string());
     for (name, sql) in [
-        ("endpoints", ENDPOINTS_SQL),
+        ("endpoints", endpoints.as_str()),
         ("consumers", CONSUMERS_SQL),
         ("consumer_activity", CONSUMER_ACTIVITY_SQL),
     ] {

@@ -39,6 +39,40 @@ pub struct ServerConfig {
     /// Key of the hash that replaces secrets, as `v<version>:<hex>`; `None`
     /// means the key file in the data directory, created on first start.
     pub secret_key: Option<String>,
+    /// Keys used before the current one, as `v<version>:<hex>`, so that API
+    /// keys also hash under them and consumer names survive a rotation.
+    pub previous_secret_keys: Vec<String>,
+    /// TOML file naming consumers (partner name, tier, time zone).
+    pub consumer_map: Option<PathBuf>,
+    /// Rules that decide who called, in order.
+    pub identity: apitrail_ingest::IdentityConfig,
+    /// Thresholds, pins and splits of the learning path templater.
+    pub templater: apitrail_ingest::TemplaterConfig,
+    /// Settings of the continuous views.
+    pub views: ViewsConfig,
+}
+
+/// The `[views]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViewsConfig {
+    /// A documented endpoint without calls for this many days before the newest call is an orphan.
+    pub orphan_window_days: u32,
+    /// Sightings from two sensors with one request or trace id this many seconds apart are one call; 0 disables.
+    pub dedupe_id_window_secs: f64,
+    /// Sightings from two sensors with one client, method and path this many seconds apart are one call; 0 disables.
+    pub dedupe_match_window_secs: f64,
+}
+
+impl Default for ViewsConfig {
+    fn default() -> Self {
+        let dedupe = apitrail_storage::views::DedupeConfig::default();
+        ViewsConfig {
+            orphan_window_days: 30,
+            dedupe_id_window_secs: dedupe.id_window as f64 / 1e6,
+            dedupe_match_window_secs: dedupe.match_window as f64 / 1e6,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -54,6 +88,11 @@ impl Default for ServerConfig {
             query_memory_bytes: 2 * 1024 * 1024 * 1024,
             query_timeout_secs: 300,
             secret_key: None,
+            previous_secret_keys: Vec::new(),
+            consumer_map: None,
+            identity: apitrail_ingest::IdentityConfig::default(),
+            templater: apitrail_ingest::TemplaterConfig::default(),
+            views: ViewsConfig::default(),
         }
     }
 }
@@ -72,7 +111,25 @@ impl ServerConfig {
         let mut config = StoreConfig::for_data_dir(self.data_dir.clone())?;
         if let Some(store) = &self.store {
             config.table_url = parse_store_url(store)?;
+            // The views table sits beside the events table: `<store>/../views/`.
+            config.views_url = config
+                .table_url
+                .join("../views/")
+                .with_context(|| format!("cannot place the views table beside {store}"))?;
         }
+        for (name, secs) in [
+            ("dedupe_id_window_secs", self.views.dedupe_id_window_secs),
+            (
+                "dedupe_match_window_secs",
+                self.views.dedupe_match_window_secs,
+            ),
+        ] {
+            if !secs.is_finite() || secs < 0.0 {
+                bail!("[views] {name} must be zero or a positive number of seconds");
+            }
+        }
+        config.dedupe.id_window = (self.views.dedupe_id_window_secs * 1e6) as i64;
+        config.dedupe.match_window = (self.views.dedupe_match_window_secs * 1e6) as i64;
         if !self.flush_max_age_secs.is_finite() || self.flush_max_age_secs <= 0.0 {
             bail!("flush_max_age_secs must be a positive number of seconds");
         }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apitrail_ingest::{Format, Redactor};
+use apitrail_ingest::Format;
 use apitrail_query::{QueryEngine, QueryError};
 use apitrail_storage::Store;
 use axum::body::Body;
@@ -21,13 +21,14 @@ use tokio_util::io::StreamReader;
 
 use crate::ingest::{IngestError, IngestOptions, Sink, ingest_reader};
 use crate::output::{OutputFormat, ResultEncoder};
+use crate::pipeline::IngestPipeline;
 
 /// State shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
     pub engine: QueryEngine,
-    pub redactor: Arc<Redactor>,
+    pub pipeline: Arc<IngestPipeline>,
     pub metrics: Option<PrometheusHandle>,
     pub max_body_bytes: u64,
     pub query_timeout: Duration,
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/query", post(query))
+        .route("/api/v1/specs", post(load_spec).get(list_specs))
         .fallback(not_found)
         .with_state(state)
 }
@@ -88,7 +90,7 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
-            "no route {}; the API has /health, /metrics, /api/v1/ingest and /api/v1/query",
+            "no route {}; the API has /health, /metrics, /api/v1/ingest, /api/v1/query and /api/v1/specs",
             uri.path()
         ),
     )
@@ -163,7 +165,7 @@ async fn ingest(
     let outcome = ingest_reader(
         reader,
         &options,
-        &state.redactor,
+        &state.pipeline,
         &state.store,
         Sink::Store(&state.store),
     )
@@ -370,4 +372,102 @@ fn query_timeout(timeout: Duration) -> ApiError {
             "query exceeded a resource limit: planning took longer than the {timeout:?} time limit"
         ),
     )
+}
+
+#[derive(Debug, Deserialize)]
+struct SpecParams {
+    /// Name under which revisions of one API description are kept.
+    name: Option<String>,
+}
+
+/// Largest API description accepted, in bytes.
+const MAX_SPEC_BYTES: usize = 32 * 1024 * 1024;
+
+/// `POST /api/v1/specs?name=NAME`: loads an OpenAPI 3 or Swagger 2 document as a new revision.
+async fn load_spec(
+    State(state): State<AppState>,
+    Query(params): Query<SpecParams>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Some(name) = params.name.filter(|n| !n.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "missing name parameter: POST /api/v1/specs?name=NAME, where NAME keeps the revisions of one API apart",
+        ));
+    };
+    let bytes = axum::body::to_bytes(body, MAX_SPEC_BYTES)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("reading the document failed (at most {MAX_SPEC_BYTES} bytes): {e}"),
+            )
+        })?;
+    let loaded_at = chrono::Utc::now().timestamp_micros();
+    let outcome = {
+        let mut specs = state
+            .pipeline
+            .inventory
+            .specs
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        specs
+            .load_document(&name, &bytes, loaded_at)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+    };
+    state
+        .pipeline
+        .inventory
+        .anchor_documented_paths()
+        .map_err(|e| {
+            ApiError::bad_request(format!("the document's paths cannot anchor endpoints: {e}"))
+        })?;
+    state.pipeline.save_specs().await.map_err(|e| {
+        tracing::error!(error = format!("{e:#}"), spec = %name, "saving the spec catalog failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the spec was loaded but saving the catalog failed: {e:#}"),
+        )
+    })?;
+    tracing::info!(
+        spec = %name,
+        outcome = outcome.kind.as_str(),
+        revision = outcome.revision,
+        operations = outcome.operations,
+        "loaded API description"
+    );
+    Ok(Json(json!({
+        "name": name,
+        "outcome": outcome.kind.as_str(),
+        "revision": outcome.revision,
+        "operations": outcome.operations,
+        "deprecated_operations": outcome.deprecated_operations,
+        "added_operations": outcome.added_operations,
+        "removed_operations": outcome.removed_operations,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/specs`: the loaded API descriptions and their revisions.
+async fn list_specs(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let specs = state
+        .pipeline
+        .inventory
+        .specs
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
+    let list: Vec<serde_json::Value> = specs
+        .spec_names()
+        .map(|name| {
+            let revisions = specs.revisions(name).unwrap_or_default();
+            let latest = revisions.last();
+            json!({
+                "name": name,
+                "revisions": revisions.len(),
+                "title": latest.and_then(|r| r.spec.title.clone()),
+                "version": latest.and_then(|r| r.spec.version.clone()),
+                "operations": latest.map_or(0, |r| r.spec.operations.len()),
+            })
+        })
+        .collect();
+    Json(json!({ "specs": list }))
 }

@@ -10,11 +10,11 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use apitrail_ingest::{
-    Format, IngestReport, ParseContext, ParsedChunk, Redactor, detect_format, parse_chunk,
-};
+use apitrail_ingest::{Format, IngestReport, ParsedChunk, detect_format, parse_chunk};
 use apitrail_storage::store::ImportWriter;
 use apitrail_storage::{StorageError, Store};
+
+use crate::pipeline::IngestPipeline;
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
@@ -69,7 +69,7 @@ pub struct IngestOutcome {
 pub async fn ingest_reader<R>(
     input: R,
     options: &IngestOptions,
-    redactor: &Arc<Redactor>,
+    pipeline: &Arc<IngestPipeline>,
     store: &Store,
     mut sink: Sink<'_>,
 ) -> IngestOutcome
@@ -130,7 +130,7 @@ where
                 chunk,
                 first_line,
                 options.sensor.clone(),
-                redactor,
+                pipeline,
             );
             let write = write_parsed(pending.take(), options, store, &mut sink);
             let (parsed, written) = tokio::join!(parse, write);
@@ -210,14 +210,11 @@ async fn parse_blocking(
     chunk: Vec<u8>,
     first_line: u64,
     sensor: Option<String>,
-    redactor: &Arc<Redactor>,
+    pipeline: &Arc<IngestPipeline>,
 ) -> ParsedChunk {
-    let redactor = Arc::clone(redactor);
+    let pipeline = Arc::clone(pipeline);
     tokio::task::spawn_blocking(move || {
-        let ctx = ParseContext {
-            sensor: sensor.as_deref(),
-            redactor: &redactor,
-        };
+        let ctx = pipeline.context(sensor.as_deref());
         parse_chunk(format, &chunk, first_line, &ctx)
     })
     .await

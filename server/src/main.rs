@@ -18,6 +18,7 @@ mod config;
 mod http;
 mod ingest;
 mod output;
+mod pipeline;
 mod serve;
 
 use std::path::PathBuf;

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use apitrail_ingest::Redactor;
-use apitrail_query::{QueryEngine, QueryLimits};
+use apitrail_query::{QueryEngine, QueryLimits, ViewOptions};
 use apitrail_storage::Store;
-use apitrail_storage::secret_key::SecretKey;
+use apitrail_storage::documents::DocumentStore;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::ServerConfig;
 use crate::http::{AppState, router};
+use crate::pipeline::IngestPipeline;
 
 /// Flags of `apitrail serve`; each overrides the configuration file.
 #[derive(Debug, Clone, clap::Args)]
@@ -95,15 +95,6 @@ pub fn init_tracing(json: bool) {
     }
 }
 
-/// Loads the hash key from configuration or the data directory.
-pub fn load_redactor(config: &ServerConfig) -> anyhow::Result<Redactor> {
-    let key = match &config.secret_key {
-        Some(text) => SecretKey::parse(text)?,
-        None => SecretKey::load_or_create(&config.data_dir)?,
-    };
-    Ok(Redactor::new(key.bytes, key.version))
-}
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing(args.log_json);
     let config = args.resolve()?;
@@ -112,19 +103,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .install_recorder()
         .context("installing the Prometheus metrics recorder")?;
 
+    let documents = DocumentStore::open(&store_config.views_url, &store_config.storage_options)?;
     let store = Store::open(store_config).await?;
-    let redactor = Arc::new(load_redactor(&config)?);
+    let pipeline = Arc::new(IngestPipeline::load(&config, documents).await?);
     let limits = QueryLimits {
         memory_bytes: config.query_memory_bytes,
         ..QueryLimits::default()
     };
-    let engine = QueryEngine::new(Arc::clone(&store), &limits).await?;
+    let view_options = ViewOptions {
+        orphan_window_days: config.views.orphan_window_days,
+    };
+    let engine = QueryEngine::new(
+        Arc::clone(&store),
+        &limits,
+        &pipeline.inventory,
+        &view_options,
+    )
+    .await?;
     let flusher = store.spawn_flusher();
+    let saver = pipeline.spawn_saver();
 
     let state = AppState {
         store: Arc::clone(&store),
         engine,
-        redactor,
+        pipeline: Arc::clone(&pipeline),
         metrics: Some(metrics),
         max_body_bytes: config.max_body_bytes,
         query_timeout: Duration::from_secs(config.query_timeout_secs),
@@ -150,8 +152,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .context("serving HTTP")?;
 
     flusher.abort();
+    saver.abort();
     tracing::info!("stopping: flushing the write buffer");
     store.shutdown().await?;
+    pipeline
+        .save_learned()
+        .await
+        .context("saving the templater state at shutdown")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -18,6 +18,14 @@ pub enum StorageError {
         source: Box<deltalake::DeltaTableError>,
     },
 
+    /// A shared document on the object store could not be read or written.
+    #[error("document {location}: reading or writing failed")]
+    Document {
+        location: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+
     /// A local file of the data directory could not be read or written.
     #[error("{action} {path}")]
     Io {

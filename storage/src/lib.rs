@@ -7,6 +7,7 @@
 //!   flush protocol and its crash-recovery rule.
 //! - [`wal`]: the write-ahead log with group commit and torn-tail recovery.
 //! - [`codec`]: how event batches are encoded inside WAL records.
+//! - [`documents`]: shared JSON documents (templater, specs) beside the tables.
 //! - [`buffer`]: acknowledged events waiting for a flush, queryable meanwhile.
 //! - [`table`]: the append-only Delta tables (events and views) on an object store.
 //! - [`views`]: partial aggregates of the continuous views, built per batch.
@@ -18,6 +19,7 @@
 
 pub mod buffer;
 pub mod codec;
+pub mod documents;
 pub mod error;
 pub mod failpoint;
 pub mod lock;

@@ -4,6 +4,11 @@
 //! created on first start with 32 random bytes and permissions 0600. All nodes
 //! of one store must share the key, so a consumer hashes to the same value
 //! everywhere. Configuration can supply it instead of the file.
+//!
+//! Rotation: a new key goes on the first line with a higher version and the
+//! old lines stay below it. The first line hashes from then on; the others
+//! are previous keys, under which API keys are hashed too, so that consumer
+//! names recorded under an old hash still resolve.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -49,11 +54,41 @@ impl SecretKey {
         Ok(SecretKey { version, bytes })
     }
 
-    /// Reads the key file of a data directory, creating it with a random key if absent.
+    /// Parses a key ring: one key per line, the current key first, blank lines ignored.
+    pub fn parse_ring(text: &str) -> Result<(Self, Vec<Self>)> {
+        let mut keys = text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(Self::parse);
+        let current = keys
+            .next()
+            .ok_or_else(|| StorageError::Config("the secret key file is empty".to_string()))??;
+        let previous = keys.collect::<Result<Vec<_>>>()?;
+        if let Some(clash) = previous.iter().find(|k| k.version >= current.version) {
+            return Err(StorageError::Config(format!(
+                "secret key version v{} on a later line is not below the current version v{}; put the newest key on the first line",
+                clash.version, current.version
+            )));
+        }
+        Ok((current, previous))
+    }
+
+    /// Reads the key ring of a data directory, creating it with a random key if absent.
+    pub fn load_ring_or_create(data_dir: &Path) -> Result<(Self, Vec<Self>)> {
+        let path = data_dir.join("secret.key");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| StorageError::io("reading secret key", &path, e))?;
+            return Self::parse_ring(&text);
+        }
+        Ok((Self::load_or_create(data_dir)?, Vec::new()))
+    }
+
+    /// Reads the current key of a data directory, creating it with a random key if absent.
     pub fn load_or_create(data_dir: &Path) -> Result<Self> {
         let path = data_dir.join("secret.key");
         match std::fs::read_to_string(&path) {
-            Ok(text) => return Self::parse(&text),
+            Ok(text) => return Self::parse_ring(&text).map(|(current, _)| current),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io("reading secret key", &path, e)),
         }
@@ -84,6 +119,22 @@ fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_current_first() {
+        let text = format!("v2:{}\n\nv1:{}\n", "ab".repeat(32), "cd".repeat(32));
+        let (current, previous) = SecretKey::parse_ring(&text).unwrap();
+        assert_eq!(current.version, 2);
+        assert_eq!(previous.len(), 1);
+        assert_eq!(previous[0].version, 1);
+    }
+
+    #[test]
+    fn ring_rejects_older_first() {
+        let text = format!("v1:{}\nv2:{}\n", "ab".repeat(32), "cd".repeat(32));
+        let error = SecretKey::parse_ring(&text).unwrap_err().to_string();
+        assert!(error.contains("newest key on the first line"), "{error}");
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use apitrail_ingest::{Format, IngestReport, Redactor};
+use apitrail_ingest::{Format, IngestReport};
 use apitrail_storage::Store;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,7 +22,8 @@ use tokio::io::AsyncReadExt;
 use crate::Target;
 use crate::config::ServerConfig;
 use crate::ingest::{IngestOptions, Sink, ingest_reader};
-use crate::serve::load_redactor;
+use crate::pipeline::IngestPipeline;
+use apitrail_storage::documents::DocumentStore;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImportArgs {
@@ -72,14 +73,21 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 secret_key: std::env::var("APITRAIL_SECRET_KEY").ok(),
                 ..ServerConfig::default()
             };
-            let store = Store::open(config.store_config()?).await?;
-            let redactor = Arc::new(load_redactor(&config)?);
+            let store_config = config.store_config()?;
+            let documents =
+                DocumentStore::open(&store_config.views_url, &store_config.storage_options)?;
+            let store = Store::open(store_config).await?;
+            let pipeline = Arc::new(IngestPipeline::load(&config, documents).await?);
             for file in &args.files {
                 let result =
-                    import_direct(&store, &redactor, file, format, args.sensor.as_deref()).await;
+                    import_direct(&store, &pipeline, file, format, args.sensor.as_deref()).await;
                 failures += print_result(file, result);
             }
             store.shutdown().await?;
+            pipeline
+                .save_learned()
+                .await
+                .context("saving the templater state")?;
         }
     }
     Ok(if failures == 0 {
@@ -183,7 +191,7 @@ async fn import_via_server(
 
 async fn import_direct(
     store: &Store,
-    redactor: &Arc<Redactor>,
+    pipeline: &Arc<IngestPipeline>,
     path: &Path,
     format: Option<Format>,
     sensor: Option<&str>,
@@ -208,7 +216,7 @@ async fn import_direct(
         origin: path.display().to_string(),
     };
     let reader = bar.wrap_async_read(file);
-    let outcome = ingest_reader(reader, &options, redactor, store, Sink::Table(&mut writer)).await;
+    let outcome = ingest_reader(reader, &options, pipeline, store, Sink::Table(&mut writer)).await;
     bar.finish_and_clear();
 
     if let Some(error) = outcome.error {

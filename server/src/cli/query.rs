@@ -5,12 +5,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use apitrail_query::{QueryEngine, QueryLimits};
+use apitrail_query::{QueryEngine, QueryLimits, ViewOptions};
+use apitrail_storage::documents::DocumentStore;
 use apitrail_storage::{Store, StoreConfig};
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 
 use crate::Target;
+use crate::config::ServerConfig;
+use crate::pipeline::load_inventory;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct QueryArgs {
@@ -74,8 +77,16 @@ async fn query_server(server: &str, sql: &str) -> anyhow::Result<Vec<RecordBatch
 }
 
 async fn query_data_dir(config: StoreConfig, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let documents = DocumentStore::open(&config.views_url, &config.storage_options)?;
+    let inventory = load_inventory(&ServerConfig::default(), &documents).await?;
     let store = Store::open_read_only(config).await?;
-    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default()).await?;
+    let engine = QueryEngine::new(
+        Arc::clone(&store),
+        &QueryLimits::default(),
+        &inventory,
+        &ViewOptions::default(),
+    )
+    .await?;
     let stream = engine.execute(sql).await?;
     Ok(stream.try_collect().await?)
 }
