@@ -3,8 +3,12 @@
 //! The bench generates a deterministic AWS ALB access log in a temporary
 //! directory, then measures, in this order:
 //!
-//! 1. `parse_chunk` alone on one thread, over line-aligned chunks of about 4 MiB;
-//! 2. `apitrail import --data-dir` of the whole file, wall clock;
+//! 1. `parse_chunk` on one thread, over line-aligned chunks of about 4 MiB,
+//!    with the identity rules and the learning templater the server uses,
+//!    and apart from it the views step (sighting marks and partial
+//!    aggregates) over the same batches;
+//! 2. `apitrail import --data-dir` of the whole file, wall clock, then the
+//!    time to answer the views over that data directory, in this process;
 //! 3. `apitrail serve` fed over HTTP in bodies of 10,000 lines, first by
 //!    4 concurrent clients, then by 1, each response sent only after the WAL fsync;
 //! 4. the Parquet bytes per event after each server is stopped with SIGTERM.
@@ -26,7 +30,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use apitrail_ingest::{Format, ParseContext, Redactor, parse_chunk};
+use apitrail_ingest::{Format, IdentityConfig, ParseContext, Redactor, Templater, parse_chunk};
+use apitrail_storage::views::{SightingIndex, ViewPartials};
 use bytes::Bytes;
 
 const DEFAULT_LINES: u64 = 1_000_000;
@@ -676,16 +681,22 @@ fn split_line_chunks(input: &[u8], chunk_bytes: usize) -> Vec<(u64, &[u8])> {
 
 fn bench_parse(input: &[u8], lines: u64, results: &mut Results) -> anyhow::Result<()> {
     let redactor = Redactor::new(vec![0x42; 32], 1);
+    let identity = IdentityConfig::default();
+    let templater = std::sync::RwLock::new(Templater::default());
     let ctx = ParseContext {
-        sensor: None,
-        redactor: &redactor,
+        identity: Some(&identity),
+        templater: Some(&templater),
+        ..ParseContext::new(&redactor)
     };
     let chunks = split_line_chunks(input, PARSE_CHUNK_BYTES);
     let mut pass_times = Vec::with_capacity(PARSE_PASSES);
+    let mut views_times = Vec::with_capacity(PARSE_PASSES);
     let mut arrow_bytes = 0;
     for pass in 0..PARSE_PASSES {
         let (mut accepted, mut rejected, mut skipped) = (0, 0, 0);
         let mut pass_arrow_bytes = 0;
+        let mut views_time = Duration::ZERO;
+        let mut sightings = SightingIndex::new(Default::default());
         let started = Instant::now();
         for &(first_line, chunk) in &chunks {
             let parsed = parse_chunk(Format::AwsAlb, chunk, first_line, &ctx);
@@ -700,9 +711,16 @@ fn bench_parse(input: &[u8], lines: u64, results: &mut Results) -> anyhow::Resul
                     error.reason
                 );
             }
+            // The views step runs in the store after the WAL append; it is
+            // timed apart and subtracted, so `parse` keeps its meaning.
+            let views_started = Instant::now();
+            let duplicate = sightings.mark(&parsed.batch);
+            std::hint::black_box(ViewPartials::from_events(&parsed.batch, &duplicate));
+            views_time += views_started.elapsed();
             std::hint::black_box(parsed);
         }
-        let elapsed = started.elapsed();
+        let elapsed = started.elapsed() - views_time;
+        views_times.push(views_time);
         ensure!(
             accepted == lines && rejected == 0 && skipped == 0,
             "parse pass {pass}: {accepted} accepted, {rejected} rejected, {skipped} skipped \
@@ -719,7 +737,9 @@ fn bench_parse(input: &[u8], lines: u64, results: &mut Results) -> anyhow::Resul
     }
 
     pass_times.sort();
+    views_times.sort();
     let median = pass_times[pass_times.len() / 2];
+    let views_median = views_times[views_times.len() / 2];
     let fastest = pass_times[0];
     let note = format!(
         "parse_chunk alone, 1 thread, {} chunks of ~4 MiB in memory; median of {PARSE_PASSES} \
@@ -738,6 +758,16 @@ fn bench_parse(input: &[u8], lines: u64, results: &mut Results) -> anyhow::Resul
         format!("{:.1}", per_second(input.len() as u64, median) / 1e6),
         "MB/s",
         "same run; MB = 10^6 bytes of input",
+    );
+    results.add(
+        "views step",
+        group(per_second(lines, views_median) as u64),
+        "events/s",
+        &format!(
+            "SightingIndex::mark + ViewPartials::from_events per parsed batch, 1 thread; \
+             {:.1} % of the parse time",
+            views_median.as_secs_f64() / median.as_secs_f64() * 100.0
+        ),
     );
     results.add(
         "Arrow batch size",
@@ -807,6 +837,7 @@ fn bench_import(
 
     let table = TableSize::measure(&data_dir.join("table"))?;
     check_committed_rows(&table, lines, "apitrail import")?;
+    bench_views(&data_dir, lines, results)?;
     results.add(
         "import",
         group(per_second(lines, elapsed) as u64),
@@ -826,6 +857,112 @@ fn bench_import(
     std::fs::remove_dir_all(&data_dir)
         .with_context(|| format!("removing {}", data_dir.display()))?;
     Ok(())
+}
+
+/// Times the views over the imported data directory: median of [`VIEW_RUNS`] runs after a warm-up.
+fn bench_views(data_dir: &Path, lines: u64, results: &mut Results) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let config = apitrail_storage::StoreConfig::for_data_dir(data_dir.to_path_buf())?;
+        let documents = apitrail_storage::documents::DocumentStore::open(
+            &config.views_url,
+            &config.storage_options,
+        )?;
+        let mut inventory = apitrail_query::Inventory::default();
+        if let Some(bytes) = documents.get("templater").await? {
+            inventory.templater = std::sync::RwLock::new(Templater::from_json(
+                std::str::from_utf8(&bytes)?,
+            )?);
+        }
+        let inventory = std::sync::Arc::new(inventory);
+        let store = apitrail_storage::Store::open_read_only(config).await?;
+        let engine = apitrail_query::QueryEngine::new(
+            store,
+            &Default::default(),
+            &inventory,
+            &Default::default(),
+        )
+        .await?;
+
+        let partial_rows = query_count(&engine, "SELECT count(*) FROM view_partials").await?;
+        let views = TableSize::measure(&data_dir.join("views"))?;
+        results.add(
+            "view rows",
+            group(partial_rows),
+            "rows",
+            &format!(
+                "rows of view_partials (hour and all grains) for {} events, {:.0} bytes/row in Parquet",
+                group(lines),
+                views.parquet_bytes as f64 / partial_rows.max(1) as f64
+            ),
+        );
+        let consumer = first_text(&engine, "SELECT consumer FROM consumers ORDER BY calls DESC LIMIT 1").await?;
+        let queries = [
+            ("endpoints", "SELECT * FROM endpoints".to_string()),
+            ("consumers", "SELECT * FROM consumers".to_string()),
+            (
+                "one consumer's activity",
+                format!("SELECT * FROM consumer_activity WHERE consumer = '{consumer}'"),
+            ),
+            (
+                "same from raw events",
+                "SELECT host, method, endpoint, count(*), min(time), max(time) FROM events \
+                 GROUP BY host, method, endpoint"
+                    .to_string(),
+            ),
+        ];
+        for (name, sql) in queries {
+            let mut times = Vec::with_capacity(VIEW_RUNS);
+            for run in 0..=VIEW_RUNS {
+                let started = Instant::now();
+                let stream = engine.execute(&sql).await?;
+                let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
+                std::hint::black_box(batches);
+                if run > 0 {
+                    times.push(started.elapsed());
+                }
+            }
+            times.sort();
+            let median = times[times.len() / 2];
+            println!("  {name}: median {:.1} ms", median.as_secs_f64() * 1e3);
+            results.add(
+                &format!("query: {name}"),
+                format!("{:.1}", median.as_secs_f64() * 1e3),
+                "ms",
+                &format!("median of {VIEW_RUNS} runs after one warm-up, `{sql}`"),
+            );
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Runs of each view query timed by [`bench_views`].
+const VIEW_RUNS: usize = 15;
+
+async fn query_count(engine: &apitrail_query::QueryEngine, sql: &str) -> anyhow::Result<u64> {
+    let stream = engine.execute(sql).await?;
+    let batches: Vec<arrow::record_batch::RecordBatch> =
+        futures::TryStreamExt::try_collect(stream).await?;
+    let column = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .context("count(*) is a BIGINT")?;
+    Ok(column.value(0) as u64)
+}
+
+async fn first_text(engine: &apitrail_query::QueryEngine, sql: &str) -> anyhow::Result<String> {
+    let stream = engine.execute(sql).await?;
+    let batches: Vec<arrow::record_batch::RecordBatch> =
+        futures::TryStreamExt::try_collect(stream).await?;
+    let column = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .context("the first column is text")?;
+    Ok(column.value(0).to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -1218,7 +1355,8 @@ impl TableSize {
         }
         for entry in read_dir(table)? {
             let path = entry.path();
-            let is_partition = entry.file_name().to_string_lossy().starts_with("day=");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_partition = name.starts_with("day=") || name.starts_with("grain=");
             if is_partition && entry.file_type()?.is_dir() {
                 size.add_parquet_files(&path)?;
             }

@@ -21,7 +21,7 @@ use tokio_util::io::StreamReader;
 
 use crate::ingest::{IngestError, IngestOptions, Sink, ingest_reader};
 use crate::output::{OutputFormat, ResultEncoder};
-use crate::pipeline::IngestPipeline;
+use crate::pipeline::{IngestPipeline, load_outcome_json};
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -435,16 +435,7 @@ async fn load_spec(
         operations = outcome.operations,
         "loaded API description"
     );
-    Ok(Json(json!({
-        "name": name,
-        "outcome": outcome.kind.as_str(),
-        "revision": outcome.revision,
-        "operations": outcome.operations,
-        "deprecated_operations": outcome.deprecated_operations,
-        "added_operations": outcome.added_operations,
-        "removed_operations": outcome.removed_operations,
-    }))
-    .into_response())
+    Ok(Json(load_outcome_json(&name, &outcome)).into_response())
 }
 
 /// `GET /api/v1/specs`: the loaded API descriptions and their revisions.

@@ -4,6 +4,7 @@
 //! - `apitrail import`: loads log files through a server or straight into a
 //!   data directory ([`cli::import`]).
 //! - `apitrail query`: runs SQL and prints a table ([`cli::query`]).
+//! - `apitrail spec load`: loads an OpenAPI or Swagger document ([`cli::spec`]).
 //!
 //! [`config`] contains the settings, [`ingest`] the pipeline shared by HTTP and
 //! import, [`http`] the routes and [`output`] the result encodings.
@@ -44,6 +45,8 @@ enum Command {
     Import(cli::import::ImportArgs),
     /// Run one SQL query and print the result as a table.
     Query(cli::query::QueryArgs),
+    /// Manage the API descriptions that endpoints are checked against.
+    Spec(cli::spec::SpecArgs),
 }
 
 /// Destination of a command-line tool's work: a server or a data directory.
@@ -80,6 +83,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Import(args) => cli::import::run(args).await,
             Command::Query(args) => cli::query::run(args).await,
+            Command::Spec(args) => cli::spec::run(args).await,
         }
     });
     match result {

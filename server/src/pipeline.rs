@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use apitrail_ingest::spec::LoadOutcome;
 use apitrail_ingest::{
     ConsumerMap, IdentityConfig, ParseContext, Redactor, SpecCatalog, Templater,
 };
@@ -178,6 +179,19 @@ pub async fn load_inventory(
         .anchor_documented_paths()
         .context("anchoring the templater on the loaded specs")?;
     Ok(inventory)
+}
+
+/// The JSON answer to a spec load, shared by the HTTP API and the CLI.
+pub fn load_outcome_json(name: &str, outcome: &LoadOutcome) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "outcome": outcome.kind.as_str(),
+        "revision": outcome.revision,
+        "operations": outcome.operations,
+        "deprecated_operations": outcome.deprecated_operations,
+        "added_operations": outcome.added_operations,
+        "removed_operations": outcome.removed_operations,
+    })
 }
 
 /// Loads the hash key ring from configuration or the data directory.

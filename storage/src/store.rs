@@ -70,6 +70,8 @@ pub struct StoreConfig {
     pub flush_max_age: Duration,
     /// Roll to a new WAL segment beyond this size.
     pub wal_segment_max_bytes: u64,
+    /// Merge the views table into one row per key once it has this many data files.
+    pub views_compact_files: usize,
 }
 
 impl StoreConfig {
@@ -91,6 +93,7 @@ impl StoreConfig {
             flush_max_bytes: 256 * 1024 * 1024,
             flush_max_age: Duration::from_secs(30),
             wal_segment_max_bytes: 64 * 1024 * 1024,
+            views_compact_files: 64,
         })
     }
 }
@@ -508,6 +511,54 @@ impl Store {
         }
     }
 
+    /// Merges the views table into one row per key when it has reached
+    /// [`StoreConfig::views_compact_files`] files; returns the new version, if any.
+    ///
+    /// Every flush adds a file of partials per grain, so without this a
+    /// view would read a number of rows that grows with the flushes. The
+    /// rewrite is one overwrite commit, so a query sees either the old files
+    /// or the merged ones. It runs under the flush lock, so no flush commits
+    /// partials in between.
+    pub async fn compact_views(&self) -> Result<Option<u64>> {
+        let _guard = self.flush_lock.lock().await;
+        let Some(mut views) = self
+            .state
+            .read()
+            .expect("store state lock poisoned")
+            .views
+            .clone()
+        else {
+            return Ok(None);
+        };
+        let files = views.file_count()?;
+        if files < self.config.views_compact_files.max(2) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let mut merged = ViewPartials::default();
+        let mut rows_before = 0;
+        for batch in views.read_all().await? {
+            rows_before += batch.num_rows();
+            let partials = ViewPartials::from_record_batch(&batch).map_err(|e| {
+                StorageError::Config(format!("the views table holds unreadable partials: {e}"))
+            })?;
+            merged.merge(&partials);
+        }
+        let rows_after = merged.len();
+        let version = views.overwrite(vec![merged.to_record_batch()]).await?;
+        self.state.write().expect("store state lock poisoned").views = Some(views);
+        metrics::counter!("apitrail_view_compactions_total").increment(1);
+        tracing::info!(
+            files_before = files,
+            rows_before,
+            rows_after,
+            views_version = version,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compacted the views table"
+        );
+        Ok(Some(version))
+    }
+
     /// Runs flushes by size and age until the returned task is aborted.
     ///
     /// Aborting never cuts a flush in half, because each flush runs in its own task.
@@ -526,7 +577,13 @@ impl Store {
                     continue;
                 }
                 match store.flush().await {
-                    Ok(_) => backoff = Duration::from_millis(500),
+                    Ok(_) => {
+                        backoff = Duration::from_millis(500);
+                        if let Err(e) = store.compact_views().await {
+                            metrics::counter!("apitrail_view_compaction_errors_total").increment(1);
+                            tracing::warn!(error = %e, "compacting the views table failed; the next flush retries");
+                        }
+                    }
                     Err(_) => {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -254,6 +254,47 @@ impl AppendTable {
         Ok(version)
     }
 
+    /// Number of data files in the loaded version.
+    pub fn file_count(&self) -> Result<usize> {
+        Ok(self
+            .table
+            .snapshot()
+            .map_err(|e| self.error("reading snapshot", e))?
+            .log_data()
+            .num_files())
+    }
+
+    /// Reads every row of the loaded version.
+    pub async fn read_all(&self) -> Result<Vec<RecordBatch>> {
+        let (_, stream) = self
+            .table
+            .scan_table()
+            .await
+            .map_err(|e| self.error("reading", e))?;
+        futures::TryStreamExt::try_collect(stream)
+            .await
+            .map_err(|e| self.error("reading", DeltaTableError::from(e)))
+    }
+
+    /// Replaces every row with `batches` in one commit; returns the new version.
+    ///
+    /// The replaced files are only marked removed in the log, never deleted,
+    /// so queries still reading the older version finish undisturbed.
+    /// NOTE: nothing deletes removed files yet; Delta's vacuum would.
+    pub async fn overwrite(&mut self, batches: Vec<RecordBatch>) -> Result<u64> {
+        let table = self
+            .table
+            .clone()
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_partition_columns([self.spec.partition_column])
+            .with_writer_properties(writer_properties())
+            .await
+            .map_err(|e| self.error("rewriting", e))?;
+        self.table = table;
+        Ok(self.table.version().unwrap_or_default())
+    }
+
     fn error(&self, action: &'static str, source: DeltaTableError) -> StorageError {
         StorageError::Table {
             location: self.location.clone(),

@@ -13,6 +13,6 @@ pub mod partial;
 
 pub use dedupe::{DedupeConfig, SightingIndex};
 pub use partial::{
-    AUTH_SCHEMES, GRAIN_ALL, GRAIN_COLUMN, GRAIN_HOUR, PartialKey, PartialRow, ViewPartials,
-    auth_scheme_names, network_of, object_ids, partials_schema,
+    AUTH_SCHEMES, GRAIN_ALL, GRAIN_COLUMN, GRAIN_HOUR, PartialKey, PartialRow, PartialsError,
+    ViewPartials, auth_scheme_names, network_of, object_ids, partials_schema,
 };

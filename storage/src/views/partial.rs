@@ -88,6 +88,17 @@ pub fn partials_schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
+/// Rows of the views table that cannot be read back as partials.
+#[derive(Debug, thiserror::Error)]
+pub enum PartialsError {
+    #[error("the views table has no column {0}")]
+    MissingColumn(String),
+    #[error("column {0} of the views table has an unexpected type")]
+    Cast(String, #[source] arrow::error::ArrowError),
+    #[error(transparent)]
+    Sketch(#[from] crate::sketch::SketchError),
+}
+
 /// Key of one partial row; `bucket` is `None` at the `all` grain.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartialKey {
@@ -296,6 +307,83 @@ impl ViewPartials {
 
     pub fn rows(&self) -> impl Iterator<Item = (&PartialKey, &PartialRow)> {
         self.rows.iter()
+    }
+
+    /// Reads rows written by [`ViewPartials::to_record_batch`] back, merging equal keys.
+    ///
+    /// Columns are found by name and cast to the partials schema, since a
+    /// Parquet scan may return strings and binaries as view types.
+    pub fn from_record_batch(batch: &RecordBatch) -> Result<Self, PartialsError> {
+        let columns = partials_schema()
+            .fields()
+            .iter()
+            .map(|field| {
+                let column = batch
+                    .column_by_name(field.name())
+                    .ok_or_else(|| PartialsError::MissingColumn(field.name().clone()))?;
+                if column.data_type() == field.data_type() {
+                    Ok(column.clone())
+                } else {
+                    arrow::compute::cast(column, field.data_type())
+                        .map_err(|e| PartialsError::Cast(field.name().clone(), e))
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>, PartialsError>>()?;
+        let bucket = columns[0].as_primitive::<TimestampMicrosecondType>();
+        let text: Vec<&arrow::array::StringArray> =
+            columns[1..6].iter().map(|c| c.as_string::<i32>()).collect();
+        let first_seen = columns[6].as_primitive::<TimestampMicrosecondType>();
+        let last_seen = columns[7].as_primitive::<TimestampMicrosecondType>();
+        let counts: Vec<&arrow::array::PrimitiveArray<Int64Type>> = columns[8..21]
+            .iter()
+            .map(|c| c.as_primitive::<Int64Type>())
+            .collect();
+        let sketches: Vec<&arrow::array::BinaryArray> = columns[21..25]
+            .iter()
+            .map(|c| c.as_binary::<i32>())
+            .collect();
+        let auth_schemes = columns[25].as_primitive::<Int32Type>();
+        let networks = columns[26].as_list::<i32>();
+
+        let mut partials = ViewPartials::default();
+        for row in 0..batch.num_rows() {
+            let text_at = |i: usize| value(text[i], row).map(str::to_string);
+            let key = PartialKey {
+                bucket: bucket.is_valid(row).then(|| bucket.value(row)),
+                consumer: text_at(0),
+                consumer_kind: text_at(1),
+                host: text_at(2),
+                method: text_at(3),
+                endpoint: text_at(4),
+            };
+            let count = |i: usize| counts[i].value(row);
+            let sketch = |i: usize| sketches[i].value(row);
+            let mut network_set = BTreeSet::new();
+            if networks.is_valid(row) {
+                let values = networks.value(row);
+                for network in values.as_string::<i32>().iter().flatten() {
+                    network_set.insert(network.to_string());
+                }
+            }
+            let partial = PartialRow {
+                first_seen: first_seen.value(row),
+                last_seen: last_seen.value(row),
+                calls: count(0),
+                duplicate_sightings: count(1),
+                status_classes: [count(2), count(3), count(4), count(5), count(6)],
+                status_watch: [count(7), count(8), count(9), count(10)],
+                bytes_in: count(11),
+                bytes_out: count(12),
+                latency_ms: QuantileSketch::from_bytes(sketch(0))?,
+                client_ips: DistinctSketch::from_bytes(sketch(1))?,
+                user_agents: DistinctSketch::from_bytes(sketch(2))?,
+                object_ids: DistinctSketch::from_bytes(sketch(3))?,
+                auth_schemes: auth_schemes.value(row),
+                networks: network_set,
+            };
+            partials.add_row(key, &partial);
+        }
+        Ok(partials)
     }
 
     /// Builds the rows as one batch of [`partials_schema`], sorted by key.
@@ -637,6 +725,40 @@ mod tests {
             add_network(&mut networks, &format!("10.0.{i}.0/24"));
         }
         assert_eq!(networks.len(), MAX_NETWORKS);
+    }
+
+    #[test]
+    fn record_batch_round_trip() {
+        let events: Vec<Event> = (0..50)
+            .map(|i| {
+                event(
+                    i,
+                    ["a", "b"][i as usize % 2],
+                    &format!("/o/{i}"),
+                    "/o/{id}",
+                    200,
+                )
+            })
+            .collect();
+        let partials = ViewPartials::from_events(&batch(&events), &[false; 50]);
+        let written = partials.to_record_batch();
+        let read = ViewPartials::from_record_batch(&written).expect("reads back");
+        assert_eq!(read.to_record_batch(), written);
+
+        let doubled =
+            arrow::compute::concat_batches(&partials_schema(), [&written, &written]).unwrap();
+        let merged = ViewPartials::from_record_batch(&doubled).expect("reads back");
+        assert_eq!(
+            merged.len(),
+            partials.len(),
+            "equal keys merge into one row"
+        );
+        let all_a = merged
+            .rows()
+            .find(|(k, _)| k.bucket.is_none() && k.consumer.as_deref() == Some("a"))
+            .unwrap()
+            .1;
+        assert_eq!(all_a.calls, 50, "25 calls of a, read twice");
     }
 
     #[test]

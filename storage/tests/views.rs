@@ -1,0 +1,165 @@
+//! View partials through a real store: flush, compaction, import and reopen.
+
+use std::sync::Arc;
+
+use apitrail_ingest::{Event, EventBatchBuilder};
+use apitrail_storage::table::{AppendTable, TableSpec};
+use apitrail_storage::views::ViewPartials;
+use apitrail_storage::{Store, StoreConfig};
+use arrow::record_batch::RecordBatch;
+
+/// 2024-01-01T00:00:00Z in microseconds.
+const JAN_1: i64 = 1_704_067_200_000_000;
+
+fn batch(first: i64, count: i64) -> RecordBatch {
+    let mut builder = EventBatchBuilder::new();
+    for i in first..first + count {
+        let mut event = Event::new("clf", JAN_1 + i * 60_000_000);
+        event.consumer = Some(format!("partner-{}", i % 3));
+        event.consumer_kind = Some("gateway".to_string());
+        event.method = Some("GET".to_string());
+        event.path = Some(format!("/v1/orders/{i}"));
+        event.endpoint = Some("/v1/orders/{id}".to_string());
+        event.status = Some(if i % 10 == 0 { 404 } else { 200 });
+        event.response_bytes = Some(100 + i);
+        event.client_ip = Some(format!("198.51.100.{}", i % 5));
+        builder.push(&event);
+    }
+    builder.finish()
+}
+
+fn config(dir: &std::path::Path) -> StoreConfig {
+    StoreConfig {
+        views_compact_files: 4,
+        ..StoreConfig::for_data_dir(dir.to_path_buf()).unwrap()
+    }
+}
+
+/// Reads the committed views table back as partials.
+async fn committed_partials(config: &StoreConfig) -> (ViewPartials, usize) {
+    let table = AppendTable::open_existing(
+        &config.views_url,
+        config.storage_options.clone(),
+        TableSpec::views(),
+    )
+    .await
+    .unwrap()
+    .expect("the views table exists");
+    let mut partials = ViewPartials::default();
+    for batch in table.read_all().await.unwrap() {
+        partials.merge(&ViewPartials::from_record_batch(&batch).unwrap());
+    }
+    (partials, table.file_count().unwrap())
+}
+
+fn expected(batches: &[RecordBatch]) -> RecordBatch {
+    let mut partials = ViewPartials::default();
+    for batch in batches {
+        partials.merge(&ViewPartials::from_events(
+            batch,
+            &vec![false; batch.num_rows()],
+        ));
+    }
+    partials.to_record_batch()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_commit_partials() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store = Store::open(config.clone()).await.unwrap();
+    let batches: Vec<RecordBatch> = (0..3).map(|i| batch(i * 100, 100)).collect();
+    for batch in &batches {
+        store.append(batch.clone()).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    assert!(
+        store.snapshot().pending_partials.is_empty(),
+        "a flush leaves no pending partials"
+    );
+    let (committed, _) = committed_partials(&config).await;
+    assert_eq!(
+        committed.to_record_batch(),
+        expected(&batches),
+        "committed partials differ from the partials of the appended events"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store = Store::open(config.clone()).await.unwrap();
+    let batches: Vec<RecordBatch> = (0..5).map(|i| batch(i * 50, 50)).collect();
+    for batch in &batches {
+        store.append(batch.clone()).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    let (before, files_before) = committed_partials(&config).await;
+    assert!(files_before >= 5, "{files_before} files after five flushes");
+
+    let version = store.compact_views().await.unwrap();
+    assert!(
+        version.is_some(),
+        "{files_before} files reach the threshold of 4"
+    );
+    let (after, files_after) = committed_partials(&config).await;
+    assert_eq!(files_after, 2, "one file per grain after compaction");
+    assert_eq!(after.to_record_batch(), before.to_record_batch());
+    assert_eq!(after.to_record_batch(), expected(&batches));
+    assert_eq!(
+        store.compact_views().await.unwrap(),
+        None,
+        "two files are below the threshold"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_partials_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let batches: Vec<RecordBatch> = (0..2).map(|i| batch(i * 30, 30)).collect();
+    {
+        let store = Store::open(config.clone()).await.unwrap();
+        store.append(batches[0].clone()).await.unwrap();
+        store.flush().await.unwrap();
+        store.append(batches[1].clone()).await.unwrap();
+        // Dropped without a flush: the second batch is only in the WAL.
+    }
+    let store = Store::open(config.clone()).await.unwrap();
+    let snapshot = store.snapshot();
+    let mut in_memory = ViewPartials::default();
+    for partials in &snapshot.pending_partials {
+        in_memory.merge(partials);
+    }
+    assert_eq!(
+        in_memory.to_record_batch(),
+        expected(&batches[1..]),
+        "replay rebuilds the partials of the unflushed batch"
+    );
+    store.flush().await.unwrap();
+    let (committed, _) = committed_partials(&config).await;
+    assert_eq!(committed.to_record_batch(), expected(&batches));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_commits_partials_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store: Arc<Store> = Store::open(config.clone()).await.unwrap();
+    let imported = batch(0, 40);
+
+    let mut writer = store
+        .begin_import("import-test")
+        .await
+        .unwrap()
+        .expect("new import");
+    writer.write(imported.clone()).await.unwrap();
+    store.commit_import("import-test", writer).await.unwrap();
+    assert!(
+        store.begin_import("import-test").await.unwrap().is_none(),
+        "a committed import is not started again"
+    );
+    let (committed, _) = committed_partials(&config).await;
+    assert_eq!(committed.to_record_batch(), expected(&[imported]));
+}
