@@ -1,7 +1,7 @@
 //! The `consumer_baselines` table: what is normal for each consumer, by hour of week.
 //!
 //! For every consumer, and for every endpoint that consumer called, the table
-//! describes the hourly series of the trailing window with four statistics
+//! describes the hourly series of a trailing window with four statistics
 //! each: the mean, the population standard deviation, the median and the
 //! median absolute deviation (unscaled, without the 1.4826 factor). Hours
 //! without calls count as 0, so a partner idle at night has a baseline of 0
@@ -14,30 +14,41 @@
 //! | `bytes_out` | response bytes |
 //! | `object_ids` | distinct object ids, from the merged `object_ids` sketches of the hour |
 //!
-//! Rows, each with `scope` `consumer` (host, method and endpoint NULL) or
-//! `endpoint`:
+//! Each series has 169 rows: one per hour of week, `hour_of_week` 0 (Monday
+//! 00:00 to 01:00) to 167 (Sunday 23:00 to 24:00), and one with
+//! `hour_of_week` NULL over every hour of the window. Columns:
 //!
-//! - one per hour of week, `hour_of_week` 0 (Monday 00:00 to 01:00) to 167
-//!   (Sunday 23:00), in the consumer's time zone when `timezone_of` names
-//!   one and in UTC otherwise. A UTC hour belongs to the local hour in which
-//!   it starts, so under a half-hour offset it counts at the earlier hour;
-//! - one with `hour_of_week` NULL, over every hour of the window, which also
-//!   carries the sets seen in the window: `usual_endpoints` (`host method
-//!   endpoint` strings), `usual_methods` and `usual_networks` (`/24` and
-//!   `/48` networks, at most [`MAX_NETWORKS`], the first in text order).
+//! | column | content |
+//! |---|---|
+//! | `consumer` | the consumer; NULL for calls without one |
+//! | `scope` | `consumer` for all calls of the consumer (host, method and endpoint NULL), `endpoint` for one of its endpoints |
+//! | `host`, `method`, `endpoint` | the endpoint of an `endpoint` row |
+//! | `hour_of_week` | 0 to 167, or NULL on the row over the whole window |
+//! | `timezone` | IANA name of the zone the hours of week are counted in, `UTC` by default |
+//! | `window_start`, `window_end` | the window, the same on every row |
+//! | `weeks` | hours behind the statistics of an hour of week; on the whole-window row, the started weeks |
+//! | `hours`, `active_hours` | hours behind the statistics, and those of them with calls (behind `error_rate_*`) |
+//! | `calls_mean` ... `object_ids_mad` | the statistics, NULL where no hour is behind them |
+//! | `usual_endpoints`, `usual_methods`, `usual_networks` | on whole-window rows, the sets seen in the window; NULL on hourly rows |
+//!
+//! `usual_endpoints` lists `host method endpoint` strings, and
+//! `usual_networks` the `/24` and `/48` networks, at most [`MAX_NETWORKS`],
+//! the first in text order.
+//!
+//! Hours of week are counted in the consumer's time zone when `timezone_of`
+//! names one, and in UTC otherwise. A UTC hour belongs to the local hour in
+//! which it starts, so under a half-hour offset it counts at the earlier
+//! hour. `weeks` is one per week of the window, except that a
+//! daylight-saving change adds or removes one.
 //!
 //! The window covers `window_weeks` whole weeks and ends at the start of the
-//! newest hour in `view_partials`: data time, not wall-clock time, so
+//! newest hour in `view_partials`. That is data time, not wall-clock time, so
 //! imported history gets a baseline, and the newest hour, still filling, is
 //! left out. A consumer's series start at its first hour with calls in the
-//! window, so a consumer that appeared three days ago has `weeks` 1 at the
-//! hours of week of those three days and 0 (with NULL statistics) at the
+//! window. A consumer that appeared three days ago thus has `weeks` 1 at the
+//! hours of week of those three days, and 0 with NULL statistics at the
 //! others. Endpoint series start at the same hour as their consumer's, so a
-//! newly called endpoint has zeros before its first call. `weeks` counts the
-//! hours behind the statistics of an hour of week: one per week, except
-//! that a daylight-saving change adds or removes one. On the rows over the
-//! whole window `weeks` is the number of started weeks and `hours` the
-//! number of hours.
+//! newly called endpoint has zeros before its first call.
 //!
 //! NOTE: a consumer seen before the window but idle in its first days is
 //! counted from its first hour with calls inside the window, like a new one,
@@ -45,12 +56,12 @@
 //! grows with time.
 //!
 //! Speed: a filter `consumer = '...'` or `consumer IN (...)` is applied
-//! exactly by the table and pushed into the read, which takes the `hour`
-//! partition of the committed views table, pruned by `bucket` to the window
-//! and by `consumer`, plus the matching partials still in memory. The newest
-//! hour comes from the Delta log's file statistics and the in-memory
-//! partials, so finding it reads no data file. The statistics are computed
-//! in Rust when the plan runs.
+//! exactly by the table and pushed into the read. The read takes the `hour`
+//! partition of the committed views table, pruned to the window by `bucket`
+//! and filtered by `consumer`, plus the matching partials still in memory.
+//! The newest hour comes from the Delta log's file statistics and the
+//! in-memory partials, so finding it reads no data file. The statistics are
+//! computed in Rust when the plan runs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -378,7 +389,7 @@ async fn newest_hour(snapshot: &StoreSnapshot, state: &dyn Session) -> Result<Op
     Ok(newest.map(|bucket| bucket.div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR))
 }
 
-/// What the Delta log's file statistics give as the newest committed `bucket`.
+/// The newest committed `bucket` according to the Delta log's file statistics.
 enum LoggedBucket {
     /// The maximum over every file of the `hour` partition, `None` when it has no file.
     Known(Option<i64>),
@@ -452,8 +463,12 @@ const HOURLY_COLUMNS: [&str; 11] = [
 
 /// Plans the read of the committed hour rows of the window, of `consumers` only when given.
 ///
-/// The filters prune partitions, files and row groups; rows that pass them
-/// without matching are dropped again while folding.
+/// The filters prune partitions, files and rows. Rows that pass them without
+/// matching are dropped again while folding.
+///
+/// NOTE: the read opens every `hour` file whose `bucket` range overlaps the
+/// window. Each flush writes one, and nothing compacts the views table yet,
+/// so with frequent flushes the file count, and the time, grow.
 async fn scan_hours(
     views: &DeltaTable,
     state: &dyn Session,
@@ -514,9 +529,11 @@ fn conformed_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
 
 /// Plan node that folds the hour rows into baselines.
 ///
-/// Its child, when the store has a committed views table, reads the
-/// committed hour rows; the partials still in memory come from the same
-/// store snapshot.
+/// Its child reads the committed hour rows, when the store has a views
+/// table. The partials still in memory come from the same store snapshot.
+///
+/// NOTE: the series are held outside DataFusion's memory pool, so the
+/// session's memory limit does not bound a query over every consumer.
 struct BaselinesExec {
     committed: Option<Arc<dyn ExecutionPlan>>,
     pending: Vec<Arc<ViewPartials>>,
@@ -620,6 +637,7 @@ impl ExecutionPlan for BaselinesExec {
         let mut collector = Collector::new(self.window, self.consumers.clone());
         let timezone_of = Arc::clone(&self.timezone_of);
         let projection = self.projection.clone();
+        let batch_size = context.session_config().batch_size().max(1);
         let baselines = async move {
             if let Some(plan) = committed {
                 let mut stream = execute_stream(plan, context)?;
@@ -636,9 +654,21 @@ impl ExecutionPlan for BaselinesExec {
                 None => Ok(batch),
             }
         };
+        let batches = futures::stream::once(baselines).flat_map(move |result| {
+            let slices: Vec<Result<RecordBatch>> = match result {
+                Ok(batch) => (0..batch.num_rows())
+                    .step_by(batch_size)
+                    .map(
+                        |offset| Ok(batch.slice(offset, batch_size.min(batch.num_rows() - offset))),
+                    )
+                    .collect(),
+                Err(error) => vec![Err(error)],
+            };
+            futures::stream::iter(slices)
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema(),
-            futures::stream::once(baselines),
+            batches,
         )))
     }
 }
@@ -652,28 +682,26 @@ struct HourTotals {
     object_ids: DistinctSketch,
 }
 
-/// The hours of one series in the window and the sets seen in them.
+/// The hours of one series in the window and the networks seen in them.
 #[derive(Debug, Default)]
 struct Series {
     /// Totals by hour index in the window; only hours with calls are present.
     hours: BTreeMap<usize, HourTotals>,
-    endpoints: BTreeSet<String>,
-    methods: BTreeSet<String>,
     networks: BTreeSet<String>,
 }
 
 /// Host, method and endpoint of a consumer's endpoint series.
 type EndpointKey = (Option<String>, Option<String>, Option<String>);
 
+/// The series of one consumer: all its calls, and per endpoint with calls in the window.
 #[derive(Debug, Default)]
 struct ConsumerSeries {
     whole: Series,
     endpoints: BTreeMap<EndpointKey, Series>,
 }
 
-/// One hour row of `view_partials`, from either the table or memory.
+/// The values of one hour row of `view_partials`, from either the table or memory.
 struct HourRow<'a> {
-    bucket: i64,
     consumer: Option<&'a str>,
     host: Option<&'a str>,
     method: Option<&'a str>,
@@ -720,25 +748,34 @@ impl Collector {
             if buckets.is_null(row) {
                 continue;
             }
+            let (bucket, consumer, calls) = (buckets.value(row), text(1, row), count(5, row));
+            // Rows of other consumers and hours are skipped before their sketch is decoded.
+            let Some(hour) = self.accepted_hour(bucket, consumer, calls) else {
+                continue;
+            };
             let sketch = DistinctSketch::from_bytes(object_ids.value(row)).map_err(|e| {
                 DataFusionError::Execution(format!(
-                    "consumer_baselines: the object_ids of a views row are unreadable: {e}"
+                    "consumer_baselines: invalid object_ids sketch in the views row of \
+                     consumer {consumer:?} at {}: {e}",
+                    format_micros(bucket)
                 ))
             })?;
             let row_networks = networks.value(row);
             let row_networks = row_networks.as_string::<i32>();
-            self.add(HourRow {
-                bucket: buckets.value(row),
-                consumer: text(1, row),
-                host: text(2, row),
-                method: text(3, row),
-                endpoint: text(4, row),
-                calls: count(5, row),
-                errors: count(6, row) + count(7, row),
-                bytes_out: count(8, row),
-                object_ids: &sketch,
-                networks: row_networks.iter().flatten().collect(),
-            });
+            self.add(
+                hour,
+                HourRow {
+                    consumer,
+                    host: text(2, row),
+                    method: text(3, row),
+                    endpoint: text(4, row),
+                    calls,
+                    errors: count(6, row) + count(7, row),
+                    bytes_out: count(8, row),
+                    object_ids: &sketch,
+                    networks: row_networks.iter().flatten().collect(),
+                },
+            );
         }
         Ok(())
     }
@@ -748,34 +785,47 @@ impl Collector {
             let Some(bucket) = key.bucket else {
                 continue;
             };
-            self.add(HourRow {
-                bucket,
-                consumer: key.consumer.as_deref(),
-                host: key.host.as_deref(),
-                method: key.method.as_deref(),
-                endpoint: key.endpoint.as_deref(),
-                calls: partial.calls,
-                errors: partial.status_classes[2] + partial.status_classes[3],
-                bytes_out: partial.bytes_out,
-                object_ids: &partial.object_ids,
-                networks: partial.networks.iter().map(String::as_str).collect(),
-            });
+            let consumer = key.consumer.as_deref();
+            let Some(hour) = self.accepted_hour(bucket, consumer, partial.calls) else {
+                continue;
+            };
+            self.add(
+                hour,
+                HourRow {
+                    consumer,
+                    host: key.host.as_deref(),
+                    method: key.method.as_deref(),
+                    endpoint: key.endpoint.as_deref(),
+                    calls: partial.calls,
+                    errors: partial.status_classes[2] + partial.status_classes[3],
+                    bytes_out: partial.bytes_out,
+                    object_ids: &partial.object_ids,
+                    networks: partial.networks.iter().map(String::as_str).collect(),
+                },
+            );
         }
     }
 
-    /// Adds a row of the window with calls; rows with only duplicate sightings carry nothing.
-    fn add(&mut self, row: HourRow<'_>) {
-        let Some(hour) = self.window.hour_index(row.bucket) else {
-            return;
-        };
-        if row.calls <= 0 {
-            return;
+    /// Returns the window hour of a row that belongs in the baselines, or `None`.
+    ///
+    /// A row belongs when its hour lies in the window, it has calls (rows
+    /// with only duplicate sightings carry nothing) and its consumer passes
+    /// the consumer filter.
+    fn accepted_hour(&self, bucket: i64, consumer: Option<&str>, calls: i64) -> Option<usize> {
+        let hour = self.window.hour_index(bucket)?;
+        if calls <= 0 {
+            return None;
         }
         if let Some(consumers) = &self.consumers
-            && !row.consumer.is_some_and(|c| consumers.contains(c))
+            && !consumer.is_some_and(|c| consumers.contains(c))
         {
-            return;
+            return None;
         }
+        Some(hour)
+    }
+
+    /// Adds a row that [`Self::accepted_hour`] placed at window hour `hour`.
+    fn add(&mut self, hour: usize, row: HourRow<'_>) {
         let consumer = self
             .series
             .entry(row.consumer.map(str::to_string))
@@ -792,10 +842,6 @@ impl Collector {
             totals.errors += row.errors;
             totals.bytes_out += row.bytes_out;
             totals.object_ids.merge(row.object_ids);
-            series.endpoints.insert(endpoint_text(&row));
-            if let Some(method) = row.method {
-                series.methods.insert(method.to_string());
-            }
             for network in &row.networks {
                 add_network(&mut series.networks, network);
             }
@@ -810,13 +856,13 @@ impl Collector {
         let mut calendars: HashMap<Tz, HourOfWeekCalendar> = HashMap::new();
         let mut output = BaselinesBuilder::new(self.window);
         for (consumer, series) in &self.series {
+            let Some(first) = series.whole.hours.keys().next().copied() else {
+                continue;
+            };
             let timezone = consumer.as_deref().and_then(timezone_of).unwrap_or(Tz::UTC);
             let calendar = calendars
                 .entry(timezone)
                 .or_insert_with(|| HourOfWeekCalendar::new(&self.window, timezone));
-            let Some(first) = series.whole.hours.keys().next().copied() else {
-                continue;
-            };
             let rows = RowContext {
                 consumer: consumer.as_deref(),
                 timezone: timezone.name(),
@@ -824,24 +870,57 @@ impl Collector {
                 first,
                 hours,
             };
-            output.push_series(&rows, None, &series.whole);
-            for ((host, method, endpoint), endpoint_series) in &series.endpoints {
-                let key = (host.as_deref(), method.as_deref(), endpoint.as_deref());
-                output.push_series(&rows, Some(key), endpoint_series);
+
+            let keys: Vec<EndpointRef<'_>> = series
+                .endpoints
+                .keys()
+                .map(|(host, method, endpoint)| {
+                    (host.as_deref(), method.as_deref(), endpoint.as_deref())
+                })
+                .collect();
+            let sets = WindowSets::of(&keys, &series.whole.networks);
+            output.push_series(&rows, None, &series.whole, &sets);
+            for (key, endpoint_series) in keys.iter().zip(series.endpoints.values()) {
+                let sets = WindowSets::of(std::slice::from_ref(key), &endpoint_series.networks);
+                output.push_series(&rows, Some(*key), endpoint_series, &sets);
             }
         }
         output.finish()
     }
 }
 
-/// The `host method endpoint` text of `usual_endpoints`, as the `consumers` view counts endpoints.
-fn endpoint_text(row: &HourRow<'_>) -> String {
-    format!(
-        "{} {} {}",
-        row.host.unwrap_or(""),
-        row.method.unwrap_or(""),
-        row.endpoint.unwrap_or("")
-    )
+/// Host, method and endpoint of an endpoint series, borrowed.
+type EndpointRef<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// The sets of the row over the whole window.
+struct WindowSets<'a> {
+    /// `host method endpoint` texts, as the `consumers` view counts endpoints.
+    endpoints: BTreeSet<String>,
+    methods: BTreeSet<&'a str>,
+    networks: &'a BTreeSet<String>,
+}
+
+impl<'a> WindowSets<'a> {
+    fn of(endpoints: &[EndpointRef<'a>], networks: &'a BTreeSet<String>) -> Self {
+        WindowSets {
+            endpoints: endpoints
+                .iter()
+                .map(|(host, method, endpoint)| {
+                    format!(
+                        "{} {} {}",
+                        host.unwrap_or(""),
+                        method.unwrap_or(""),
+                        endpoint.unwrap_or("")
+                    )
+                })
+                .collect(),
+            methods: endpoints
+                .iter()
+                .filter_map(|(_, method, _)| *method)
+                .collect(),
+            networks,
+        }
+    }
 }
 
 /// Adds a network, keeping the first [`MAX_NETWORKS`] in text order as the partials do.
@@ -996,7 +1075,7 @@ struct Summaries {
     series: [Option<Summary>; 4],
 }
 
-/// What the rows of one consumer share.
+/// Values shared by the rows of one consumer.
 struct RowContext<'a> {
     consumer: Option<&'a str>,
     timezone: &'static str,
@@ -1056,14 +1135,15 @@ impl BaselinesBuilder {
     fn push_series(
         &mut self,
         rows: &RowContext<'_>,
-        endpoint: Option<(Option<&str>, Option<&str>, Option<&str>)>,
+        endpoint: Option<EndpointRef<'_>>,
         series: &Series,
+        sets: &WindowSets<'_>,
     ) {
         let values = SeriesValues::new(series, rows.first, rows.hours);
 
         let whole = values.summarize(rows.first..rows.hours);
         let started_weeks = whole.hours.div_ceil(HOURS_PER_WEEK);
-        self.push_row(rows, endpoint, None, started_weeks, &whole, Some(series));
+        self.push_row(rows, endpoint, None, started_weeks, &whole, Some(sets));
 
         for (hour_of_week, indices) in rows.calendar.hours_by_hour_of_week.iter().enumerate() {
             let start = indices.partition_point(|&index| index < rows.first);
@@ -1076,11 +1156,11 @@ impl BaselinesBuilder {
     fn push_row(
         &mut self,
         rows: &RowContext<'_>,
-        endpoint: Option<(Option<&str>, Option<&str>, Option<&str>)>,
+        endpoint: Option<EndpointRef<'_>>,
         hour_of_week: Option<usize>,
         weeks: usize,
         summaries: &Summaries,
-        sets: Option<&Series>,
+        sets: Option<&WindowSets<'_>>,
     ) {
         self.consumer.append_option(rows.consumer);
         match endpoint {
@@ -1116,20 +1196,16 @@ impl BaselinesBuilder {
             }
         }
 
-        let lists = [
-            (&mut self.usual_endpoints, sets.map(|s| &s.endpoints)),
-            (&mut self.usual_methods, sets.map(|s| &s.methods)),
-            (&mut self.usual_networks, sets.map(|s| &s.networks)),
-        ];
-        for (builder, set) in lists {
-            match set {
-                Some(set) => {
-                    for value in set {
-                        builder.values().append_value(value);
-                    }
-                    builder.append(true);
-                }
-                None => builder.append_null(),
+        match sets {
+            Some(sets) => {
+                append_list(&mut self.usual_endpoints, sets.endpoints.iter());
+                append_list(&mut self.usual_methods, sets.methods.iter());
+                append_list(&mut self.usual_networks, sets.networks.iter());
+            }
+            None => {
+                self.usual_endpoints.append_null();
+                self.usual_methods.append_null();
+                self.usual_networks.append_null();
             }
         }
     }
@@ -1159,6 +1235,16 @@ impl BaselinesBuilder {
         columns.push(Arc::new(self.usual_networks.finish()));
         Ok(RecordBatch::try_new(baselines_schema(), columns)?)
     }
+}
+
+fn append_list<T: AsRef<str>>(
+    builder: &mut ListBuilder<StringBuilder>,
+    values: impl Iterator<Item = T>,
+) {
+    for value in values {
+        builder.values().append_value(value);
+    }
+    builder.append(true);
 }
 
 #[cfg(test)]
@@ -1271,6 +1357,45 @@ mod tests {
         assert_eq!(consumers_named_by(&null), None, "NULL literal");
         let range = col("consumer").gt(lit("a"));
         assert_eq!(consumers_named_by(&range), None, "range on consumer");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn newest_bucket_scan_matches_log() {
+        use apitrail_ingest::{Event, EventBatchBuilder};
+        use apitrail_storage::StoreConfig;
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig::for_data_dir(dir.path().to_path_buf()).unwrap();
+        let store = Store::open(config).await.unwrap();
+        let mut builder = EventBatchBuilder::new();
+        for hour in [0, 5, 49] {
+            let mut event = Event::new("clf", MONDAY + hour * MICROS_PER_HOUR + 120_000_000);
+            event.consumer = Some("a".to_string());
+            builder.push(&event);
+        }
+        store.append(builder.finish()).await.unwrap();
+        store.flush().await.unwrap();
+
+        let snapshot = store.snapshot();
+        let views = snapshot
+            .views
+            .as_ref()
+            .expect("a writable store has a views table");
+        let newest = MONDAY + 49 * MICROS_PER_HOUR;
+        let session = datafusion::prelude::SessionContext::new();
+        let scanned = newest_bucket_by_scan(views, &session.state())
+            .await
+            .unwrap();
+        assert_eq!(
+            scanned,
+            Some(newest),
+            "the scan finds the hour of the latest event, Wednesday 01:00"
+        );
+        let logged = newest_bucket_in_log(views).unwrap();
+        assert!(
+            matches!(logged, LoggedBucket::Known(Some(bucket)) if bucket == newest),
+            "the log's statistics give the same hour as the scan"
+        );
     }
 
     #[test]

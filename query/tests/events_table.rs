@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use apitrail_ingest::{Event, EventBatchBuilder};
-use apitrail_query::{QueryEngine, QueryLimits};
+use apitrail_query::{Inventory, QueryEngine, QueryLimits, ViewOptions};
 use apitrail_storage::{Store, StoreConfig};
 use arrow::array::{Array, Int64Array};
 use arrow::record_batch::RecordBatch;
@@ -28,6 +28,17 @@ fn batch(day_start: i64, count: i64, path_prefix: &str) -> RecordBatch {
 async fn open_store(dir: &std::path::Path) -> Arc<Store> {
     let config = StoreConfig::for_data_dir(dir.to_path_buf()).unwrap();
     Store::open(config).await.unwrap()
+}
+
+async fn engine_for(store: Arc<Store>) -> QueryEngine {
+    QueryEngine::new(
+        store,
+        &QueryLimits::default(),
+        &Arc::new(Inventory::default()),
+        &ViewOptions::default(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn count(engine: &QueryEngine, sql: &str) -> i64 {
@@ -58,9 +69,7 @@ async fn physical_plan(engine: &QueryEngine, sql: &str) -> String {
 async fn buffer_and_table_merge_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path()).await;
-    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default())
-        .await
-        .unwrap();
+    let engine = engine_for(Arc::clone(&store)).await;
 
     store.append(batch(JAN_1, 10, "/a")).await.unwrap();
     assert_eq!(
@@ -90,9 +99,7 @@ async fn buffer_and_table_merge_once() {
 async fn time_filter_prunes_days() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path()).await;
-    let engine = QueryEngine::new(Arc::clone(&store), &QueryLimits::default())
-        .await
-        .unwrap();
+    let engine = engine_for(Arc::clone(&store)).await;
 
     store.append(batch(JAN_1, 10, "/jan1")).await.unwrap();
     store.flush().await.unwrap();
@@ -129,9 +136,7 @@ async fn time_filter_prunes_days() {
 async fn writes_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path()).await;
-    let engine = QueryEngine::new(store, &QueryLimits::default())
-        .await
-        .unwrap();
+    let engine = engine_for(store).await;
     for sql in [
         "INSERT INTO events (source, time, day) VALUES ('x', now(), current_date())",
         "CREATE TABLE t AS SELECT 1",

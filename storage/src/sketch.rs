@@ -500,7 +500,7 @@ impl QuantileSketch {
                 "bucket counts add up to {total}, the header says {count}"
             )));
         }
-        if count > 0 && !(min <= max) {
+        if count > 0 && min.partial_cmp(&max).is_none_or(|order| order.is_gt()) {
             return Err(error("minimum above maximum"));
         }
         let [positive, negative] = stores;
@@ -790,8 +790,8 @@ mod tests {
             .iter()
             .map(|&q| sketch.quantile(q).expect("not empty"))
             .collect();
-        for (answer, expected) in answers.iter().zip([-100.0, -1.0, 0.0, 1.0, 100.0]) {
-            let tolerance = (expected as f64).abs() * RELATIVE_ACCURACY;
+        for (answer, expected) in answers.iter().zip([-100.0f64, -1.0, 0.0, 1.0, 100.0]) {
+            let tolerance = expected.abs() * RELATIVE_ACCURACY;
             assert!(
                 (answer - expected).abs() <= tolerance,
                 "got {answers:?}, expected about [-100, -1, 0, 1, 100]"

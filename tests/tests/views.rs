@@ -2,12 +2,12 @@
 //! compared with the same aggregations written as SQL over `events`.
 //!
 //! Each test ingests generated access logs, then reads every view and the
-//! matching `GROUP BY` over the raw events and compares them key by key:
-//! counts, sums, first and last seen exactly; distinct counts exactly up to
-//! 128 values, the range in which the distinct sketch is exact, and within
-//! 5 % beyond; latency quantiles within the sketch's 1 % relative accuracy of
-//! the duration at rank `floor(q * (n - 1))` of the sorted durations.
-//! Columns that the views gain later are not read.
+//! matching `GROUP BY` over the raw events and compares them key by key.
+//! Counts, sums and first and last seen must be equal. Distinct counts must be
+//! equal up to 128 values, the range in which the distinct sketch is exact,
+//! and within 5 % beyond. Latency quantiles must be within the sketch's 1 %
+//! relative accuracy of the duration at rank `floor(q * (n - 1))` of the
+//! sorted durations. Columns that the views gain later are not read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -55,7 +55,7 @@ struct Rng(u64);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        // The state must not be zero; the odd constant keeps seed 0 usable.
+        // A zero state stays zero, so the seed is XORed with a constant to keep small seeds from it.
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
@@ -134,7 +134,7 @@ struct LogLine {
     text: String,
 }
 
-/// A request path pattern; each `#` becomes a number below `ids`.
+/// Request path pattern in which each `#` becomes a number below `ids`.
 struct Route {
     method: &'static str,
     pattern: &'static str,
@@ -172,7 +172,7 @@ const ALB_ROUTES: [(Route, u32); 5] = [
     (route("GET", "/v2/status", 1), 5),
 ];
 
-/// Response statuses with their weights; 101 and 499 count as "other" and 4xx.
+/// Response statuses with their weights. The views count 101 as "other" and 499 as 4xx.
 const STATUSES: [(u16, u32); 15] = [
     (200, 600),
     (201, 40),
@@ -222,7 +222,8 @@ const SCANNER_HOUR: i64 = 30;
 /// How many lines of each kind a generated stream has, and over how long.
 #[derive(Debug, Clone, Copy)]
 struct StreamSize {
-    /// Length of the stream from [`STREAM_START`]; at least [`SCANNER_HOUR`] plus one hour when `scanner` is not 0.
+    /// Length of the stream from [`STREAM_START`], which must cover hour
+    /// [`SCANNER_HOUR`] when `scanner` is not 0.
     seconds: i64,
     nginx: usize,
     alb: usize,
@@ -338,16 +339,18 @@ fn response_size(rng: &mut Rng, status: u16) -> String {
     (40 + rng.below(20_000)).to_string()
 }
 
-/// One line of the nginx combined format, from one of three servers in different time zones.
+/// Generates one line of the nginx combined format, from one of three servers in different time zones.
 fn nginx_line(rng: &mut Rng, seconds: i64) -> LogLine {
     let time = STREAM_START + rng.below(seconds as u64) as i64;
     let offset_minutes = *rng.weighted(&[(0, 6), (120, 3), (330, 1)]);
     let (ip, agent) = pick_client(rng, false);
+
     let route = rng.weighted(&NGINX_ROUTES);
     let mut target = fill_route(rng, route);
     if route.method == "GET" && rng.chance(0.1) {
         target.push_str(&format!("?page={}&limit=50", 1 + rng.below(9)));
     }
+
     let status = *rng.weighted(&STATUSES);
     let size = response_size(rng, status);
     let referer = if rng.chance(0.2) {
@@ -360,6 +363,7 @@ fn nginx_line(rng: &mut Rng, seconds: i64) -> LogLine {
     } else {
         "HTTP/1.1"
     };
+
     let text = format!(
         "{ip} - - [{}] \"{} {target} {version}\" {status} {size} \"{referer}\" \"{agent}\"\n",
         clf_time(time, offset_minutes),
@@ -377,15 +381,17 @@ fn seconds_text(millis: u64) -> String {
     format!("{}.{:03}", millis / 1_000, millis % 1_000)
 }
 
-/// One line of an Application Load Balancer log for host `api.example.com`.
+/// Generates one line of an Application Load Balancer log for host `api.example.com`.
 fn alb_line(rng: &mut Rng, seconds: i64) -> LogLine {
     let time = (STREAM_START * 1_000_000) + rng.below(seconds as u64 * 1_000_000) as i64;
     let (ip, agent) = pick_client(rng, true);
     let port = 1_024 + rng.below(60_000);
+
     let route = rng.weighted(&ALB_ROUTES);
     let path = fill_route(rng, route);
     let received = 120 + rng.below(3_000);
     let sent = 200 + rng.below(50_000);
+
     // A call without a target logs -1 times, so its duration is unknown.
     let (status, target_status, times) = if rng.chance(0.03) {
         let status = *rng.pick(&[502u16, 503, 504]);
@@ -401,6 +407,7 @@ fn alb_line(rng: &mut Rng, seconds: i64) -> LogLine {
         );
         (status, status.to_string(), times)
     };
+
     let trace = format!(
         "Root=1-{:08x}-{:08x}{:016x}",
         time / 1_000_000,
@@ -424,7 +431,7 @@ fn alb_line(rng: &mut Rng, seconds: i64) -> LogLine {
     }
 }
 
-/// Call `call` of the scanner: product id `call + 1`, one of 300 user agents.
+/// Generates call `call` of the scanner, for product id `call + 1` with one of 300 user agents.
 fn scanner_line(rng: &mut Rng, call: usize) -> LogLine {
     let time = STREAM_START + SCANNER_HOUR * 3_600 + rng.below(3_600) as i64;
     let agent = format!(
@@ -520,7 +527,7 @@ fn send_batch(api: &Api, batch: &Batch, sensor: Option<&str>) {
     assert_eq!(
         report["accepted"],
         batch.lines,
-        "{} lines were sent but not all accepted: {report}",
+        "ingest accepted fewer lines than the {} batch has: {report}",
         batch.format.name()
     );
 }
@@ -559,7 +566,7 @@ struct ViewSpec {
     /// Columns that identify a row.
     keys: &'static [&'static str],
     columns: &'static [(&'static str, Check)],
-    /// Reads the view; selects the keys and `columns` by name.
+    /// Query that reads the view, selecting the keys and `columns` by name.
     sql: &'static str,
 }
 
@@ -1021,8 +1028,8 @@ fn stream_matches_events() {
     assert_views_match_events(server.api(), "after every partial was committed");
 }
 
-/// Options that flush when 1,500 rows are buffered and never by age, so that
-/// the last rows of a stream stay in memory.
+/// Returns options that flush when 1,500 rows are buffered and never by age,
+/// so that the last rows of a stream stay in memory.
 fn flush_by_rows() -> ServerOptions {
     ServerOptions {
         flush_max_rows: Some(1_500),
@@ -1038,7 +1045,7 @@ const TAIL_LINES: usize = 100;
 /// last partials are in memory, restarts it and ingests the other half,
 /// checking the views after each step.
 fn check_restart_mid_stream(kill: bool, seed: u64) {
-    let how = if kill { "SIGKILL" } else { "SIGTERM" };
+    let signal_name = if kill { "SIGKILL" } else { "SIGTERM" };
     let mut server = TestServer::start(flush_by_rows());
     let mut rng = Rng::new(seed);
     let lines = generate_logs(
@@ -1063,14 +1070,14 @@ fn check_restart_mid_stream(kill: bool, seed: u64) {
     let buffered = metric_or_zero(server.api(), "apitrail_buffer_rows");
     assert!(
         buffered >= TAIL_LINES as f64,
-        "before the {how}, only {buffered} rows are buffered, expected at least the {TAIL_LINES} tail rows"
+        "before the {signal_name}, only {buffered} rows are buffered, expected at least the {TAIL_LINES} tail rows"
     );
     let flushes = metric_or_zero(server.api(), "apitrail_flushes_total");
     assert!(
         flushes >= 1.0,
-        "before the {how}, no flush has committed partials"
+        "before the {signal_name}, no flush has committed partials"
     );
-    assert_views_match_events(server.api(), &format!("before the {how}"));
+    assert_views_match_events(server.api(), &format!("before the {signal_name}"));
 
     if kill {
         server.sigkill();
@@ -1081,26 +1088,29 @@ fn check_restart_mid_stream(kill: bool, seed: u64) {
     assert_eq!(
         server.count(""),
         first_half.len() as i64,
-        "events after the {how} must hold the first half of the stream"
+        "events after the {signal_name} must hold the first half of the stream"
     );
-    assert_views_match_events(server.api(), &format!("after the {how} and restart"));
+    assert_views_match_events(
+        server.api(),
+        &format!("after the {signal_name} and restart"),
+    );
 
     ingest_shuffled(server.api(), second_half, &mut rng, None);
     assert_eq!(
         server.count(""),
         lines.len() as i64,
-        "events after the {how} and the second half must hold the whole stream"
+        "events after the {signal_name} and the second half must hold the whole stream"
     );
     assert_views_match_events(
         server.api(),
-        &format!("after the {how} and the second half of the stream"),
+        &format!("after the {signal_name} and the second half of the stream"),
     );
 
     server.stop();
     server.restart();
     assert_views_match_events(
         server.api(),
-        &format!("after the {how} and a later clean restart"),
+        &format!("after the {signal_name} and a later clean restart"),
     );
 }
 
@@ -1317,6 +1327,46 @@ fn sensors_whole_logs_count_once() {
     );
 }
 
+/// A client calls a health check every second for 12 s, and the cdn and then
+/// the lb report the calls. The views must count 12 calls, because each lb
+/// sighting has a cdn sighting of the same client, method and path at the same second.
+#[test]
+fn sensors_repeated_path_count_once() {
+    const CHECKS: usize = 12;
+    let server = TestServer::start(ServerOptions::no_flush());
+    let body: String = (0..CHECKS)
+        .map(|second| {
+            format!(
+                "192.0.2.10 - - [04/Mar/2024:00:00:{:02} +0000] \"GET /healthz HTTP/1.1\" 200 2 \"-\" \"kube-probe/1.29\"\n",
+                10 + second
+            )
+        })
+        .collect();
+    for sensor in ["cdn", "lb"] {
+        let (status, report) = server.api().ingest_request(
+            &[("format", "clf"), ("sensor", sensor)],
+            None,
+            body.clone().into_bytes(),
+        );
+        assert_eq!(
+            status, 200,
+            "ingest of the {sensor} health checks failed: {report}"
+        );
+    }
+
+    let rows = server.query("SELECT calls FROM endpoints WHERE endpoint = '/healthz'");
+    assert_eq!(
+        rows.first().map(|row| row["calls"].clone()),
+        Some(Value::from(CHECKS)),
+        "endpoints.calls of GET /healthz after {CHECKS} checks seen by the cdn and the lb: {rows:?}"
+    );
+    assert_counted_once(
+        server.api(),
+        CHECKS,
+        "with a health check every second seen by the cdn and the lb",
+    );
+}
+
 /// Identical lines through one sensor, or through none, are separate calls.
 #[test]
 fn one_sensor_counts_twice() {
@@ -1377,8 +1427,8 @@ fn one_sensor_counts_twice() {
     assert_views_match_events(server.api(), "after identical calls through one sensor");
 }
 
-/// The views answer from memory before any flush, and read the same once
-/// the flush has committed the partials.
+/// The views return results from memory before any flush, and the same
+/// results once the flush has committed the partials.
 #[test]
 fn views_before_flush() {
     let mut rng = Rng::new(7);
@@ -1405,8 +1455,8 @@ fn views_before_flush() {
     assert_views_match_events(server.api(), "before any flush");
     let before = read_views(server.api());
 
-    // A call by a new consumer to a new endpoint reaches the row limit; it
-    // adds one row to each view and changes no other.
+    // A call by a new consumer to a new endpoint reaches the row limit. It
+    // adds one row to each view and changes no other row.
     const MARKER_IP: &str = "192.0.2.222";
     const MARKER_ENDPOINT: &str = "/internal/flush-marker";
     let marker = format!(
