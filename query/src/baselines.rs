@@ -51,17 +51,17 @@
 //! newly called endpoint has zeros before its first call.
 //!
 //! NOTE: a consumer seen before the window but idle in its first days is
-//! counted from its first hour with calls inside the window, like a new one,
-//! because reading its history before the window would cost a scan that
-//! grows with time.
+//! counted from its first hour with calls inside the window, like a new one.
+//! Finding its true first hour would read history before the window, a scan
+//! that grows with time.
 //!
 //! Speed: a filter `consumer = '...'` or `consumer IN (...)` is applied
 //! exactly by the table and pushed into the read. The read takes the `hour`
 //! partition of the committed views table, pruned to the window by `bucket`
 //! and filtered by `consumer`, plus the matching partials still in memory.
 //! The newest hour comes from the Delta log's file statistics and the
-//! in-memory partials, so finding it reads no data file. The statistics are
-//! computed in Rust when the plan runs.
+//! in-memory partials, so finding it reads no data file unless a file lacks
+//! statistics. The statistics are computed in Rust when the plan runs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -656,11 +656,9 @@ impl ExecutionPlan for BaselinesExec {
         };
         let batches = futures::stream::once(baselines).flat_map(move |result| {
             let slices: Vec<Result<RecordBatch>> = match result {
-                Ok(batch) => (0..batch.num_rows())
-                    .step_by(batch_size)
-                    .map(
-                        |offset| Ok(batch.slice(offset, batch_size.min(batch.num_rows() - offset))),
-                    )
+                Ok(batch) => split_batch(&batch, batch_size)
+                    .into_iter()
+                    .map(Ok)
                     .collect(),
                 Err(error) => vec![Err(error)],
             };
@@ -671,6 +669,15 @@ impl ExecutionPlan for BaselinesExec {
             batches,
         )))
     }
+}
+
+/// Splits `batch` into slices of at most `batch_size` rows.
+fn split_batch(batch: &RecordBatch, batch_size: usize) -> Vec<RecordBatch> {
+    let rows = batch.num_rows();
+    (0..rows)
+        .step_by(batch_size)
+        .map(|offset| batch.slice(offset, batch_size.min(rows - offset)))
+        .collect()
 }
 
 /// Sums of the calls of one hour: of a consumer, or of a consumer and endpoint.
@@ -1058,6 +1065,7 @@ impl SeriesValues {
     }
 }
 
+/// Values of the hours being summarized, one list per series.
 #[derive(Default)]
 struct Picked {
     calls: Vec<f64>,

@@ -10,7 +10,7 @@
 //! - `nightly` (UTC) is idle from 22:00 to 07:59.
 
 // NOTE: `lib.rs` does not declare the module yet, so the test compiles the
-// file itself; once `pub mod baselines;` is there, import
+// file itself. Once `pub mod baselines;` is there, import
 // `apitrail_query::baselines` instead.
 #[allow(unreachable_pub, dead_code)]
 #[path = "../src/baselines.rs"]

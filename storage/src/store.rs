@@ -141,7 +141,8 @@ pub struct Store {
     flush_lock: Mutex<()>,
     flush_needed: Notify,
     rejects: RejectsFile,
-    sightings: std::sync::Mutex<SightingIndex>,
+    /// Shared with imports, so sightings in different files deduplicate too.
+    sightings: Arc<std::sync::Mutex<SightingIndex>>,
     _lock: Option<DirLock>,
 }
 
@@ -210,7 +211,7 @@ impl Store {
             }),
             flush_lock: Mutex::new(()),
             flush_needed: Notify::new(),
-            sightings: std::sync::Mutex::new(sightings),
+            sightings: Arc::new(std::sync::Mutex::new(sightings)),
             _lock: Some(lock),
         }))
     }
@@ -259,7 +260,7 @@ impl Store {
             }),
             flush_lock: Mutex::new(()),
             flush_needed: Notify::new(),
-            sightings: std::sync::Mutex::new(sightings),
+            sightings: Arc::new(std::sync::Mutex::new(sightings)),
             _lock: None,
         }))
     }
@@ -633,7 +634,7 @@ impl Store {
         Ok(Some(ImportWriter {
             events,
             partials: ViewPartials::default(),
-            sightings: SightingIndex::new(self.config.dedupe.clone()),
+            sightings: Arc::clone(&self.sightings),
         }))
     }
 
@@ -689,13 +690,21 @@ pub struct ImportWriter {
     /// `None` when the events were committed before and only the views are missing.
     events: Option<TableWriter>,
     partials: ViewPartials,
-    sightings: SightingIndex,
+    /// NOTE: sightings are remembered as they are written, so a file whose
+    /// import then fails still counts as seen: another sensor's file of the
+    /// same calls imported before the failed one is retried loses those
+    /// calls from the views until the retry.
+    sightings: Arc<std::sync::Mutex<SightingIndex>>,
 }
 
 impl ImportWriter {
     /// Writes one batch of events and folds it into the import's view partials.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        let duplicate = self.sightings.mark(&batch);
+        let duplicate = self
+            .sightings
+            .lock()
+            .expect("sighting index lock poisoned")
+            .mark(&batch);
         self.partials
             .merge(&ViewPartials::from_events(&batch, &duplicate));
         if let Some(events) = &mut self.events {

@@ -46,10 +46,11 @@ const APITRAIL_ENV: &[&str] = &[
 ];
 
 /// Names of the crash points of a flush, in the order a flush reaches them.
-pub const FAILPOINTS: [&str; 4] = [
+pub const FAILPOINTS: [&str; 5] = [
     "flush_before_write",
     "flush_after_parquet",
     "flush_after_commit",
+    "flush_before_views",
     "flush_before_truncate",
 ];
 

@@ -320,6 +320,11 @@ fn crash_after_commit() {
 }
 
 #[test]
+fn crash_before_views() {
+    check_failpoint("flush_before_views");
+}
+
+#[test]
 fn crash_before_truncate() {
     check_failpoint("flush_before_truncate");
 }

@@ -8,13 +8,19 @@
 //! times no further apart than [`DedupeConfig::match_window`].
 //!
 //! The first sighting to arrive counts and later ones are marked duplicate,
-//! so the number of calls does not depend on arrival order. The index keeps
-//! sightings for the windows behind the newest event time it has seen and at
-//! most [`DedupeConfig::max_entries`] keys, dropping the oldest first.
+//! so the number of calls does not depend on which sensor's log arrives
+//! first, as long as the sightings of one call arrive within the last
+//! [`DedupeConfig::max_entries`] sightings of each other. The index forgets
+//! the oldest arrivals beyond that count, which bounds its memory (about
+//! 100 bytes per sighting) whatever the time span of the input: a sensor's
+//! whole day of logs followed by another sensor's day is deduplicated while
+//! the day holds fewer sightings than the limit.
 //!
-//! NOTE: the index lives in memory. After a restart it is rebuilt from the
-//! replayed WAL only, so a second sensor's sighting that arrives just after
-//! a restart, while the first one was already flushed, counts again.
+//! NOTE: the index lives in memory, in one process. After a restart it is
+//! rebuilt from the replayed WAL only, so a second sensor's sighting that
+//! arrives just after a restart, while the first one was already flushed,
+//! counts again; and two separate `apitrail import --data-dir` runs do not
+//! see each other's sightings.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -30,7 +36,7 @@ pub struct DedupeConfig {
     pub id_window: i64,
     /// Sightings with the same client, method and path this close in time are one call; 0 disables.
     pub match_window: i64,
-    /// Keys remembered at most.
+    /// Sightings remembered at most, oldest arrival forgotten first.
     pub max_entries: usize,
 }
 
@@ -50,13 +56,12 @@ struct Sighting {
     time: i64,
 }
 
-/// Recent sightings by key, oldest keys first in `order`.
+/// Recent sightings by key; `arrivals` lists every remembered sighting's key in arrival order.
 #[derive(Debug, Default)]
 pub struct SightingIndex {
     config: DedupeConfig,
-    sightings: HashMap<u64, Vec<Sighting>>,
-    order: VecDeque<(i64, u64)>,
-    newest: i64,
+    sightings: HashMap<u64, VecDeque<Sighting>>,
+    arrivals: VecDeque<u64>,
 }
 
 impl SightingIndex {
@@ -119,7 +124,7 @@ impl SightingIndex {
                 self.remember(key, sighting);
             }
         }
-        self.expire();
+        self.forget_oldest();
         duplicate
     }
 
@@ -132,35 +137,33 @@ impl SightingIndex {
     }
 
     fn remember(&mut self, key: u64, sighting: Sighting) {
-        self.newest = self.newest.max(sighting.time);
-        let entry = self.sightings.entry(key).or_default();
-        if entry.is_empty() {
-            self.order.push_back((sighting.time, key));
-        }
-        // A few sightings per key suffice: one per sensor in a chain.
-        if entry.len() < 8 {
-            entry.push(sighting);
-        }
+        self.sightings.entry(key).or_default().push_back(sighting);
+        self.arrivals.push_back(key);
     }
 
-    /// Drops keys first seen before the longest window behind the newest time, and beyond the cap.
-    fn expire(&mut self) {
-        let horizon = self.newest - self.config.id_window.max(self.config.match_window);
-        while let Some(&(time, key)) = self.order.front() {
-            if time >= horizon && self.sightings.len() <= self.config.max_entries {
+    /// Forgets the oldest arrivals beyond the limit.
+    fn forget_oldest(&mut self) {
+        while self.arrivals.len() > self.config.max_entries {
+            let Some(key) = self.arrivals.pop_front() else {
                 break;
+            };
+            // A key's sightings are in arrival order, so its oldest is first.
+            if let Some(list) = self.sightings.get_mut(&key) {
+                list.pop_front();
+                if list.is_empty() {
+                    self.sightings.remove(&key);
+                }
             }
-            self.order.pop_front();
-            self.sightings.remove(&key);
         }
     }
 
+    /// Number of sightings remembered.
     pub fn len(&self) -> usize {
-        self.sightings.len()
+        self.arrivals.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sightings.is_empty()
+        self.arrivals.is_empty()
     }
 }
 
@@ -283,6 +286,46 @@ mod tests {
     }
 
     #[test]
+    fn repeated_polls_count_once() {
+        // A health check polled every second for a minute, logged by two sensors.
+        let mut index = SightingIndex::new(DedupeConfig::default());
+        let polls = |sensor: &str| -> Vec<Event> {
+            (0..60)
+                .map(|second| sighting(sensor, second * 1_000, None))
+                .collect()
+        };
+        let first = mark(&mut index, &polls("cdn"));
+        assert!(first.iter().all(|d| !d), "one sensor's polls are all calls");
+        let second = mark(&mut index, &polls("lb"));
+        assert!(
+            second.iter().all(|d| *d),
+            "every poll of the second sensor repeats one"
+        );
+    }
+
+    #[test]
+    fn whole_logs_in_turn() {
+        // The whole hour of one sensor arrives before the other's.
+        let mut index = SightingIndex::new(DedupeConfig::default());
+        let hour = |sensor: &str| -> Vec<Event> {
+            (0..3_600)
+                .map(|second| {
+                    let mut event = sighting(sensor, second * 1_000, None);
+                    event.path = Some(format!("/v1/orders/{second}"));
+                    event
+                })
+                .collect()
+        };
+        mark(&mut index, &hour("cdn"));
+        let marks = mark(&mut index, &hour("lb"));
+        assert_eq!(
+            marks.iter().filter(|d| **d).count(),
+            3_600,
+            "every call of the hour seen twice"
+        );
+    }
+
+    #[test]
     fn index_bounded() {
         let mut index = SightingIndex::new(DedupeConfig {
             max_entries: 100,
@@ -296,6 +339,6 @@ mod tests {
             })
             .collect();
         mark(&mut index, &events);
-        assert!(index.len() <= 100, "index holds {} keys", index.len());
+        assert!(index.len() <= 100, "index holds {} sightings", index.len());
     }
 }
