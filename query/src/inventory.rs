@@ -1,6 +1,6 @@
 //! Shared inventory state and the SQL functions that read it.
 //!
-//! [`Inventory`] holds what the views need beyond the partials: the learning
+//! [`Inventory`] contains what the views need beyond the partials: the learning
 //! path templater, the loaded API descriptions, the consumer map and the
 //! aliases that consumers acquired through key rotation. Ingest writes to it
 //! (the templater learns, aliases are recorded) and queries read it through

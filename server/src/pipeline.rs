@@ -1,4 +1,4 @@
-//! What every ingest of a process shares: the keys, the identity rules and the inventory.
+//! State shared by every ingest of a process: the keys, the identity rules and the inventory.
 //!
 //! The inventory's learned state lives on the object store as documents
 //! beside the views table (see `apitrail_storage::documents`): the
@@ -52,7 +52,7 @@ impl IngestPipeline {
         })
     }
 
-    /// The parse context of one input.
+    /// Builds the parse context of one input.
     pub fn context<'a>(&'a self, sensor: Option<&'a str>) -> ParseContext<'a> {
         ParseContext {
             sensor,

@@ -53,7 +53,7 @@ const FORMAT_VERSION: u8 = 1;
 const MODE_SPARSE: u8 = 0;
 const MODE_DENSE: u8 = 1;
 
-/// Relative accuracy of quantile answers.
+/// Relative accuracy of quantile results.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// Values at or below this count in the zero bucket of a quantile sketch.
 pub const MIN_POSITIVE: f64 = 1e-9;

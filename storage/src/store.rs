@@ -102,7 +102,7 @@ fn absolute(path: &std::path::Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| StorageError::io("resolving path", path, e))
 }
 
-/// Data that one query reads: table versions plus what memory holds above them.
+/// Data that one query reads: table versions plus the rows in memory above them.
 #[derive(Debug, Clone)]
 pub struct StoreSnapshot {
     /// The events table at a committed version, `None` when a read-only open found no table.
