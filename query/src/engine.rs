@@ -65,7 +65,7 @@ impl QueryEngine {
             .map_err(QueryError::from_datafusion)?;
         ctx.register_table("events", Arc::new(EventsTable::new(Arc::clone(&store))))
             .map_err(QueryError::from_datafusion)?;
-        crate::views::register_views(&ctx, store, views)
+        crate::views::register_views(&ctx, store, inventory, views)
             .await
             .map_err(QueryError::from_datafusion)?;
         Ok(QueryEngine { ctx })

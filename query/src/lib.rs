@@ -9,11 +9,14 @@
 //!   Parquet files with the write buffer and prunes both by time.
 //! - [`views`]: `view_partials` and the continuous views over it
 //!   (`endpoints`, `consumers`, `consumer_activity`).
+//! - [`baselines`]: `consumer_baselines`, each consumer's normal behaviour
+//!   by hour of week over a trailing window.
 //! - [`inventory`]: templater, specs and consumer map shared with ingest,
 //!   and the SQL functions that read them.
 //! - [`functions`]: the SQL functions registered in every session.
 //! - [`error`]: query errors, classified as the caller's or the server's fault.
 
+pub mod baselines;
 pub mod engine;
 pub mod error;
 pub mod events_table;

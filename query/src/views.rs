@@ -8,6 +8,8 @@
 //! - `endpoints`: one row per host, method and endpoint.
 //! - `consumers`: one row per consumer.
 //! - `consumer_activity`: one row per hour, consumer, host, method and endpoint.
+//! - `consumer_baselines`: each consumer's normal behaviour by hour of week
+//!   ([`crate::baselines`]).
 //!
 //! Merging happens at query time, so a view reads as many rows as the
 //! partials table holds for its grain, never the events.
@@ -28,7 +30,9 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::SessionContext;
 
+use crate::baselines::{ConsumerBaselinesOptions, ConsumerBaselinesTable};
 use crate::events_table::{committed_scan, conform_to_schema, project};
+use crate::inventory::Inventory;
 
 /// Table provider for `view_partials`, reading one store.
 #[derive(Debug)]
@@ -194,12 +198,15 @@ HAVING sum(calls) > 0";
 pub struct ViewOptions {
     /// A documented endpoint without calls in this many days before the newest call is an orphan.
     pub orphan_window_days: u32,
+    /// Trailing window of `consumer_baselines`, in weeks.
+    pub baseline_window_weeks: u32,
 }
 
 impl Default for ViewOptions {
     fn default() -> Self {
         ViewOptions {
             orphan_window_days: 30,
+            baseline_window_weeks: 4,
         }
     }
 }
@@ -211,9 +218,26 @@ impl Default for ViewOptions {
 pub async fn register_views(
     ctx: &SessionContext,
     store: Arc<Store>,
+    inventory: &Arc<Inventory>,
     options: &ViewOptions,
 ) -> Result<()> {
-    ctx.register_table("view_partials", Arc::new(ViewPartialsTable::new(store)))?;
+    ctx.register_table(
+        "view_partials",
+        Arc::new(ViewPartialsTable::new(Arc::clone(&store))),
+    )?;
+    let timezones = Arc::clone(inventory);
+    let baselines = ConsumerBaselinesTable::new(
+        store,
+        ConsumerBaselinesOptions {
+            window_weeks: options.baseline_window_weeks,
+            timezone_of: Arc::new(move |consumer| {
+                timezones
+                    .consumer_info(consumer)
+                    .and_then(|info| info.timezone)
+            }),
+        },
+    )?;
+    ctx.register_table("consumer_baselines", Arc::new(baselines))?;
     let endpoints = ENDPOINTS_SQL.replace("{ORPHAN_DAYS}", &options.orphan_window_days.to_string());
     for (name, sql) in [
         ("endpoints", endpoints.as_str()),

@@ -58,6 +58,8 @@ pub struct ServerConfig {
 pub struct ViewsConfig {
     /// A documented endpoint without calls for this many days before the newest call is an orphan.
     pub orphan_window_days: u32,
+    /// Trailing window of `consumer_baselines`, in weeks.
+    pub baseline_window_weeks: u32,
     /// Sightings from two sensors with one request or trace id this many seconds apart are one call; 0 disables.
     pub dedupe_id_window_secs: f64,
     /// Sightings from two sensors with one client, method and path this many seconds apart are one call; 0 disables.
@@ -69,6 +71,7 @@ impl Default for ViewsConfig {
         let dedupe = apitrail_storage::views::DedupeConfig::default();
         ViewsConfig {
             orphan_window_days: 30,
+            baseline_window_weeks: 4,
             dedupe_id_window_secs: dedupe.id_window as f64 / 1e6,
             dedupe_match_window_secs: dedupe.match_window as f64 / 1e6,
         }

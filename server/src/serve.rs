@@ -112,6 +112,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let view_options = ViewOptions {
         orphan_window_days: config.views.orphan_window_days,
+        baseline_window_weeks: config.views.baseline_window_weeks,
     };
     let engine = QueryEngine::new(
         Arc::clone(&store),
