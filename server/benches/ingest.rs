@@ -907,6 +907,10 @@ fn bench_views(data_dir: &Path, lines: u64, results: &mut Results) -> anyhow::Re
                 format!("SELECT * FROM consumer_activity WHERE consumer = '{consumer}'"),
             ),
             (
+                "one consumer's baseline",
+                format!("SELECT * FROM consumer_baselines WHERE consumer = '{consumer}'"),
+            ),
+            (
                 "same from raw events",
                 "SELECT host, method, endpoint, count(*), min(time), max(time) FROM events \
                  GROUP BY host, method, endpoint"
