@@ -172,12 +172,12 @@ fn get(array: &arrow::array::StringArray, row: usize) -> Option<&str> {
 }
 
 fn key_hash(parts: &[&[u8]]) -> u64 {
-    let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    let mut hasher = twox_hash::XxHash3_64::default();
     for part in parts {
-        bytes.extend_from_slice(part);
-        bytes.push(0);
+        std::hash::Hasher::write(&mut hasher, part);
+        std::hash::Hasher::write(&mut hasher, &[0]);
     }
-    hash_value(&bytes)
+    std::hash::Hasher::finish(&hasher)
 }
 
 #[cfg(test)]

@@ -246,23 +246,46 @@ impl ViewPartials {
     /// in the store has by construction.
     pub fn from_events(batch: &RecordBatch, duplicate: &[bool]) -> Self {
         let columns = EventColumns::of(batch).expect("a store batch has the event schema");
-        let mut partials = ViewPartials::default();
+
+        // Rows are grouped under keys borrowed from the batch, and owned
+        // keys are built once per distinct key: allocating them per event
+        // was most of the cost of this step.
+        type BorrowedKey<'b> = (
+            i64,
+            Option<&'b str>,
+            Option<&'b str>,
+            Option<&'b str>,
+            Option<&'b str>,
+            Option<&'b str>,
+        );
+        let mut groups: HashMap<BorrowedKey<'_>, PartialRow> = HashMap::new();
         for row in 0..batch.num_rows() {
             let time = columns.time.value(row);
-            let hour_key = PartialKey {
-                bucket: Some(time.div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR),
-                consumer: value(columns.consumer, row).map(str::to_string),
-                consumer_kind: value(columns.consumer_kind, row).map(str::to_string),
-                host: value(columns.host, row).map(str::to_string),
-                method: value(columns.method, row).map(str::to_string),
-                endpoint: value(columns.endpoint, row).map(str::to_string),
-            };
+            let key = (
+                time.div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR,
+                value(columns.consumer, row),
+                value(columns.consumer_kind, row),
+                value(columns.host, row),
+                value(columns.method, row),
+                value(columns.endpoint, row),
+            );
             let is_duplicate = duplicate.get(row).copied().unwrap_or(false);
-            let hour_row = partials
-                .rows
-                .entry(hour_key.clone())
-                .or_insert_with(|| PartialRow::new(time));
+            let hour_row = groups.entry(key).or_insert_with(|| PartialRow::new(time));
             add_event(hour_row, &columns, row, time, is_duplicate);
+        }
+
+        let mut partials = ViewPartials::default();
+        let owned = |text: Option<&str>| text.map(str::to_string);
+        for ((bucket, consumer, consumer_kind, host, method, endpoint), row) in groups {
+            let key = PartialKey {
+                bucket: Some(bucket),
+                consumer: owned(consumer),
+                consumer_kind: owned(consumer_kind),
+                host: owned(host),
+                method: owned(method),
+                endpoint: owned(endpoint),
+            };
+            partials.rows.insert(key, row);
         }
 
         // The `all` grain is the hour grain with the bucket dropped.
@@ -520,9 +543,7 @@ fn add_event(
         partial.user_agents.insert(agent.as_bytes());
     }
     if let (Some(path), Some(endpoint)) = (value(columns.path, row), value(columns.endpoint, row)) {
-        for id in object_ids(path, endpoint) {
-            partial.object_ids.insert(id.as_bytes());
-        }
+        insert_object_ids(&mut partial.object_ids, path, endpoint);
     }
     if let Some(scheme) = value(columns.auth_scheme, row)
         && let Some(bit) = AUTH_SCHEMES.iter().position(|s| *s == scheme)
@@ -567,6 +588,25 @@ pub fn object_ids<'a>(path: &'a str, endpoint: &'a str) -> impl Iterator<Item = 
             let stem = value.strip_suffix(suffix).unwrap_or(value);
             Some(format!("{position}:{stem}"))
         })
+}
+
+/// Adds the hashes of [`object_ids`] to a sketch without building the strings.
+fn insert_object_ids(sketch: &mut DistinctSketch, path: &str, endpoint: &str) {
+    if path.split('/').count() != endpoint.split('/').count() {
+        return;
+    }
+    for (position, (value, template)) in path.split('/').zip(endpoint.split('/')).enumerate() {
+        let (Some(close), true) = (template.find('}'), template.starts_with('{')) else {
+            continue;
+        };
+        let suffix = &template[close + 1..];
+        let stem = value.strip_suffix(suffix).unwrap_or(value);
+        let mut hasher = twox_hash::XxHash3_64::default();
+        std::hash::Hasher::write(&mut hasher, position.to_string().as_bytes());
+        std::hash::Hasher::write(&mut hasher, b":");
+        std::hash::Hasher::write(&mut hasher, stem.as_bytes());
+        sketch.insert_hash(std::hash::Hasher::finish(&hasher));
+    }
 }
 
 /// Returns the names of the schemes set in an `auth_schemes` mask.
@@ -705,6 +745,24 @@ mod tests {
             object_ids("/a/b/c", "/a/{id}").count(),
             0,
             "segment counts differ"
+        );
+    }
+
+    #[test]
+    fn object_id_hashes_match_strings() {
+        let (path, endpoint) = (
+            "/v1/users/42/files/7.json",
+            "/v1/users/{id}/files/{id}.json",
+        );
+        let mut from_strings = DistinctSketch::new();
+        for id in object_ids(path, endpoint) {
+            from_strings.insert(id.as_bytes());
+        }
+        let mut streamed = DistinctSketch::new();
+        insert_object_ids(&mut streamed, path, endpoint);
+        assert_eq!(
+            streamed, from_strings,
+            "both ways must hash the same ids alike"
         );
     }
 
