@@ -467,8 +467,10 @@ const HOURLY_COLUMNS: [&str; 11] = [
 /// matching are dropped again while folding.
 ///
 /// NOTE: the read opens every `hour` file whose `bucket` range overlaps the
-/// window. Each flush writes one, and nothing compacts the views table yet,
-/// so with frequent flushes the file count, and the time, grow.
+/// window. Each flush writes one until the store compacts the views table
+/// (by default at 64 files), so the time grows with the flushes in between. The ignored test
+/// `one_consumer_latency` measured about 1.5 ms per file for planning and
+/// reading (45 ms for 29 files, release build, 2 cores).
 async fn scan_hours(
     views: &DeltaTable,
     state: &dyn Session,
@@ -487,7 +489,22 @@ async fn scan_hours(
             _ => col("consumer").in_list(names, false),
         });
     }
-    delta_scan(views, state, &HOURLY_COLUMNS, &filters).await
+    let plan = delta_scan(views, state, &HOURLY_COLUMNS, &filters).await?;
+    spread_files(plan, state)
+}
+
+/// Spreads the files of a scan over the session's target partitions, to read them in parallel.
+///
+/// Each flush writes small files, below DataFusion's minimum size for
+/// splitting a scan, so without this one partition reads them one by one.
+fn spread_files(
+    plan: Arc<dyn ExecutionPlan>,
+    state: &dyn Session,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let mut options = state.config_options().clone();
+    options.optimizer.repartition_file_min_size = 0;
+    let partitions = state.config().target_partitions();
+    Ok(plan.repartitioned(partitions, &options)?.unwrap_or(plan))
 }
 
 async fn delta_scan(
