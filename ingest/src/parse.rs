@@ -53,13 +53,13 @@ pub struct ParseContext<'a> {
     pub identity: Option<&'a IdentityConfig>,
     /// Learning templater for `endpoint`; `None` applies the fixed rules of [`template_path`].
     pub templater: Option<&'a RwLock<Templater>>,
-    /// Where consumers with aliases are recorded, so a consumer map written
-    /// under an old key still names them.
+    /// Record of consumers with aliases, so a consumer map written under an
+    /// old key still names them.
     pub aliases: Option<&'a ConsumerAliases>,
 }
 
 impl<'a> ParseContext<'a> {
-    /// A context with only a redactor: no sensor, fixed templating rules, no identity rules.
+    /// Creates a context with only a redactor: no sensor, fixed templating rules, no identity rules.
     pub fn new(redactor: &'a Redactor) -> Self {
         ParseContext {
             sensor: None,

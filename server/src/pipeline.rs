@@ -181,7 +181,7 @@ pub async fn load_inventory(
     Ok(inventory)
 }
 
-/// The JSON answer to a spec load, shared by the HTTP API and the CLI.
+/// Builds the JSON result of a spec load, shared by the HTTP API and the CLI.
 pub fn load_outcome_json(name: &str, outcome: &LoadOutcome) -> serde_json::Value {
     serde_json::json!({
         "name": name,

@@ -401,7 +401,7 @@ impl QuantileSketch {
     ///
     /// The rank is `floor(q * (count - 1))`, the lower of the two middle
     /// values for a median of an even count. The first and last ranks return
-    /// the exact minimum and maximum, and other answers are clamped to them.
+    /// the exact minimum and maximum, and other results are clamped to them.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.count == 0 || q.is_nan() {
             return None;

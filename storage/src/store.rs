@@ -517,7 +517,7 @@ impl Store {
     ///
     /// Every flush adds a file of partials per grain, so without this a
     /// view would read a number of rows that grows with the flushes. The
-    /// rewrite is one overwrite commit, so a query sees either the old files
+    /// rewrite is one overwrite commit, so a query reads either the old files
     /// or the merged ones. It runs under the flush lock, so no flush commits
     /// partials in between.
     pub async fn compact_views(&self) -> Result<Option<u64>> {
@@ -541,7 +541,7 @@ impl Store {
         for batch in views.read_all().await? {
             rows_before += batch.num_rows();
             let partials = ViewPartials::from_record_batch(&batch).map_err(|e| {
-                StorageError::Config(format!("the views table holds unreadable partials: {e}"))
+                StorageError::Config(format!("the views table contains invalid partials: {e}"))
             })?;
             merged.merge(&partials);
         }
@@ -678,7 +678,7 @@ impl Store {
     }
 }
 
-/// Which of the two tables a reconciliation reads back.
+/// Table that a reconciliation reads back.
 #[derive(Debug, Clone, Copy)]
 enum Committed {
     Events,

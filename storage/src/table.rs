@@ -37,7 +37,7 @@ use crate::failpoint;
 /// Partition column of the events table.
 pub const PARTITION_COLUMN: &str = "day";
 
-/// What distinguishes one of the store's tables: name, schema and partitioning.
+/// Description of one of the store's tables: name, schema and partitioning.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     pub name: &'static str,
@@ -47,7 +47,7 @@ pub struct TableSpec {
 }
 
 impl TableSpec {
-    /// The events table: one row per call, partitioned by day.
+    /// Describes the events table: one row per call, partitioned by day.
     pub fn events() -> Self {
         TableSpec {
             name: "events",
@@ -57,7 +57,7 @@ impl TableSpec {
         }
     }
 
-    /// The views table: partial aggregates per key, partitioned by grain.
+    /// Describes the views table: partial aggregates per key, partitioned by grain.
     pub fn views() -> Self {
         TableSpec {
             name: "views",

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-/// The inventory's scalar functions, for registration.
+/// Returns the inventory's scalar functions, for registration.
 pub fn inventory_functions() -> Vec<ScalarUDF> {
     vec![ScalarUDF::new_from_impl(AuthSchemeNames::new())]
 }

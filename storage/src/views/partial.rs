@@ -552,7 +552,7 @@ fn add_event(
     }
 }
 
-/// The network of an address: its /24 for IPv4, its /48 for IPv6.
+/// Returns the network of an address: its /24 for IPv4, its /48 for IPv6.
 pub fn network_of(ip: &str) -> Option<String> {
     match ip.parse::<IpAddr>().ok()? {
         IpAddr::V4(v4) => {
