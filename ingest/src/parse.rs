@@ -172,12 +172,11 @@ fn parse_line_isolated(format: Format, line: &str, ctx: &ParseContext<'_>) -> Li
 ///
 /// JWTs travel in paths (`/verify/<jwt>`), in query parameters of any name
 /// and in user agents; each one starts with `eyJ`, the base64 of `{"`.
-fn scrub_tokens(ctx: &ParseContext<'_>, value: String) -> String {
-    if value.contains("eyJ") {
-        ctx.redactor.scrub_text(&value)
-    } else {
-        value
+fn scrub_tokens(ctx: &ParseContext<'_>, mut value: String) -> String {
+    if crate::redact::contains_jwt_start(value.as_bytes()) {
+        ctx.redactor.scrub_in_place(&mut value);
     }
+    value
 }
 
 /// Applies the steps every format shares after its own parsing.
@@ -203,12 +202,12 @@ fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
             *field = Some(scrub_tokens(ctx, value));
         }
     }
-    if let Some(referer) = event.referer.take() {
+    if let Some(referer) = &mut event.referer {
         // A referer is a URL whose query can carry an OAuth code or a token.
-        event.referer = Some(ctx.redactor.redact_attribute("referer", &referer));
+        ctx.redactor.redact_attribute_in_place("referer", referer);
     }
     for (key, value) in &mut event.attributes {
-        *value = ctx.redactor.redact_attribute(key, value);
+        ctx.redactor.redact_attribute_in_place(key, value);
     }
     if event.consumer.is_none()
         && let Some(ip) = &event.client_ip

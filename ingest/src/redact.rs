@@ -70,9 +70,10 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use hmac::{Hmac, Mac};
-use memchr::{memchr_iter, memchr2, memmem};
+use memchr::{memchr_iter, memchr2, memchr2_iter, memmem};
 use percent_encoding::{percent_decode, percent_decode_str};
 use sha2::Sha256;
 
@@ -261,13 +262,27 @@ impl Redactor {
         let mut secrets = Vec::new();
         query_secrets(query, 0..query.len(), &mut secrets);
         self.replace_secrets(query, secrets)
+            .unwrap_or_else(|| query.to_string())
     }
 
     /// Redacts one attribute value according to its key, by the rules in the module doc.
     pub fn redact_attribute(&self, key: &str, value: &str) -> String {
+        self.redacted_attribute(key, value)
+            .unwrap_or_else(|| value.to_string())
+    }
+
+    /// [`Redactor::redact_attribute`] that rewrites `value` only when it holds a secret.
+    pub fn redact_attribute_in_place(&self, key: &str, value: &mut String) {
+        if let Some(redacted) = self.redacted_attribute(key, value) {
+            *value = redacted;
+        }
+    }
+
+    /// Returns the redacted attribute value, or `None` when nothing in it is secret.
+    fn redacted_attribute(&self, key: &str, value: &str) -> Option<String> {
         let whole = 0..value.len();
         let mut secrets = Vec::new();
-        match field_kind(key) {
+        match cached_field_kind(key) {
             FieldKind::Authorization => authorization_secrets(value, whole, &mut secrets),
             FieldKind::Cookie => cookie_secrets(value, whole, CookieHeader::Cookie, &mut secrets),
             FieldKind::SetCookie => {
@@ -275,29 +290,42 @@ impl Redactor {
             }
             FieldKind::Url => url_secrets(value, &mut secrets),
             FieldKind::Secret => secrets.push(SecretSpan::raw(whole)),
-            FieldKind::Other => return self.scrub_text(value),
+            FieldKind::Other => return self.scrubbed(value),
         }
         self.replace_secrets(value, secrets)
     }
 
     /// Replaces the secrets in free text with their hash, by the rules in the module doc.
     pub fn scrub_text(&self, text: &str) -> String {
+        self.scrubbed(text).unwrap_or_else(|| text.to_string())
+    }
+
+    /// [`Redactor::scrub_text`] that rewrites `text` only when it holds a secret.
+    pub fn scrub_in_place(&self, text: &mut String) {
+        if let Some(scrubbed) = self.scrubbed(text) {
+            *text = scrubbed;
+        }
+    }
+
+    /// Returns the scrubbed text, or `None` when nothing in it is secret.
+    fn scrubbed(&self, text: &str) -> Option<String> {
         if !may_contain_secret(text.as_bytes()) {
-            return text.to_string();
+            return None;
         }
         self.replace_secrets(text, text_secrets(text))
     }
 
-    /// Builds `text` with every secret span replaced by its hash.
+    /// Builds `text` with every secret span replaced by its hash, or returns
+    /// `None` when no span needs one.
     ///
     /// Spans that overlap or touch are merged and hashed as one.
-    fn replace_secrets(&self, text: &str, mut secrets: Vec<SecretSpan>) -> String {
+    fn replace_secrets(&self, text: &str, mut secrets: Vec<SecretSpan>) -> Option<String> {
         for secret in &mut secrets {
             secret.range = widen_to_char_boundaries(text, secret.range.clone());
         }
         secrets.retain(|secret| is_redactable(&text[secret.range.clone()]));
         if secrets.is_empty() {
-            return text.to_string();
+            return None;
         }
 
         let mut output = String::with_capacity(text.len() + secrets.len() * 40);
@@ -308,7 +336,7 @@ impl Redactor {
             copied_up_to = secret.range.end;
         }
         output.push_str(&text[copied_up_to..]);
-        output
+        Some(output)
     }
 
     fn hash_secret(&self, secret: &str, encoding: Encoding) -> String {
@@ -477,8 +505,73 @@ enum FieldKind {
     Other,
 }
 
+/// Attribute keys remembered per thread by [`cached_field_kind`], at most.
+const FIELD_KIND_CACHE_LIMIT: usize = 4096;
+
+thread_local! {
+    static FIELD_KINDS: std::cell::RefCell<std::collections::HashMap<Box<str>, FieldKind, foldhash::fast::RandomState>> =
+        Default::default();
+}
+
+/// [`field_kind`] through a per-thread cache: a format repeats the same
+/// attribute keys on every line, and a lookup costs less than the rules.
+fn cached_field_kind(name: &str) -> FieldKind {
+    FIELD_KINDS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(&kind) = cache.get(name) {
+            return kind;
+        }
+        if cache.len() >= FIELD_KIND_CACHE_LIMIT {
+            cache.clear();
+        }
+        let kind = field_kind(name);
+        cache.insert(name.into(), kind);
+        kind
+    })
+}
+
 fn field_kind(name: &str) -> FieldKind {
+    // Most names are short: they are lowercased once into a buffer on the
+    // stack, so every comparison below is a plain byte comparison.
+    let mut buffer = [0u8; 64];
     let name = name.as_bytes();
+    if name.len() <= buffer.len() {
+        let normalised = &mut buffer[..name.len()];
+        for (out, &b) in normalised.iter_mut().zip(name) {
+            *out = normalise_name_byte(b);
+        }
+        return normalised_field_kind(normalised);
+    }
+    slow_field_kind(name)
+}
+
+/// [`field_kind`] of a name already passed through [`normalise_name_byte`].
+fn normalised_field_kind(name: &[u8]) -> FieldKind {
+    if name.ends_with(b"authorization") {
+        FieldKind::Authorization
+    } else if name.ends_with(b"set_cookie") {
+        FieldKind::SetCookie
+    } else if name.ends_with(b"cookie") {
+        FieldKind::Cookie
+    } else if matches!(name, b"request" | b"request_line" | b"uri" | b"url")
+        || [&b"_uri"[..], b"_url", b"referer", b"referrer", b"location"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+    {
+        FieldKind::Url
+    } else if SECRET_KEY_WORDS.iter().any(|word| {
+        // Names are short: a plain window scan beats building a searcher.
+        name.windows(word.len())
+            .any(|window| window == word.as_bytes())
+    }) {
+        FieldKind::Secret
+    } else {
+        FieldKind::Other
+    }
+}
+
+/// [`field_kind`] of a name too long for the stack buffer.
+fn slow_field_kind(name: &[u8]) -> FieldKind {
     if name_ends_with(name, "authorization") {
         FieldKind::Authorization
     } else if name_ends_with(name, "set_cookie") {
@@ -595,7 +688,7 @@ fn url_secrets(text: &str, secrets: &mut Vec<SecretSpan>) {
 
 /// Adds the password of every `scheme://user:password@host` in `bytes`.
 fn url_userinfo_secrets(bytes: &[u8], secrets: &mut Vec<SecretSpan>) {
-    for scheme_end in memmem::find_iter(bytes, b"://") {
+    for scheme_end in SCHEME_SEPARATOR.find_iter(bytes) {
         let authority_start = scheme_end + 3;
         let authority_end =
             find_byte_in(bytes, authority_start, b"/?#\"'<> \t\r\n").unwrap_or(bytes.len());
@@ -714,12 +807,23 @@ fn is_secret_field(kind: FieldKind) -> bool {
 // ---------------------------------------------------------------------------
 // Free text
 
+/// Searchers for the fixed needles of the scans, built once: building one
+/// per call cost more than the search itself on short values.
+static JWT_START: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("eyJ"));
+static SCHEME_SEPARATOR: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new("://"));
+
+/// Returns true when `bytes` contains `eyJ`, the start of every JWT.
+pub(crate) fn contains_jwt_start(bytes: &[u8]) -> bool {
+    JWT_START.find(bytes).is_some()
+}
+
 /// Returns false when no rule of [`text_secrets`] can match, which skips the scan.
 ///
 /// Every rule needs an `=`, a `:`, `eyJ` or a scheme word.
 fn may_contain_secret(bytes: &[u8]) -> bool {
     memchr2(b'=', b':', bytes).is_some()
-        || memmem::find(bytes, b"eyJ").is_some()
+        || contains_jwt_start(bytes)
         || TEXT_SCHEMES
             .iter()
             .any(|scheme| find_ignore_ascii_case(bytes, scheme, 0).is_some())
@@ -963,7 +1067,7 @@ fn jwt_secrets(bytes: &[u8], secrets: &mut Vec<SecretSpan>) {
     /// Length of `{"a":1}` in base64url, the shortest header with a member.
     const MIN_HEADER_LEN: usize = 10;
 
-    for start in memmem::find_iter(bytes, b"eyJ") {
+    for start in JWT_START.find_iter(bytes) {
         if start > 0 && is_base64url_byte(bytes[start - 1]) {
             continue;
         }
@@ -1098,11 +1202,15 @@ fn find_byte_in(bytes: &[u8], start: usize, needles: &[u8]) -> Option<usize> {
 }
 
 fn find_ignore_ascii_case(haystack: &[u8], needle: &[u8], start: usize) -> Option<usize> {
-    let offset = haystack
-        .get(start..)?
-        .windows(needle.len())
-        .position(|window| window.eq_ignore_ascii_case(needle))?;
-    Some(start + offset)
+    let (&first, _) = needle.split_first()?;
+    let rest = haystack.get(start..)?;
+    // Candidates are found by their first byte in either case, with memchr.
+    memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), rest)
+        .find(|&offset| {
+            rest.get(offset..offset + needle.len())
+                .is_some_and(|window| window.eq_ignore_ascii_case(needle))
+        })
+        .map(|offset| start + offset)
 }
 
 /// RFC 9110 token characters, restricted to the ones header and parameter names use.
@@ -1129,6 +1237,63 @@ mod tests {
 
     fn redactor() -> Redactor {
         Redactor::new(b"apitrail test key".to_vec(), 1)
+    }
+
+    #[test]
+    fn field_kind_fast_path_agrees_with_the_general_rules() {
+        let names = [
+            "Authorization",
+            "proxy-authorization",
+            "Set-Cookie",
+            "cookie",
+            "REQUEST",
+            "request_line",
+            "x-callback-url",
+            "Referer",
+            "location",
+            "db_password",
+            "X-API-Key",
+            "client_secret",
+            "x-amzn-trace-id",
+            "target:port",
+            "ssl_cipher",
+            "",
+        ];
+        let long = format!("{}_token", "x".repeat(80));
+        for name in names.iter().copied().chain([long.as_str()]) {
+            assert_eq!(
+                field_kind(name),
+                slow_field_kind(name.as_bytes()),
+                "the two paths disagree on the kind of {name:?}"
+            );
+        }
+        assert_eq!(
+            field_kind(&long),
+            FieldKind::Secret,
+            "long names still work"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn field_kind_paths_agree_on_any_name(name in "[A-Za-z_:.-]{0,70}") {
+            prop_assert_eq!(field_kind(&name), slow_field_kind(name.as_bytes()));
+        }
+
+        #[test]
+        fn find_ignore_ascii_case_matches_a_window_scan(
+            haystack in "[a-eA-E ]{0,40}",
+            needle in "[a-eA-E]{1,4}",
+            start in 0usize..45,
+        ) {
+            let (haystack, needle) = (haystack.as_bytes(), needle.to_ascii_lowercase());
+            let expected = haystack.get(start..).and_then(|rest| {
+                rest.windows(needle.len())
+                    .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+                    .map(|offset| start + offset)
+            });
+            prop_assert_eq!(find_ignore_ascii_case(haystack, needle.as_bytes(), start), expected);
+        }
     }
 
     // --- hash ---

@@ -4,9 +4,11 @@
 //! directory, then measures, in this order:
 //!
 //! 1. `parse_chunk` on one thread, over line-aligned chunks of about 4 MiB,
-//!    with the identity rules and the learning templater the server uses,
-//!    and apart from it the views step (sighting marks and partial
-//!    aggregates) over the same batches;
+//!    once as events only (no identity rules, fixed path templating) and
+//!    once with the identity rules and the learning templater the server
+//!    uses, followed by the views step (sighting marks, then partial
+//!    aggregates) timed apart; the difference is the CPU cost of view
+//!    maintenance;
 //! 2. `apitrail import --data-dir` of the whole file, wall clock, then the
 //!    time to answer the views over that data directory, in this process;
 //! 3. `apitrail serve` fed over HTTP in bodies of 10,000 lines, first by
@@ -15,7 +17,8 @@
 //!
 //! Run it with `cargo bench -p apitrail-server --bench ingest`. Set
 //! `APITRAIL_BENCH_LINES` to change the number of generated lines (default
-//! 1,000,000). docs/benchmarks.md records the command, the machine and results.
+//! 1,000,000), and `APITRAIL_BENCH_PARSE_ONLY=1` to stop after step 1, for
+//! instance under a profiler. docs/benchmarks.md records the command, the machine and results.
 //! Nothing here asserts on timings. Besides I/O errors and timeouts, the bench
 //! fails when the product rejects a generated line, loses events or exits with an error.
 
@@ -33,6 +36,11 @@ use anyhow::{Context, bail, ensure};
 use apitrail_ingest::{Format, IdentityConfig, ParseContext, Redactor, Templater, parse_chunk};
 use apitrail_storage::views::{SightingIndex, ViewPartials};
 use bytes::Bytes;
+
+/// The allocator of the `apitrail` binary, so the in-process parse step
+/// allocates the way the server does.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const DEFAULT_LINES: u64 = 1_000_000;
 /// Seed of the log generator; a fixed seed makes every run parse the same bytes.
@@ -85,8 +93,12 @@ fn main() -> anyhow::Result<()> {
         "generated ALB log, newline included",
     );
 
-    println!("[1/4] parse_chunk, {PARSE_PASSES} passes ...");
+    println!("[1/4] parse_chunk, {PARSE_PASSES} passes of each setting ...");
     bench_parse(&input, lines, &mut results)?;
+    if std::env::var_os("APITRAIL_BENCH_PARSE_ONLY").is_some() {
+        results.print();
+        return Ok(());
+    }
 
     println!("[2/4] apitrail import --data-dir ...");
     bench_import(&binary, &log_path, work.path(), lines, &mut results)?;
@@ -679,94 +691,150 @@ fn split_line_chunks(input: &[u8], chunk_bytes: usize) -> Vec<(u64, &[u8])> {
     chunks
 }
 
+/// Times of one parse pass over the whole input.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassTimes {
+    parse: Duration,
+    dedupe: Duration,
+    partials: Duration,
+}
+
+/// Parses every chunk once with `ctx`; with `views`, also runs the views step
+/// on each parsed batch, timed apart from the parse.
+fn parse_pass(
+    chunks: &[(u64, &[u8])],
+    ctx: &ParseContext<'_>,
+    lines: u64,
+    views: bool,
+) -> anyhow::Result<(PassTimes, usize)> {
+    let (mut accepted, mut rejected, mut skipped) = (0, 0, 0);
+    let mut arrow_bytes = 0;
+    let mut times = PassTimes::default();
+    let mut sightings = SightingIndex::new(Default::default());
+    for &(first_line, chunk) in chunks {
+        let started = Instant::now();
+        let parsed = parse_chunk(Format::AwsAlb, chunk, first_line, ctx);
+        times.parse += started.elapsed();
+        accepted += parsed.report.accepted;
+        rejected += parsed.report.rejected;
+        skipped += parsed.report.skipped;
+        arrow_bytes += parsed.batch.get_array_memory_size();
+        if let Some(error) = parsed.report.errors.first() {
+            bail!(
+                "parse_chunk rejected generated line {}: {}",
+                error.line,
+                error.reason
+            );
+        }
+        if views {
+            // The store runs these two after the WAL append.
+            let started = Instant::now();
+            let duplicate = sightings.mark(&parsed.batch);
+            times.dedupe += started.elapsed();
+            let started = Instant::now();
+            std::hint::black_box(ViewPartials::from_events(&parsed.batch, &duplicate));
+            times.partials += started.elapsed();
+        }
+        std::hint::black_box(parsed);
+    }
+    ensure!(
+        accepted == lines && rejected == 0 && skipped == 0,
+        "{accepted} accepted, {rejected} rejected, {skipped} skipped of {lines} lines"
+    );
+    Ok((times, arrow_bytes))
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn bench_parse(input: &[u8], lines: u64, results: &mut Results) -> anyhow::Result<()> {
     let redactor = Redactor::new(vec![0x42; 32], 1);
     let identity = IdentityConfig::default();
     let templater = std::sync::RwLock::new(Templater::default());
-    let ctx = ParseContext {
+    let events_only = ParseContext::new(&redactor);
+    let with_views = ParseContext {
         identity: Some(&identity),
         templater: Some(&templater),
         ..ParseContext::new(&redactor)
     };
     let chunks = split_line_chunks(input, PARSE_CHUNK_BYTES);
-    let mut pass_times = Vec::with_capacity(PARSE_PASSES);
-    let mut views_times = Vec::with_capacity(PARSE_PASSES);
+
+    // Passes alternate between the two settings, so that a change in the
+    // machine's load during the run affects both alike.
+    let mut base = Vec::with_capacity(PARSE_PASSES);
+    let mut full = Vec::with_capacity(PARSE_PASSES);
     let mut arrow_bytes = 0;
     for pass in 0..PARSE_PASSES {
-        let (mut accepted, mut rejected, mut skipped) = (0, 0, 0);
-        let mut pass_arrow_bytes = 0;
-        let mut views_time = Duration::ZERO;
-        let mut sightings = SightingIndex::new(Default::default());
-        let started = Instant::now();
-        for &(first_line, chunk) in &chunks {
-            let parsed = parse_chunk(Format::AwsAlb, chunk, first_line, &ctx);
-            accepted += parsed.report.accepted;
-            rejected += parsed.report.rejected;
-            skipped += parsed.report.skipped;
-            pass_arrow_bytes += parsed.batch.get_array_memory_size();
-            if let Some(error) = parsed.report.errors.first() {
-                bail!(
-                    "parse_chunk rejected generated line {}: {}",
-                    error.line,
-                    error.reason
-                );
-            }
-            // The views step runs in the store after the WAL append; it is
-            // timed apart and subtracted, so `parse` keeps its meaning.
-            let views_started = Instant::now();
-            let duplicate = sightings.mark(&parsed.batch);
-            std::hint::black_box(ViewPartials::from_events(&parsed.batch, &duplicate));
-            views_time += views_started.elapsed();
-            std::hint::black_box(parsed);
-        }
-        let elapsed = started.elapsed() - views_time;
-        views_times.push(views_time);
-        ensure!(
-            accepted == lines && rejected == 0 && skipped == 0,
-            "parse pass {pass}: {accepted} accepted, {rejected} rejected, {skipped} skipped \
-             of {lines} lines"
-        );
+        let (times, _) = parse_pass(&chunks, &events_only, lines, false)
+            .with_context(|| format!("events-only parse pass {}", pass + 1))?;
+        base.push(times);
+        let (times, bytes) = parse_pass(&chunks, &with_views, lines, true)
+            .with_context(|| format!("parse pass {}", pass + 1))?;
+        full.push(times);
+        arrow_bytes = bytes;
         println!(
-            "  pass {}: {:.3} s, {} lines/s",
+            "  pass {}: events only {:.3} s; with identity and templater {:.3} s, \
+             dedupe {:.3} s, partials {:.3} s",
             pass + 1,
-            elapsed.as_secs_f64(),
-            group(per_second(lines, elapsed) as u64)
+            base[pass].parse.as_secs_f64(),
+            times.parse.as_secs_f64(),
+            times.dedupe.as_secs_f64(),
+            times.partials.as_secs_f64(),
         );
-        pass_times.push(elapsed);
-        arrow_bytes = pass_arrow_bytes;
     }
 
-    pass_times.sort();
-    views_times.sort();
-    let median = pass_times[pass_times.len() / 2];
-    let views_median = views_times[views_times.len() / 2];
-    let fastest = pass_times[0];
-    let note = format!(
-        "parse_chunk alone, 1 thread, {} chunks of ~4 MiB in memory; median of {PARSE_PASSES} \
-         passes (fastest {} lines/s)",
-        chunks.len(),
-        group(per_second(lines, fastest) as u64)
+    let base_parse = median(base.iter().map(|t| t.parse).collect());
+    let parse = median(full.iter().map(|t| t.parse).collect());
+    let dedupe = median(full.iter().map(|t| t.dedupe).collect());
+    let partials = median(full.iter().map(|t| t.partials).collect());
+    let chunk_note = format!(
+        "parse_chunk, 1 thread, {} chunks of ~4 MiB in memory; median of {PARSE_PASSES} passes",
+        chunks.len()
     );
     results.add(
-        "parse",
-        group(per_second(lines, median) as u64),
+        "parse, events only",
+        group(per_second(lines, base_parse) as u64),
         "lines/s",
-        &note,
+        &format!("{chunk_note}; no identity rules, fixed path templating, no views step"),
     );
     results.add(
         "parse",
-        format!("{:.1}", per_second(input.len() as u64, median) / 1e6),
+        group(per_second(lines, parse) as u64),
+        "lines/s",
+        &format!("{chunk_note}; identity rules and the learning templater, as the server runs it"),
+    );
+    results.add(
+        "parse",
+        format!("{:.1}", per_second(input.len() as u64, parse) / 1e6),
         "MB/s",
         "same run; MB = 10^6 bytes of input",
     );
     results.add(
-        "views step",
-        group(per_second(lines, views_median) as u64),
+        "views step: dedupe",
+        group(per_second(lines, dedupe) as u64),
         "events/s",
+        "SightingIndex::mark per parsed batch, 1 thread",
+    );
+    results.add(
+        "views step: partials",
+        group(per_second(lines, partials) as u64),
+        "events/s",
+        "ViewPartials::from_events per parsed batch, 1 thread",
+    );
+    let with_views = parse + dedupe + partials;
+    results.add(
+        "view maintenance, CPU",
+        format!(
+            "{:.1}",
+            (with_views.as_secs_f64() / base_parse.as_secs_f64() - 1.0) * 100.0
+        ),
+        "% over events only",
         &format!(
-            "SightingIndex::mark + ViewPartials::from_events per parsed batch, 1 thread; \
-             {:.1} % of the parse time",
-            views_median.as_secs_f64() / median.as_secs_f64() * 100.0
+            "(parse + dedupe + partials) / events-only parse - 1: {:.2} us against {:.2} us per line",
+            with_views.as_secs_f64() * 1e6 / lines as f64,
+            base_parse.as_secs_f64() * 1e6 / lines as f64
         ),
     );
     results.add(

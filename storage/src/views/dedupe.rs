@@ -10,19 +10,23 @@
 //! The first sighting to arrive counts and later ones are marked duplicate,
 //! so the number of calls does not depend on which sensor's log arrives
 //! first, as long as the sightings of one call arrive within the last
-//! [`DedupeConfig::max_entries`] sightings of each other. The index forgets
-//! the oldest arrivals beyond that count, which bounds its memory (about
-//! 100 bytes per sighting) whatever the time span of the input: a sensor's
-//! whole day of logs followed by another sensor's day is deduplicated while
-//! the day holds fewer sightings than the limit.
+//! [`DedupeConfig::max_entries`] / 2 sightings of each other. The index
+//! keeps two generations of that many sightings each and drops the older
+//! one when the newer fills, which bounds its memory (under 100 bytes per
+//! sighting) whatever the time span of the input: a sensor's whole day of
+//! logs followed by another sensor's day is deduplicated while the day holds
+//! fewer sightings than half the limit.
+//!
+//! A generation is a list of sightings in arrival order, and its hash index
+//! is built only once sightings from a second sensor are remembered. A store
+//! fed by one sensor, the usual case, therefore only appends to a list,
+//! which keeps this step cheap next to parsing.
 //!
 //! NOTE: the index lives in memory, in one process. After a restart it is
 //! rebuilt from the replayed WAL only, so a second sensor's sighting that
 //! arrives just after a restart, while the first one was already flushed,
 //! counts again; and two separate `apitrail import --data-dir` runs do not
 //! see each other's sightings.
-
-use std::collections::{HashMap, VecDeque};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
@@ -56,12 +60,86 @@ struct Sighting {
     time: i64,
 }
 
-/// Recent sightings by key; `arrivals` lists every remembered sighting's key in arrival order.
+/// The remembered sightings of one key, oldest first. Most keys are seen
+/// once, and holding that sighting inline spares an allocation per key.
+#[derive(Debug)]
+enum Sightings {
+    One(Sighting),
+    Many(Vec<Sighting>),
+}
+
+impl Sightings {
+    fn iter(&self) -> std::slice::Iter<'_, Sighting> {
+        match self {
+            Sightings::One(sighting) => std::slice::from_ref(sighting).iter(),
+            Sightings::Many(list) => list.iter(),
+        }
+    }
+
+    fn push(&mut self, sighting: Sighting) {
+        match self {
+            Sightings::One(first) => *self = Sightings::Many(vec![*first, sighting]),
+            Sightings::Many(list) => list.push(sighting),
+        }
+    }
+}
+
+/// Hash map keyed by hashes that are already well mixed.
+type KeyMap<V> = std::collections::HashMap<u64, V, foldhash::fast::RandomState>;
+
+/// Sightings remembered in one generation.
+#[derive(Debug, Default)]
+struct Generation {
+    /// Every sighting with its key, in arrival order.
+    arrivals: Vec<(u64, Sighting)>,
+    /// `arrivals` by key; built when first needed, then kept up to date.
+    by_key: Option<KeyMap<Sightings>>,
+    /// Hashes of the sensors in `arrivals`; almost always one or two.
+    sensors: Vec<u64>,
+}
+
+impl Generation {
+    fn remember(&mut self, key: u64, sighting: Sighting) {
+        self.arrivals.push((key, sighting));
+        if let Some(by_key) = &mut self.by_key {
+            add_sighting(by_key, key, sighting);
+        }
+        if !self.sensors.contains(&sighting.sensor) {
+            self.sensors.push(sighting.sensor);
+        }
+    }
+
+    fn by_key(&mut self) -> &KeyMap<Sightings> {
+        self.by_key.get_or_insert_with(|| {
+            let mut by_key =
+                KeyMap::with_capacity_and_hasher(self.arrivals.len(), Default::default());
+            for &(key, sighting) in &self.arrivals {
+                add_sighting(&mut by_key, key, sighting);
+            }
+            by_key
+        })
+    }
+
+    fn has_sensor_other_than(&self, sensor: u64) -> bool {
+        self.sensors.iter().any(|&s| s != sensor)
+    }
+}
+
+fn add_sighting(by_key: &mut KeyMap<Sightings>, key: u64, sighting: Sighting) {
+    match by_key.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut entry) => entry.get_mut().push(sighting),
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            entry.insert(Sightings::One(sighting));
+        }
+    }
+}
+
+/// Recent sightings in two generations: `current` fills, then replaces `previous`.
 #[derive(Debug, Default)]
 pub struct SightingIndex {
     config: DedupeConfig,
-    sightings: HashMap<u64, VecDeque<Sighting>>,
-    arrivals: VecDeque<u64>,
+    current: Generation,
+    previous: Generation,
 }
 
 impl SightingIndex {
@@ -99,10 +177,21 @@ impl SightingIndex {
             return duplicate;
         };
 
+        // Consecutive rows nearly always share their sensor, so its hash is
+        // computed again only when the name changes.
+        let mut sensor_name = None;
+        let mut sensor_hash = 0;
         for (row, is_duplicate) in duplicate.iter_mut().enumerate() {
             let time = time.value(row);
-            let sensor = hash_value(get(sensor, row).unwrap_or("").as_bytes());
-            let sighting = Sighting { sensor, time };
+            let name = get(sensor, row).unwrap_or("");
+            if sensor_name != Some(name) {
+                sensor_name = Some(name);
+                sensor_hash = hash_value(name.as_bytes());
+            }
+            let sighting = Sighting {
+                sensor: sensor_hash,
+                time,
+            };
             let mut keys = [None, None];
             if self.config.id_window > 0 {
                 keys[0] = get(request_id, row)
@@ -124,46 +213,41 @@ impl SightingIndex {
                 self.remember(key, sighting);
             }
         }
-        self.forget_oldest();
         duplicate
     }
 
-    fn seen_elsewhere(&self, key: u64, sighting: Sighting, window: i64) -> bool {
-        self.sightings.get(&key).is_some_and(|earlier| {
-            earlier
+    fn seen_elsewhere(&mut self, key: u64, sighting: Sighting, window: i64) -> bool {
+        let matches = |sightings: &Sightings| {
+            sightings
                 .iter()
                 .any(|e| e.sensor != sighting.sensor && (e.time - sighting.time).abs() <= window)
-        })
+        };
+        // Only another sensor's sightings can match, so a generation with
+        // none needs no lookup, and no index.
+        [&mut self.current, &mut self.previous]
+            .into_iter()
+            .filter(|generation| generation.has_sensor_other_than(sighting.sensor))
+            .any(|generation| generation.by_key().get(&key).is_some_and(matches))
     }
 
     fn remember(&mut self, key: u64, sighting: Sighting) {
-        self.sightings.entry(key).or_default().push_back(sighting);
-        self.arrivals.push_back(key);
+        self.current.remember(key, sighting);
+        if self.current.arrivals.len() >= self.generation_size() {
+            self.previous = std::mem::take(&mut self.current);
+        }
     }
 
-    /// Forgets the oldest arrivals beyond the limit.
-    fn forget_oldest(&mut self) {
-        while self.arrivals.len() > self.config.max_entries {
-            let Some(key) = self.arrivals.pop_front() else {
-                break;
-            };
-            // A key's sightings are in arrival order, so its oldest is first.
-            if let Some(list) = self.sightings.get_mut(&key) {
-                list.pop_front();
-                if list.is_empty() {
-                    self.sightings.remove(&key);
-                }
-            }
-        }
+    fn generation_size(&self) -> usize {
+        (self.config.max_entries / 2).max(1)
     }
 
     /// Number of sightings remembered.
     pub fn len(&self) -> usize {
-        self.arrivals.len()
+        self.current.arrivals.len() + self.previous.arrivals.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.arrivals.is_empty()
+        self.len() == 0
     }
 }
 
@@ -322,6 +406,43 @@ mod tests {
             marks.iter().filter(|d| **d).count(),
             3_600,
             "every call of the hour seen twice"
+        );
+    }
+
+    #[test]
+    fn second_sensor_found_in_the_older_generation() {
+        let mut index = SightingIndex::new(DedupeConfig {
+            max_entries: 200,
+            ..DedupeConfig::default()
+        });
+        // Each call has two keys (its id and its client+method+path), so the
+        // 60 calls fill one generation of 100 sightings and start the next.
+        let calls = |sensor: &str, range: std::ops::Range<i64>| -> Vec<Event> {
+            range
+                .map(|i| {
+                    let mut event = sighting(sensor, i * 10_000, Some(&format!("r{i}")));
+                    event.path = Some(format!("/p/{i}"));
+                    event
+                })
+                .collect()
+        };
+        mark(&mut index, &calls("cdn", 0..60));
+        assert_eq!(index.len(), 120);
+        assert_eq!(
+            mark(&mut index, &calls("lb", 0..3)),
+            vec![true; 3],
+            "the first calls are in the older generation, not yet forgotten"
+        );
+        mark(&mut index, &calls("cdn", 60..200));
+        assert_eq!(
+            mark(&mut index, &calls("lb", 1..2)),
+            vec![false],
+            "two generations later the first calls are forgotten"
+        );
+        assert_eq!(
+            mark(&mut index, &calls("lb", 199..200)),
+            vec![true],
+            "the newest calls are remembered"
         );
     }
 

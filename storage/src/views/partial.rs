@@ -9,12 +9,19 @@
 //!   `consumers`, so those views read a number of rows that grows with the
 //!   keys, not with time.
 //!
+//! Partials built from events hold only their hour rows, and the `all` rows
+//! are derived from them when the partials are written out
+//! ([`ViewPartials::to_record_batch`]). Deriving them once per flush rather
+//! than once per appended batch halves the rows that ingest builds, clones
+//! and merges.
+//!
 //! Every column merges: counts and sums add, first and last seen take the
 //! minimum and maximum, sketches merge, the auth-scheme mask is OR-ed and
 //! network lists are unioned up to [`MAX_NETWORKS`]. Merging the partials of
 //! two batches gives the partials of both batches.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
@@ -28,6 +35,10 @@ use arrow::datatypes::{
 };
 
 use crate::sketch::{DistinctSketch, QuantileSketch};
+
+/// Hash map with a fast hasher: the keys are built from the caller's own data
+/// inside one process, so flooding resistance buys nothing here.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 const MICROS_PER_HOUR: i64 = 3_600_000_000;
 
@@ -175,6 +186,32 @@ impl PartialRow {
     }
 }
 
+/// The key of the `all` row that an hour row adds to.
+fn all_grain_key(key: &PartialKey) -> PartialKey {
+    PartialKey {
+        bucket: None,
+        ..key.clone()
+    }
+}
+
+/// Sums hour rows into `all` rows; rows that already have no bucket are skipped.
+fn all_grain_of(rows: &HashMap<PartialKey, PartialRow>) -> HashMap<PartialKey, PartialRow> {
+    let mut all: HashMap<PartialKey, PartialRow> = HashMap::default();
+    for (key, row) in rows {
+        if key.bucket.is_none() {
+            continue;
+        }
+        let all_key = all_grain_key(key);
+        match all.get_mut(&all_key) {
+            Some(existing) => existing.merge(row),
+            None => {
+                all.insert(all_key, row.clone());
+            }
+        }
+    }
+    all
+}
+
 fn add_network(networks: &mut BTreeSet<String>, network: &str) {
     if networks.contains(network) {
         return;
@@ -189,6 +226,9 @@ fn add_network(networks: &mut BTreeSet<String>, network: &str) {
 #[derive(Debug, Clone, Default)]
 pub struct ViewPartials {
     rows: HashMap<PartialKey, PartialRow>,
+    /// True when `rows` holds only hour rows and the `all` grain is their
+    /// sum, derived on output; false when `rows` holds both grains as read.
+    all_implied: bool,
 }
 
 /// Column views of an event batch, looked up by name once per batch.
@@ -258,7 +298,8 @@ impl ViewPartials {
             Option<&'b str>,
             Option<&'b str>,
         );
-        let mut groups: HashMap<BorrowedKey<'_>, PartialRow> = HashMap::new();
+        let mut groups: HashMap<BorrowedKey<'_>, PartialRow> = HashMap::default();
+        let mut scratch = String::new();
         for row in 0..batch.num_rows() {
             let time = columns.time.value(row);
             let key = (
@@ -271,10 +312,10 @@ impl ViewPartials {
             );
             let is_duplicate = duplicate.get(row).copied().unwrap_or(false);
             let hour_row = groups.entry(key).or_insert_with(|| PartialRow::new(time));
-            add_event(hour_row, &columns, row, time, is_duplicate);
+            add_event(hour_row, &columns, row, time, is_duplicate, &mut scratch);
         }
 
-        let mut partials = ViewPartials::default();
+        let mut rows = HashMap::with_capacity_and_hasher(groups.len(), Default::default());
         let owned = |text: Option<&str>| text.map(str::to_string);
         for ((bucket, consumer, consumer_kind, host, method, endpoint), row) in groups {
             let key = PartialKey {
@@ -285,23 +326,12 @@ impl ViewPartials {
                 method: owned(method),
                 endpoint: owned(endpoint),
             };
-            partials.rows.insert(key, row);
+            rows.insert(key, row);
         }
-
-        // The `all` grain is the hour grain with the bucket dropped.
-        let all: Vec<(PartialKey, PartialRow)> = partials
-            .rows
-            .iter()
-            .map(|(key, row)| {
-                let mut key = key.clone();
-                key.bucket = None;
-                (key, row.clone())
-            })
-            .collect();
-        for (key, row) in all {
-            partials.add_row(key, &row);
+        ViewPartials {
+            rows,
+            all_implied: true,
         }
-        partials
     }
 
     fn add_row(&mut self, key: PartialKey, row: &PartialRow) {
@@ -315,11 +345,33 @@ impl ViewPartials {
 
     /// Adds every row of `other`.
     pub fn merge(&mut self, other: &ViewPartials) {
+        if self.rows.is_empty() {
+            self.all_implied = other.all_implied;
+        }
+        if self.all_implied && !other.all_implied {
+            self.derive_all_grain();
+        }
         for (key, row) in &other.rows {
             self.add_row(key.clone(), row);
+            if !self.all_implied && other.all_implied {
+                self.add_row(all_grain_key(key), row);
+            }
         }
     }
 
+    /// Adds the `all` rows to `rows`, once, so both grains are explicit.
+    fn derive_all_grain(&mut self) {
+        if !self.all_implied {
+            return;
+        }
+        self.all_implied = false;
+        let all = all_grain_of(&self.rows);
+        for (key, row) in all {
+            self.add_row(key, &row);
+        }
+    }
+
+    /// Number of rows held; with the `all` grain implied, hour rows only.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -328,6 +380,8 @@ impl ViewPartials {
         self.rows.is_empty()
     }
 
+    /// The rows held; with the `all` grain implied (partials built from
+    /// events), hour rows only. [`ViewPartials::to_record_batch`] writes both.
     pub fn rows(&self) -> impl Iterator<Item = (&PartialKey, &PartialRow)> {
         self.rows.iter()
     }
@@ -409,10 +463,16 @@ impl ViewPartials {
         Ok(partials)
     }
 
-    /// Builds the rows as one batch of [`partials_schema`], sorted by key.
+    /// Builds the rows of both grains as one batch of [`partials_schema`], sorted by key.
     pub fn to_record_batch(&self) -> RecordBatch {
-        let mut keys: Vec<&PartialKey> = self.rows.keys().collect();
-        keys.sort();
+        let derived = if self.all_implied {
+            all_grain_of(&self.rows)
+        } else {
+            HashMap::default()
+        };
+        let mut keys: Vec<(&PartialKey, &PartialRow)> =
+            self.rows.iter().chain(derived.iter()).collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let n = keys.len();
         let mut bucket = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
         let mut text: Vec<StringBuilder> = (0..5).map(|_| StringBuilder::new()).collect();
@@ -424,8 +484,7 @@ impl ViewPartials {
         let mut networks = ListBuilder::new(StringBuilder::new());
         let mut grain = StringBuilder::new();
 
-        for key in keys {
-            let row = &self.rows[key];
+        for (key, row) in keys {
             bucket.append_option(key.bucket);
             let key_text = [
                 &key.consumer,
@@ -492,6 +551,7 @@ fn add_event(
     row: usize,
     time: i64,
     is_duplicate: bool,
+    scratch: &mut String,
 ) {
     partial.first_seen = partial.first_seen.min(time);
     partial.last_seen = partial.last_seen.max(time);
@@ -535,8 +595,8 @@ fn add_event(
     }
     if let Some(ip) = value(columns.client_ip, row) {
         partial.client_ips.insert(ip.as_bytes());
-        if let Some(network) = network_of(ip) {
-            add_network(&mut partial.networks, &network);
+        if write_network(ip, scratch) {
+            add_network(&mut partial.networks, scratch);
         }
     }
     if let Some(agent) = value(columns.user_agent, row) {
@@ -554,16 +614,27 @@ fn add_event(
 
 /// Returns the network of an address: its /24 for IPv4, its /48 for IPv6.
 pub fn network_of(ip: &str) -> Option<String> {
-    match ip.parse::<IpAddr>().ok()? {
-        IpAddr::V4(v4) => {
+    let mut network = String::new();
+    write_network(ip, &mut network).then_some(network)
+}
+
+/// Replaces the contents of `out` with the network of `ip`, as [`network_of`]
+/// returns it; returns false, leaving `out` empty, when `ip` is not an address.
+fn write_network(ip: &str, out: &mut String) -> bool {
+    out.clear();
+    // Writing to a String cannot fail.
+    let _ = match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
             let [a, b, c, _] = v4.octets();
-            Some(format!("{a}.{b}.{c}.0/24"))
+            write!(out, "{a}.{b}.{c}.0/24")
         }
-        IpAddr::V6(v6) => {
+        Ok(IpAddr::V6(v6)) => {
             let s = v6.segments();
-            Some(format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]))
+            write!(out, "{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
         }
-    }
+        Err(_) => return false,
+    };
+    true
 }
 
 /// Values of the path at the endpoint's parameter segments, prefixed by the parameter.
@@ -601,11 +672,25 @@ fn insert_object_ids(sketch: &mut DistinctSketch, path: &str, endpoint: &str) {
         };
         let suffix = &template[close + 1..];
         let stem = value.strip_suffix(suffix).unwrap_or(value);
+        let mut digits = [0u8; 20];
         let mut hasher = twox_hash::XxHash3_64::default();
-        std::hash::Hasher::write(&mut hasher, position.to_string().as_bytes());
+        std::hash::Hasher::write(&mut hasher, decimal(position, &mut digits));
         std::hash::Hasher::write(&mut hasher, b":");
         std::hash::Hasher::write(&mut hasher, stem.as_bytes());
         sketch.insert_hash(std::hash::Hasher::finish(&hasher));
+    }
+}
+
+/// Writes `value` in decimal at the end of `buffer` and returns those digits.
+fn decimal(mut value: usize, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return &buffer[start..];
+        }
     }
 }
 
@@ -650,6 +735,11 @@ mod tests {
         builder.finish()
     }
 
+    /// The partials as written to the table and read back: both grains explicit.
+    fn written(partials: &ViewPartials) -> ViewPartials {
+        ViewPartials::from_record_batch(&partials.to_record_batch()).expect("reads back")
+    }
+
     fn find<'a>(partials: &'a ViewPartials, bucket: Option<i64>, consumer: &str) -> &'a PartialRow {
         partials
             .rows()
@@ -666,7 +756,9 @@ mod tests {
             event(61, "a", "/v1/users/1", "/v1/users/{id}", 500),
             event(3, "b", "/v1/users/9", "/v1/users/{id}", 401),
         ];
-        let partials = ViewPartials::from_events(&batch(&events), &[false; 4]);
+        let from_events = ViewPartials::from_events(&batch(&events), &[false; 4]);
+        assert_eq!(from_events.len(), 3, "partials of events hold their hour rows");
+        let partials = written(&from_events);
         assert_eq!(partials.len(), 3 + 2, "3 hour rows and 2 consumer rows");
 
         let first_hour = find(&partials, Some(0), "a");
@@ -722,12 +814,34 @@ mod tests {
     }
 
     #[test]
+    fn merging_implied_and_explicit_grains_counts_each_call_once() {
+        let events: Vec<Event> = (0..120)
+            .map(|i| event(i, ["a", "b"][i as usize % 2], "/x", "/x", 200))
+            .collect();
+        let whole = ViewPartials::from_events(&batch(&events), &[false; 120]).to_record_batch();
+        let first = ViewPartials::from_events(&batch(&events[..50]), &[false; 50]);
+        let second = ViewPartials::from_events(&batch(&events[50..]), &[false; 70]);
+
+        let mut explicit_then_implied = written(&first);
+        explicit_then_implied.merge(&second);
+        assert_eq!(explicit_then_implied.to_record_batch(), whole);
+
+        let mut implied_then_explicit = first.clone();
+        implied_then_explicit.merge(&written(&second));
+        assert_eq!(implied_then_explicit.to_record_batch(), whole);
+
+        let mut implied_twice = first;
+        implied_twice.merge(&second);
+        assert_eq!(implied_twice.to_record_batch(), whole);
+    }
+
+    #[test]
     fn duplicates_counted_apart() {
         let events = [
             event(1, "a", "/x", "/x", 200),
             event(1, "a", "/x", "/x", 200),
         ];
-        let partials = ViewPartials::from_events(&batch(&events), &[false, true]);
+        let partials = written(&ViewPartials::from_events(&batch(&events), &[false, true]));
         let all = find(&partials, None, "a");
         assert_eq!(all.calls, 1);
         assert_eq!(all.duplicate_sightings, 1);
@@ -808,7 +922,7 @@ mod tests {
         let merged = ViewPartials::from_record_batch(&doubled).expect("reads back");
         assert_eq!(
             merged.len(),
-            partials.len(),
+            written.num_rows(),
             "equal keys merge into one row"
         );
         let all_a = merged
