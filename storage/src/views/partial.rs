@@ -757,7 +757,11 @@ mod tests {
             event(3, "b", "/v1/users/9", "/v1/users/{id}", 401),
         ];
         let from_events = ViewPartials::from_events(&batch(&events), &[false; 4]);
-        assert_eq!(from_events.len(), 3, "partials of events hold their hour rows");
+        assert_eq!(
+            from_events.len(),
+            3,
+            "partials of events hold their hour rows"
+        );
         let partials = written(&from_events);
         assert_eq!(partials.len(), 3 + 2, "3 hour rows and 2 consumer rows");
 
