@@ -14,7 +14,8 @@
 //! consumer's baseline and one consumer's activity, first as the imports
 //! left the views table, then after the views compaction.
 //!
-//! Run it with `cargo bench -p apitrail-server --bench views_scale`.
+//! Run it with `cargo bench -p apitrail-server --bench views_scale`; set
+//! `APITRAIL_BENCH_EXPLAIN=1` to print each query's `EXPLAIN ANALYZE` once.
 //! docs/benchmarks.md records the command, the machine and results. Nothing
 //! here asserts on timings.
 
@@ -233,7 +234,13 @@ async fn measure(config: &StoreConfig, events: u64, state: &str) -> anyhow::Resu
     ];
     let mut rows = Vec::new();
     println!("  {state}: {} view rows in {files} files", group(view_rows));
+    let explain = std::env::var_os("APITRAIL_BENCH_EXPLAIN").is_some();
     for (name, sql) in queries {
+        if explain {
+            let stream = engine.execute(&format!("EXPLAIN ANALYZE {sql}")).await?;
+            let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
+            println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+        }
         let mut times = Vec::with_capacity(QUERY_RUNS);
         for run in 0..=QUERY_RUNS {
             let started = Instant::now();

@@ -194,6 +194,29 @@ impl DistinctSketch {
         }
     }
 
+    /// Adds the sketch that `bytes` encodes, as `merge(&from_bytes(bytes)?)`
+    /// would, without copying a dense sketch's registers first.
+    pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), SketchError> {
+        match bytes {
+            [FORMAT_VERSION, MODE_DENSE, registers @ ..] if registers.len() == REGISTERS => {
+                if registers.iter().any(|&r| u32::from(r) > Q + 1) {
+                    return Err(SketchError::new("distinct", "register value out of range"));
+                }
+                self.densify();
+                if let DistinctSketch::Dense(ours) = self {
+                    for (mine, &their) in ours.iter_mut().zip(registers) {
+                        *mine = (*mine).max(their);
+                    }
+                }
+                Ok(())
+            }
+            _ => {
+                self.merge(&DistinctSketch::from_bytes(bytes)?);
+                Ok(())
+            }
+        }
+    }
+
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
         let error = |reason: &str| SketchError::new("distinct", reason);
         let mut reader = Reader::new(bytes, "distinct");
@@ -342,6 +365,34 @@ fn bucket_value(index: i32) -> f64 {
 }
 
 impl QuantileSketch {
+    /// Number of non-empty buckets, which sizes the sketch in memory.
+    pub fn bucket_count(&self) -> usize {
+        self.positive.len() + self.negative.len()
+    }
+
+    /// Adds the sketch that `bytes` encodes, as `merge(&from_bytes(bytes)?)`
+    /// would, without building its bucket maps first.
+    pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), SketchError> {
+        let other = DecodedQuantiles::read(bytes)?;
+        if other.count == 0 {
+            return Ok(());
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.zero_count += other.zero_count;
+        for (store, buckets) in [
+            (&mut self.positive, &other.positive),
+            (&mut self.negative, &other.negative),
+        ] {
+            for &(index, count) in buckets {
+                *store.entry(index).or_default() += count;
+            }
+        }
+        Ok(())
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -459,6 +510,32 @@ impl QuantileSketch {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
+        let decoded = DecodedQuantiles::read(bytes)?;
+        Ok(QuantileSketch {
+            count: decoded.count,
+            sum: decoded.sum,
+            min: decoded.min,
+            max: decoded.max,
+            zero_count: decoded.zero_count,
+            positive: decoded.positive.into_iter().collect(),
+            negative: decoded.negative.into_iter().collect(),
+        })
+    }
+}
+
+/// An encoded [`QuantileSketch`], checked, with its buckets in index order.
+struct DecodedQuantiles {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    zero_count: u64,
+    positive: Vec<(i32, u64)>,
+    negative: Vec<(i32, u64)>,
+}
+
+impl DecodedQuantiles {
+    fn read(bytes: &[u8]) -> Result<Self, SketchError> {
         let error = |reason: &str| SketchError::new("quantile", reason);
         let mut reader = Reader::new(bytes, "quantile");
         let version = reader.byte()?;
@@ -470,13 +547,14 @@ impl QuantileSketch {
         let min = reader.f64()?;
         let max = reader.f64()?;
         let zero_count = reader.varint()?;
-        let mut stores = [BTreeMap::new(), BTreeMap::new()];
+        let mut stores: [Vec<(i32, u64)>; 2] = [Vec::new(), Vec::new()];
         let mut total = zero_count;
         for store in &mut stores {
             let buckets = reader.varint()?;
             if buckets > reader.remaining() as u64 {
                 return Err(error("bucket count exceeds the data"));
             }
+            store.reserve(buckets as usize);
             let mut index = 0i64;
             for position in 0..buckets {
                 let delta = unzigzag(reader.varint()?);
@@ -491,7 +569,7 @@ impl QuantileSketch {
                 total = total
                     .checked_add(bucket_count)
                     .ok_or_else(|| error("counts overflow"))?;
-                store.insert(index as i32, bucket_count);
+                store.push((index as i32, bucket_count));
             }
         }
         reader.finish()?;
@@ -504,7 +582,7 @@ impl QuantileSketch {
             return Err(error("minimum above maximum"));
         }
         let [positive, negative] = stores;
-        Ok(QuantileSketch {
+        Ok(DecodedQuantiles {
             count,
             sum,
             min,
@@ -834,11 +912,50 @@ mod tests {
         assert!(error.to_string().contains("add up to 2"), "{error}");
     }
 
+    #[test]
+    fn merge_bytes_equals_merge_of_decoded() {
+        for (ours, theirs) in [(0..50, 40..90), (0..50, 0..5_000), (0..5_000, 100..150)] {
+            let mut expected = distinct_of(ours.clone());
+            expected.merge(&distinct_of(theirs.clone()));
+            let mut merged = distinct_of(ours);
+            merged
+                .merge_bytes(&distinct_of(theirs).to_bytes())
+                .expect("a valid sketch");
+            assert_eq!(merged, expected, "distinct merge_bytes differs from merge");
+        }
+
+        let mut expected = quantiles_of(&[1.0, 2.5, -3.0, 0.0]);
+        let other = quantiles_of(&[2.5, 700.0, -0.5, 0.0]);
+        let mut merged = expected.clone();
+        expected.merge(&other);
+        merged
+            .merge_bytes(&other.to_bytes())
+            .expect("a valid sketch");
+        assert_eq!(merged, expected, "quantile merge_bytes differs from merge");
+    }
+
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = DistinctSketch::from_bytes(&bytes);
             let _ = QuantileSketch::from_bytes(&bytes);
+            let _ = DistinctSketch::new().merge_bytes(&bytes);
+            let _ = QuantileSketch::new().merge_bytes(&bytes);
+        }
+
+        #[test]
+        fn merge_bytes_rejects_what_from_bytes_rejects(mut bytes in proptest::collection::vec(any::<u8>(), 0..80), dense in any::<bool>()) {
+            if dense {
+                bytes = [vec![FORMAT_VERSION, MODE_DENSE], vec![Q as u8 + 2; REGISTERS]].concat();
+            }
+            prop_assert_eq!(
+                DistinctSketch::new().merge_bytes(&bytes).is_ok(),
+                DistinctSketch::from_bytes(&bytes).is_ok()
+            );
+            prop_assert_eq!(
+                QuantileSketch::new().merge_bytes(&bytes).is_ok(),
+                QuantileSketch::from_bytes(&bytes).is_ok()
+            );
         }
 
         #[test]

@@ -44,6 +44,11 @@ pub struct TableSpec {
     pub comment: &'static str,
     pub schema: arrow::datatypes::SchemaRef,
     pub partition_column: &'static str,
+    /// Columns that rows are sorted by within each written file, so that
+    /// Parquet statistics let a filter on them skip row groups.
+    pub sort_columns: &'static [&'static str],
+    /// Rows per Parquet row group, the unit a filter can skip.
+    pub row_group_rows: usize,
 }
 
 impl TableSpec {
@@ -54,6 +59,8 @@ impl TableSpec {
             comment: "API call events written by apitrail",
             schema: apitrail_ingest::event_schema(),
             partition_column: PARTITION_COLUMN,
+            sort_columns: &["time"],
+            row_group_rows: 128 * 1024,
         }
     }
 
@@ -64,6 +71,10 @@ impl TableSpec {
             comment: "Partial aggregates of apitrail's continuous views",
             schema: crate::views::partials_schema(),
             partition_column: crate::views::GRAIN_COLUMN,
+            // One consumer's rows are then together: its baseline and its
+            // activity read the row groups that hold it, not the whole file.
+            sort_columns: &["consumer", "bucket"],
+            row_group_rows: 16 * 1024,
         }
     }
 }
@@ -224,11 +235,12 @@ impl AppendTable {
     pub fn writer(&self) -> Result<TableWriter> {
         let inner = RecordBatchWriter::for_table(&self.table)
             .map_err(|e| self.error("preparing write", e))?
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(&self.spec))
             .with_target_file_size(TARGET_FILE_BYTES);
         Ok(TableWriter {
             inner,
             location: self.location.clone(),
+            sort_columns: self.spec.sort_columns,
         })
     }
 
@@ -282,13 +294,21 @@ impl AppendTable {
     /// so queries still reading the older version finish undisturbed.
     /// NOTE: nothing deletes removed files yet; Delta's vacuum would.
     pub async fn overwrite(&mut self, batches: Vec<RecordBatch>) -> Result<u64> {
+        let batches = batches
+            .iter()
+            .map(|batch| sort_by_columns(batch, self.spec.sort_columns))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StorageError::Arrow {
+                context: "sorting rows before writing".to_string(),
+                source: e,
+            })?;
         let table = self
             .table
             .clone()
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)
             .with_partition_columns([self.spec.partition_column])
-            .with_writer_properties(writer_properties())
+            .with_writer_properties(writer_properties(&self.spec))
             .await
             .map_err(|e| self.error("rewriting", e))?;
         self.table = table;
@@ -304,22 +324,24 @@ impl AppendTable {
     }
 }
 
-/// Writes data files of a table, sorted by the first column, until finished.
+/// Writes data files of a table, sorted by its sort columns, until finished.
 pub struct TableWriter {
     inner: RecordBatchWriter,
     location: String,
+    sort_columns: &'static [&'static str],
 }
 
 impl TableWriter {
-    /// Sorts one batch by its first column and writes it; files roll over at the target size.
+    /// Sorts one batch by the table's sort columns and writes it; files roll over at the target size.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let sorted = sort_by_first_column(&batch).map_err(|e| StorageError::Arrow {
-            context: "sorting rows before writing".to_string(),
-            source: e,
-        })?;
+        let sorted =
+            sort_by_columns(&batch, self.sort_columns).map_err(|e| StorageError::Arrow {
+                context: "sorting rows before writing".to_string(),
+                source: e,
+            })?;
         self.inner
             .write(sorted)
             .await
@@ -362,24 +384,32 @@ async fn create_table(
         .await
 }
 
-fn writer_properties() -> WriterProperties {
+fn writer_properties(spec: &TableSpec) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
         ))
-        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_max_row_group_row_count(Some(spec.row_group_rows))
         .build()
 }
 
-fn sort_by_first_column(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let first = batch.column(0).clone();
-    let indices = lexsort_to_indices(
-        &[SortColumn {
-            values: first,
+/// Sorts `batch` by the named columns, in order; a name the batch lacks is skipped.
+fn sort_by_columns(
+    batch: &RecordBatch,
+    names: &[&str],
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns: Vec<SortColumn> = names
+        .iter()
+        .filter_map(|name| batch.column_by_name(name))
+        .map(|values| SortColumn {
+            values: values.clone(),
             options: None,
-        }],
-        None,
-    )?;
+        })
+        .collect();
+    if columns.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let indices = lexsort_to_indices(&columns, None)?;
     take_record_batch(batch, &indices)
 }
 

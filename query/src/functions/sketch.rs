@@ -136,8 +136,7 @@ impl DistinctAccumulator {
     fn merge_sketches(&mut self, sketches: &ArrayRef) -> Result<()> {
         let sketches = sketches.as_binary::<i32>();
         for bytes in sketches.iter().flatten() {
-            let other = DistinctSketch::from_bytes(bytes).map_err(sketch_error)?;
-            self.sketch.merge(&other);
+            self.sketch.merge_bytes(bytes).map_err(sketch_error)?;
         }
         Ok(())
     }
@@ -197,8 +196,7 @@ struct QuantileAccumulator {
 impl QuantileAccumulator {
     fn merge_sketches(&mut self, sketches: &ArrayRef) -> Result<()> {
         for bytes in sketches.as_binary::<i32>().iter().flatten() {
-            let other = QuantileSketch::from_bytes(bytes).map_err(sketch_error)?;
-            self.sketch.merge(&other);
+            self.sketch.merge_bytes(bytes).map_err(sketch_error)?;
         }
         Ok(())
     }
@@ -220,8 +218,11 @@ impl Accumulator for QuantileAccumulator {
     }
 
     fn size(&self) -> usize {
-        // Each bucket is a B-tree entry of a 4-byte index and an 8-byte count.
-        std::mem::size_of_val(self) + self.sketch.to_bytes().len() * 4
+        // Each bucket is a B-tree entry of a 4-byte index and an 8-byte
+        // count, about 24 bytes with the node overhead. Counting buckets
+        // instead of encoding the sketch matters: DataFusion asks for the
+        // size after every batch of every group.
+        std::mem::size_of_val(self) + self.sketch.bucket_count() * 24
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
