@@ -1240,7 +1240,7 @@ mod tests {
     }
 
     #[test]
-    fn field_kind_fast_path_agrees_with_the_general_rules() {
+    fn field_kind_paths_on_known_names() {
         let names = [
             "Authorization",
             "proxy-authorization",
@@ -1276,12 +1276,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn field_kind_paths_agree_on_any_name(name in "[A-Za-z_:.-]{0,70}") {
+        fn field_kind_paths_on_any_name(name in "[A-Za-z_:.-]{0,70}") {
             prop_assert_eq!(field_kind(&name), slow_field_kind(name.as_bytes()));
         }
 
         #[test]
-        fn find_ignore_ascii_case_matches_a_window_scan(
+        fn find_ignore_ascii_case_any_text(
             haystack in "[a-eA-E ]{0,40}",
             needle in "[a-eA-E]{1,4}",
             start in 0usize..45,

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use apitrail_ingest::{Event, EventBatchBuilder};
 use apitrail_storage::{Store, StoreConfig};
+use common::{SplitMix64, first_text, group, query_count};
+
+mod common;
 
 /// The allocator of the `apitrail` binary.
 #[global_allocator]
@@ -213,9 +216,9 @@ async fn measure(config: &StoreConfig, events: u64, state: &str) -> anyhow::Resu
         &Default::default(),
     )
     .await?;
-    let view_rows = count(&engine, "SELECT count(*) FROM view_partials").await?;
+    let view_rows = query_count(&engine, "SELECT count(*) FROM view_partials").await?;
     let files = count_files(&config.views_url)?;
-    let consumer = text(
+    let consumer = first_text(
         &engine,
         "SELECT consumer FROM consumers ORDER BY calls DESC LIMIT 1",
     )
@@ -298,43 +301,6 @@ fn deltalake_files(table: &Path) -> anyhow::Result<usize> {
     Ok(live.len())
 }
 
-async fn count(engine: &apitrail_query::QueryEngine, sql: &str) -> anyhow::Result<u64> {
-    let stream = engine.execute(sql).await?;
-    let batches: Vec<arrow::record_batch::RecordBatch> =
-        futures::TryStreamExt::try_collect(stream).await?;
-    let column = batches[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<arrow::array::Int64Array>()
-        .context("count(*) is a BIGINT")?;
-    Ok(column.value(0) as u64)
-}
-
-async fn text(engine: &apitrail_query::QueryEngine, sql: &str) -> anyhow::Result<String> {
-    let stream = engine.execute(sql).await?;
-    let batches: Vec<arrow::record_batch::RecordBatch> =
-        futures::TryStreamExt::try_collect(stream).await?;
-    let column = batches[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<arrow::array::StringArray>()
-        .context("the first column is text")?;
-    Ok(column.value(0).to_string())
-}
-
-/// Formats an integer with thousands separators.
-fn group(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
 /// The generated consumers and the position in time.
 struct World {
     rng: SplitMix64,
@@ -372,7 +338,7 @@ impl World {
             consumers.push(Consumer {
                 key: format!(
                     "h1:{:032x}",
-                    u128::from(rng.next()) << 64 | u128::from(rng.next())
+                    u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())
                 ),
                 network: [198, (index / 256) as u8 + 18, (index % 256) as u8],
                 agent: AGENTS[rng.below(AGENTS.len() as u64) as usize],
@@ -406,6 +372,7 @@ impl World {
             .partition_point(|&w| w < pick)
             .min(CONSUMERS - 1);
         let consumer = &self.consumers[index];
+
         let day = rng.below(35) as i64;
         let hour = (consumer.first_hour + rng.below(12) as i64) % 24;
         let time = START_MICROS
@@ -413,6 +380,7 @@ impl World {
             + hour * 3_600_000_000
             + rng.below(3_600_000_000) as i64;
         let time = time.min(START_MICROS + SPAN_MICROS - 1);
+
         let (host, method, resource) =
             consumer.endpoints[rng.below(consumer.endpoints.len() as u64) as usize];
         let id = 1 + rng.below(50_000);
@@ -426,6 +394,7 @@ impl World {
             let list = format!("/v1/{}", RESOURCES[resource]);
             (list.clone(), list)
         };
+
         let status = match rng.below(1000) {
             0..=949 => 200,
             950..=979 => 404,
@@ -433,9 +402,10 @@ impl World {
             990..=995 => 429,
             _ => 500,
         };
+
         let mut event = Event::new("aws_apigateway", time);
         event.sensor = Some("gateway".to_string());
-        event.request_id = Some(format!("{:016x}", rng.next()));
+        event.request_id = Some(format!("{:016x}", rng.next_u64()));
         event.method = Some(METHODS[method].to_string());
         event.host = Some(HOSTS[host].to_string());
         event.path = Some(path);
@@ -451,26 +421,5 @@ impl World {
         event.consumer_kind = Some("api_key".to_string());
         event.auth_scheme = Some("api_key".to_string());
         event
-    }
-}
-
-/// Small deterministic generator (SplitMix64), enough for test traffic.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }

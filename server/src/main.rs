@@ -26,10 +26,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-/// jemalloc instead of the system allocator: parsing allocates and frees many
-/// short strings per event, on which glibc's malloc spent about a quarter of
-/// the parse time in the ingest benchmark, and jemalloc keeps freed pages for
-/// reuse where mimalloc's default returned them to the kernel between batches.
+/// jemalloc instead of the system allocator. Parsing allocates and frees many
+/// short strings per event, and glibc's malloc spent about a quarter of the
+/// parse time on them in the ingest benchmark. mimalloc, also tried, gave
+/// freed pages back to the kernel between batches and faulted them in again.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -913,7 +913,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_bytes_equals_merge_of_decoded() {
+    fn merge_bytes_like_merge() {
         for (ours, theirs) in [(0..50, 40..90), (0..50, 0..5_000), (0..5_000, 100..150)] {
             let mut expected = distinct_of(ours.clone());
             expected.merge(&distinct_of(theirs.clone()));
@@ -944,7 +944,7 @@ mod tests {
         }
 
         #[test]
-        fn merge_bytes_rejects_what_from_bytes_rejects(mut bytes in proptest::collection::vec(any::<u8>(), 0..80), dense in any::<bool>()) {
+        fn merge_bytes_invalid_input(mut bytes in proptest::collection::vec(any::<u8>(), 0..80), dense in any::<bool>()) {
             if dense {
                 bytes = [vec![FORMAT_VERSION, MODE_DENSE], vec![Q as u8 + 2; REGISTERS]].concat();
             }

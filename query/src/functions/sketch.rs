@@ -219,9 +219,9 @@ impl Accumulator for QuantileAccumulator {
 
     fn size(&self) -> usize {
         // Each bucket is a B-tree entry of a 4-byte index and an 8-byte
-        // count, about 24 bytes with the node overhead. Counting buckets
-        // instead of encoding the sketch matters: DataFusion asks for the
-        // size after every batch of every group.
+        // count, about 24 bytes with the node overhead. DataFusion calls
+        // `size` after every batch of every group, so it counts buckets
+        // rather than encoding the sketch.
         std::mem::size_of_val(self) + self.sketch.bucket_count() * 24
     }
 

@@ -410,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    fn second_sensor_found_in_the_older_generation() {
+    fn second_sensor_in_older_generation() {
         let mut index = SightingIndex::new(DedupeConfig {
             max_entries: 200,
             ..DedupeConfig::default()

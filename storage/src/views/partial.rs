@@ -735,7 +735,7 @@ mod tests {
         builder.finish()
     }
 
-    /// The partials as written to the table and read back: both grains explicit.
+    /// Returns the partials as written to the table and read back, with both grains explicit.
     fn written(partials: &ViewPartials) -> ViewPartials {
         ViewPartials::from_record_batch(&partials.to_record_batch()).expect("reads back")
     }
@@ -818,7 +818,7 @@ mod tests {
     }
 
     #[test]
-    fn merging_implied_and_explicit_grains_counts_each_call_once() {
+    fn merge_implied_and_explicit_grains() {
         let events: Vec<Event> = (0..120)
             .map(|i| event(i, ["a", "b"][i as usize % 2], "/x", "/x", 200))
             .collect();
