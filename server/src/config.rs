@@ -22,6 +22,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Address of the HTTP API.
     pub http_addr: SocketAddr,
+    /// Address of the Arrow Flight SQL service (gRPC).
+    pub flight_addr: SocketAddr,
+    /// Address of the PostgreSQL wire protocol service.
+    pub pg_addr: SocketAddr,
     /// URL of the events table; `None` means `<data_dir>/table` on local disk.
     pub store: Option<String>,
     /// Largest accepted ingest body, in bytes as sent (before decompression).
@@ -83,6 +87,8 @@ impl Default for ServerConfig {
         ServerConfig {
             data_dir: PathBuf::from("apitrail-data"),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            flight_addr: SocketAddr::from(([127, 0, 0, 1], 7071)),
+            pg_addr: SocketAddr::from(([127, 0, 0, 1], 5433)),
             store: None,
             max_body_bytes: 4 * 1024 * 1024 * 1024,
             flush_max_rows: 1_000_000,

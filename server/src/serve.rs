@@ -29,6 +29,12 @@ pub struct ServeArgs {
     /// Address of the HTTP API [default: 127.0.0.1:7070].
     #[arg(long, env = "APITRAIL_HTTP_ADDR")]
     http_addr: Option<SocketAddr>,
+    /// Address of the Arrow Flight SQL service [default: 127.0.0.1:7071].
+    #[arg(long, env = "APITRAIL_FLIGHT_ADDR")]
+    flight_addr: Option<SocketAddr>,
+    /// Address of the PostgreSQL wire protocol service [default: 127.0.0.1:5433].
+    #[arg(long, env = "APITRAIL_PG_ADDR")]
+    pg_addr: Option<SocketAddr>,
     /// URL or path of the events table [default: <data-dir>/table].
     #[arg(long, env = "APITRAIL_STORE")]
     store: Option<String>,
@@ -57,6 +63,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.http_addr {
             config.http_addr = v;
+        }
+        if let Some(v) = self.flight_addr {
+            config.flight_addr = v;
+        }
+        if let Some(v) = self.pg_addr {
+            config.pg_addr = v;
         }
         if let Some(v) = &self.store {
             config.store = Some(v.clone());

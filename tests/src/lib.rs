@@ -26,8 +26,12 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Size of a WAL segment header in bytes. A segment of this size contains no records.
 pub const WAL_HEADER_BYTES: u64 = 28;
-/// Prefix of the one line the server prints on stdout when it is ready.
+/// Prefix of the line the server prints on stdout, last, when it is ready.
 const LISTENING_PREFIX: &str = "apitrail listening on ";
+/// Prefix of the line with the Flight SQL address, printed before the HTTP one.
+const FLIGHT_PREFIX: &str = "apitrail flight sql listening on ";
+/// Prefix of the line with the PostgreSQL address, printed before the HTTP one.
+const PG_PREFIX: &str = "apitrail postgres listening on ";
 
 /// Environment variables that the binary reads. The harness clears them so
 /// that a developer's shell cannot change what a test runs.
@@ -35,6 +39,8 @@ const APITRAIL_ENV: &[&str] = &[
     "APITRAIL_CONFIG",
     "APITRAIL_DATA_DIR",
     "APITRAIL_HTTP_ADDR",
+    "APITRAIL_FLIGHT_ADDR",
+    "APITRAIL_PG_ADDR",
     "APITRAIL_STORE",
     "APITRAIL_FLUSH_MAX_AGE_SECS",
     "APITRAIL_FLUSH_MAX_ROWS",
@@ -77,6 +83,41 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("the tests package sits inside the workspace")
         .to_path_buf()
+}
+
+/// Returns the Python interpreter of `tests/.venv`, which has the client drivers.
+///
+/// Panics with the set-up command when the environment is missing.
+pub fn python() -> PathBuf {
+    let path = workspace_root().join("tests/.venv/bin/python");
+    assert!(
+        path.exists(),
+        "{} is missing; run tests/setup.sh to install the Python client drivers",
+        path.display()
+    );
+    path
+}
+
+/// Runs `tests/clients/<script>` with the test Python and `args`, and returns its stdout.
+///
+/// Panics with the script's stdout and stderr when it exits with a failure,
+/// so an assertion inside the script explains the test failure.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let path = workspace_root().join("tests/clients").join(script);
+    let output = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{script} {args:?} exited with {}\n--- stdout:\n{stdout}\n--- stderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 /// Returns the path of a real log sample, given relative to the sample directory.
@@ -372,6 +413,7 @@ impl Api {
 pub struct TestServer {
     options: ServerOptions,
     api: Api,
+    addresses: Addresses,
     child: Option<Child>,
     data_dir: PathBuf,
     stderr_path: PathBuf,
@@ -388,10 +430,11 @@ impl TestServer {
             .expect("creating a temporary directory");
         let data_dir = dir.path().join("data");
         let stderr_path = dir.path().join("server.stderr");
-        let (child, base_url) = spawn_server(&options, &data_dir, &stderr_path);
+        let (child, addresses) = spawn_server(&options, &data_dir, &stderr_path);
         TestServer {
             options,
-            api: Api::new(base_url),
+            api: Api::new(addresses.http.clone()),
+            addresses,
             child: Some(child),
             data_dir,
             stderr_path,
@@ -406,6 +449,22 @@ impl TestServer {
 
     pub fn url(&self) -> &str {
         self.api.url()
+    }
+
+    /// Returns the Flight SQL endpoint, as `grpc://127.0.0.1:PORT`.
+    pub fn flight_url(&self) -> &str {
+        self.addresses
+            .flight
+            .as_deref()
+            .expect("the server printed no Flight SQL address")
+    }
+
+    /// Returns the PostgreSQL address, as `127.0.0.1:PORT`.
+    pub fn pg_addr(&self) -> &str {
+        self.addresses
+            .pg
+            .as_deref()
+            .expect("the server printed no PostgreSQL address")
     }
 
     /// Returns the server's data directory.
@@ -521,9 +580,10 @@ impl TestServer {
             "restart requested while the server process {} is still running; stop or kill it first",
             self.pid()
         );
-        let (child, base_url) = spawn_server(&options, &self.data_dir, &self.stderr_path);
+        let (child, addresses) = spawn_server(&options, &self.data_dir, &self.stderr_path);
         self.options = options;
-        self.api = Api::new(base_url);
+        self.api = Api::new(addresses.http.clone());
+        self.addresses = addresses;
         self.child = Some(child);
     }
 
@@ -604,15 +664,32 @@ pub fn serve_command(data_dir: &Path) -> Command {
         .arg("serve")
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--http-addr", "127.0.0.1:0"]);
+        .args(["--http-addr", "127.0.0.1:0"])
+        .args(["--flight-addr", "127.0.0.1:0"])
+        .args(["--pg-addr", "127.0.0.1:0"]);
     for name in APITRAIL_ENV {
         command.env_remove(name);
     }
     command
 }
 
-/// Spawns `apitrail serve` and returns the child and its base URL.
-fn spawn_server(options: &ServerOptions, data_dir: &Path, stderr_path: &Path) -> (Child, String) {
+/// Where one server process listens, as it printed on stdout.
+#[derive(Debug, Clone)]
+struct Addresses {
+    /// Base URL of the HTTP API.
+    http: String,
+    /// Flight SQL endpoint URL.
+    flight: Option<String>,
+    /// PostgreSQL `host:port`.
+    pg: Option<String>,
+}
+
+/// Spawns `apitrail serve` and returns the child and its addresses.
+fn spawn_server(
+    options: &ServerOptions,
+    data_dir: &Path,
+    stderr_path: &Path,
+) -> (Child, Addresses) {
     let stderr = OpenOptions::new()
         .create(true)
         .append(true)
@@ -651,12 +728,18 @@ fn spawn_server(options: &ServerOptions, data_dir: &Path, stderr_path: &Path) ->
 
     let read_stderr = || tail(&fs::read_to_string(stderr_path).unwrap_or_default(), 40);
     let deadline = Instant::now() + START_TIMEOUT;
+    let (mut flight, mut pg) = (None, None);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(remaining.max(Duration::from_millis(1))) {
             Ok(line) => {
-                if let Some(url) = line.strip_prefix(LISTENING_PREFIX) {
-                    return (child, url.trim().to_string());
+                if let Some(url) = line.strip_prefix(FLIGHT_PREFIX) {
+                    flight = Some(url.trim().to_string());
+                } else if let Some(addr) = line.strip_prefix(PG_PREFIX) {
+                    pg = Some(addr.trim().to_string());
+                } else if let Some(url) = line.strip_prefix(LISTENING_PREFIX) {
+                    let http = url.trim().to_string();
+                    return (child, Addresses { http, flight, pg });
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {

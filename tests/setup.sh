@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the whole-server tests need besides the Rust toolchain:
+# cargo-nextest, the psql client, the PostgreSQL JDBC driver, and a Python
+# environment in tests/.venv with the Flight SQL and PostgreSQL drivers.
+# Safe to run again; it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+    cargo install cargo-nextest --locked
+fi
+
+packages=()
+command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
+[ -f /usr/share/java/postgresql.jar ] || packages+=(libpostgresql-jdbc-java)
+command -v java >/dev/null 2>&1 || packages+=(default-jdk-headless)
+if [ ${#packages[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${packages[@]}"
+fi
+
+if [ ! -x tests/.venv/bin/python ]; then
+    python3 -m venv tests/.venv
+fi
+tests/.venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
