@@ -2,7 +2,7 @@
 # Installs what the whole-server tests need besides the Rust toolchain:
 # cargo-nextest, the psql client, the PostgreSQL JDBC driver, and a Python
 # environment in tests/.venv with the Flight SQL and PostgreSQL drivers.
-# Safe to run again; it installs only what is missing.
+# Running it again installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -92,6 +92,14 @@ impl QueryEngine {
     /// Runs `sql` and returns its result as a stream of batches.
     pub async fn execute(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
         let plan = self.plan(sql).await?;
+        self.execute_plan(plan).await
+    }
+
+    /// Runs a plan made by [`QueryEngine::plan`], after any placeholders in it were bound.
+    pub async fn execute_plan(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
         let frame = self
             .ctx
             .execute_logical_plan(plan)

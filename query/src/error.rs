@@ -19,6 +19,14 @@ pub enum QueryError {
     #[error("query exceeded a resource limit: {0}")]
     ResourcesExhausted(String),
 
+    /// The query ran longer than its time limit.
+    #[error("query exceeded a resource limit: it ran longer than the {0:?} time limit")]
+    TimedOut(std::time::Duration),
+
+    /// The client cancelled the query.
+    #[error("query cancelled: {0}")]
+    Cancelled(String),
+
     /// A fault while running the query, such as an unreadable data file.
     #[error("query failed: {0}")]
     Execution(#[source] DataFusionError),

@@ -68,11 +68,7 @@ impl ApiError {
 
 impl From<QueryError> for ApiError {
     fn from(error: QueryError) -> Self {
-        let status = match &error {
-            QueryError::InvalidSql(_) | QueryError::ReadOnly(_) => StatusCode::BAD_REQUEST,
-            QueryError::ResourcesExhausted(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            QueryError::Execution(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = crate::errors::error_codes(&error).http;
         if status.is_server_error() {
             tracing::error!(error = %error, "query failed");
         }
@@ -366,12 +362,7 @@ fn output_format(name: Option<&str>, headers: &HeaderMap) -> Result<OutputFormat
 }
 
 fn query_timeout(timeout: Duration) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        format!(
-            "query exceeded a resource limit: planning took longer than the {timeout:?} time limit"
-        ),
-    )
+    QueryError::TimedOut(timeout).into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,8 @@
 
 mod cli;
 mod config;
+mod errors;
+mod flight;
 mod http;
 mod ingest;
 mod output;

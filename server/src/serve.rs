@@ -138,7 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let state = AppState {
         store: Arc::clone(&store),
-        engine,
+        engine: engine.clone(),
         pipeline: Arc::clone(&pipeline),
         metrics: Some(metrics),
         max_body_bytes: config.max_body_bytes,
@@ -152,6 +152,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
     let local = listener.local_addr()?;
+
+    // Stops the protocol servers other than HTTP when HTTP stops.
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let flight_listener = tokio::net::TcpListener::bind(config.flight_addr)
+        .await
+        .with_context(|| format!("binding the Flight SQL address {}", config.flight_addr))?;
+    let flight_addr = flight_listener.local_addr()?;
+    let flight_options = crate::flight::FlightOptions {
+        query_timeout: Duration::from_secs(config.query_timeout_secs),
+    };
+    let flight = tokio::spawn(crate::flight::serve(
+        flight_listener,
+        engine.clone(),
+        flight_options,
+        shutdown.clone(),
+    ));
+    tracing::info!(flight_addr = %flight_addr, "Flight SQL is serving");
+    println!("apitrail flight sql listening on grpc://{flight_addr}");
+
     tracing::info!(http_addr = %local, data_dir = %config.data_dir.display(), "apitrail is serving");
     // Scripts and tests that bind port 0 read the real address from this line.
     println!("apitrail listening on http://{local}");
@@ -164,6 +183,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .await
     .context("serving HTTP")?;
 
+    shutdown.cancel();
+    match flight.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the Flight SQL server failed"),
+        Err(e) => tracing::error!(error = %e, "the Flight SQL server task failed"),
+    }
     flusher.abort();
     saver.abort();
     tracing::info!("stopping: flushing the write buffer");
