@@ -19,6 +19,7 @@ mod config;
 mod http;
 mod ingest;
 mod output;
+mod pg;
 mod pipeline;
 mod serve;
 

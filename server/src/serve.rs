@@ -138,7 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let state = AppState {
         store: Arc::clone(&store),
-        engine,
+        engine: engine.clone(),
         pipeline: Arc::clone(&pipeline),
         metrics: Some(metrics),
         max_body_bytes: config.max_body_bytes,
@@ -153,6 +153,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
     let local = listener.local_addr()?;
     tracing::info!(http_addr = %local, data_dir = %config.data_dir.display(), "apitrail is serving");
+    let pg = crate::pg::PgServer::bind(config.pg_addr, &engine, state.query_timeout).await?;
+    let pg_local = pg.local_addr()?;
+    tracing::info!(pg_addr = %pg_local, "postgres wire protocol is serving");
+    println!("apitrail postgres listening on {pg_local}");
+    let pg = pg.spawn();
     // Scripts and tests that bind port 0 read the real address from this line.
     println!("apitrail listening on http://{local}");
 
@@ -163,6 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .with_graceful_shutdown(shutdown_signal(terminate))
     .await
     .context("serving HTTP")?;
+    pg.stop().await;
 
     flusher.abort();
     saver.abort();

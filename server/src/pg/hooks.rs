@@ -1,0 +1,274 @@
+//! The apitrail query hook: runs before the hooks of `datafusion-postgres`
+//! on every statement, enforces the read-only rule of
+//! [`apitrail_query::check_read_only`], and answers the session statements
+//! whose default handling would change the shared DataFusion session.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::common::{DFSchema, ParamValues};
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::results::{
+    DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
+use datafusion_postgres::pgwire::api::Type;
+use datafusion_postgres::pgwire::error::PgWireResult;
+use datafusion_postgres::pgwire::messages::response::TransactionStatus;
+
+use crate::pg::errors;
+use crate::pg::settings::fixed_setting;
+
+/// Settings that the `datafusion-postgres` SET hook keeps per connection;
+/// any other `SET` would fall back to changing the shared DataFusion
+/// session, so [`ApitrailHook`] handles those itself.
+const CONNECTION_SETTINGS: &[&str] = &[
+    "statement_timeout",
+    "datestyle",
+    "bytea_output",
+    "intervalstyle",
+    "application_name",
+    "extra_float_digits",
+    "search_path",
+];
+
+/// Statements that later hooks handle without planning: transactions,
+/// cursors, `SET` and `SHOW`.
+fn is_handled_by_library(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Declare { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowCatalogs { .. }
+    )
+}
+
+#[derive(Debug)]
+pub struct ApitrailHook;
+
+impl ApitrailHook {
+    /// Answers session statements that need no plan: `SET` (other than the
+    /// connection settings the library keeps), `SHOW` of a known setting,
+    /// `DISCARD` and `DEALLOCATE`. Returns `None` for every other statement.
+    fn answer_session_statement(
+        statement: &Statement,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        match statement {
+            Statement::Set(set) => answer_set(set, client),
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|ident| ident.value.to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join("");
+                let value = client
+                    .metadata()
+                    .get(&name)
+                    .cloned()
+                    .or_else(|| fixed_setting(&name).map(str::to_owned))?;
+                Some(show_response(&name, &value).map(Response::Query))
+            }
+            // NOTE: DISCARD ALL keeps SET values; prepared statements of the
+            // extended protocol are closed by the client with Close messages.
+            Statement::Discard { object_type } => Some(Ok(Response::Execution(Tag::new(
+                &format!("DISCARD {object_type}"),
+            )))),
+            // NOTE: SQL-level PREPARE is not supported, so there is nothing
+            // to deallocate. The tag is still sent, because connection pools
+            // send DEALLOCATE ALL when they reset a connection.
+            Statement::Deallocate { .. } => Some(Ok(Response::Execution(Tag::new("DEALLOCATE")))),
+            _ => None,
+        }
+    }
+}
+
+/// Responds to `SET` forms the library would send to the shared DataFusion
+/// session; returns `None` for the ones it keeps per connection.
+fn answer_set(set: &Set, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
+    match set {
+        Set::SingleAssignment {
+            scope: None,
+            variable,
+            ..
+        } if CONNECTION_SETTINGS.contains(&variable.to_string().to_ascii_lowercase().as_str()) => {
+            None
+        }
+        Set::SetTimeZone { local: false, .. } => None,
+        Set::SingleAssignment {
+            variable, values, ..
+        } => {
+            // Stored per connection so that SHOW returns it.
+            // NOTE: such settings (including `datafusion.*` options) do not
+            // change query execution; `SET LOCAL` lasts for the connection,
+            // not only the transaction.
+            let name = variable.to_string().to_ascii_lowercase();
+            let value = values
+                .iter()
+                .map(|value| value.to_string().trim_matches('\'').to_owned())
+                .collect::<Vec<_>>()
+                .join(", ");
+            client.metadata_mut().insert(name, value);
+            Some(Ok(Response::Execution(Tag::new("SET"))))
+        }
+        _ => Some(Ok(Response::Execution(Tag::new("SET")))),
+    }
+}
+
+/// One-row, one-column text result, as PostgreSQL sends for `SHOW name`.
+fn show_response(name: &str, value: &str) -> PgWireResult<QueryResponse> {
+    let fields = Arc::new(vec![FieldInfo::new(
+        name.to_owned(),
+        None,
+        None,
+        Type::TEXT,
+        FieldFormat::Text,
+    )]);
+    let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
+    encoder.encode_field(&Some(value))?;
+    let row = encoder.take_row();
+    Ok(QueryResponse::new(
+        fields,
+        futures::stream::once(async move { Ok(row) }),
+    ))
+}
+
+/// Plans `statement` on the PostgreSQL session and applies the read-only rule.
+async fn plan_read_only(
+    statement: &Statement,
+    session_context: &SessionContext,
+) -> PgWireResult<LogicalPlan> {
+    let plan = session_context
+        .state()
+        .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+        .await
+        .map_err(|error| errors::from_datafusion(&error))?;
+    apitrail_query::check_read_only(&plan).map_err(|error| errors::from_query_error(&error))?;
+    Ok(plan)
+}
+
+fn empty_plan() -> LogicalPlan {
+    LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(DFSchema::empty()),
+    })
+}
+
+#[async_trait]
+impl QueryHook for ApitrailHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if client.transaction_status() == TransactionStatus::Error
+            && !matches!(
+                statement,
+                Statement::Commit { .. } | Statement::Rollback { .. }
+            )
+        {
+            return Some(Err(errors::user_error(
+                errors::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )));
+        }
+        if let Some(response) = Self::answer_session_statement(statement, client) {
+            return Some(response);
+        }
+        if is_handled_by_library(statement) || matches!(statement, Statement::Set(_) | Statement::ShowVariable { .. }) {
+            return None;
+        }
+        // The library runs the statement after this check passes.
+        match plan_read_only(statement, session_context).await {
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        match statement {
+            Statement::Discard { .. } | Statement::Deallocate { .. } => Some(Ok(empty_plan())),
+            Statement::Set(_) | Statement::ShowVariable { .. } => None,
+            _ if is_handled_by_library(statement) => None,
+            _ => Some(plan_read_only(statement, session_context).await),
+        }
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::answer_session_statement(statement, client)
+    }
+}
+
+/// Kind of statement for logs and metrics: its first keyword, lower case,
+/// from a fixed list so that metric labels stay bounded.
+pub fn statement_kind(sql: &str) -> &'static str {
+    let first = sql
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match first.as_str() {
+        "" => "empty",
+        "select" => "select",
+        "with" => "with",
+        "values" => "values",
+        "explain" => "explain",
+        "show" => "show",
+        "set" => "set",
+        "reset" => "reset",
+        "begin" | "start" => "begin",
+        "commit" | "end" => "commit",
+        "rollback" | "abort" => "rollback",
+        "discard" => "discard",
+        "deallocate" => "deallocate",
+        "declare" | "fetch" | "close" => "cursor",
+        "insert" | "update" | "delete" | "merge" | "copy" | "truncate" => "write",
+        "create" | "drop" | "alter" => "ddl",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_kinds_are_bounded() {
+        let cases = [
+            ("SELECT 1", "select"),
+            ("  with x as (select 1) select * from x", "with"),
+            ("BEGIN", "begin"),
+            ("insert into t values (1)", "write"),
+            ("CREATE TABLE t (a int)", "ddl"),
+            ("VACUUM", "other"),
+            ("", "empty"),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(statement_kind(sql), expected, "kind of `{sql}`");
+        }
+    }
+}
