@@ -12,7 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use datafusion_postgres::DfSessionService;
+use datafusion_postgres::pgwire::api::Type;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::results::FieldInfo;
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::{DfSessionService, Parser};
 use datafusion_postgres::pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
@@ -34,7 +38,7 @@ use futures::{FutureExt, Sink, Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::pg::errors;
-use crate::pg::hooks::statement_kind;
+use crate::pg::hooks::{read_only_parse_error, statement_kind};
 use crate::pg::settings::STARTUP_PARAMETERS;
 
 /// Why a running query stopped early.
@@ -92,6 +96,9 @@ impl Handlers {
         let manager = Arc::new(ConnectionManager::new());
         Handlers {
             session: Arc::new(ApitrailSession {
+                parser: Arc::new(ApitrailParser {
+                    inner: inner.query_parser(),
+                }),
                 inner: Arc::new(inner),
                 query_timeout,
             }),
@@ -235,6 +242,7 @@ impl ErrorHandler for SqlstateErrorHandler {
 /// stop on cancel, disconnect or time limit.
 pub struct ApitrailSession {
     inner: Arc<DfSessionService>,
+    parser: Arc<ApitrailParser>,
     query_timeout: Duration,
 }
 
@@ -275,6 +283,44 @@ impl ApitrailSession {
         }
         .boxed()
         .shared()
+    }
+}
+
+/// The `datafusion-postgres` parser, with write statements that fail to
+/// parse reported as read-only violations.
+pub struct ApitrailParser {
+    inner: Arc<Parser>,
+}
+
+#[async_trait]
+impl QueryParser for ApitrailParser {
+    type Statement = <Parser as QueryParser>::Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        self.inner
+            .parse_sql(client, sql, types)
+            .await
+            .map_err(|error| read_only_parse_error(sql, error))
+    }
+
+    fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.inner.get_parameter_types(statement)
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.inner.get_result_schema(statement, column_format)
     }
 }
 
@@ -440,17 +486,19 @@ impl SimpleQueryHandler for ApitrailSession {
     {
         let start = self.start(&*client, "simple", query).await;
         let inner = Arc::clone(&self.inner);
-        run_guarded(start, SimpleQueryHandler::do_query(&*inner, client, query)).await
+        run_guarded(start, SimpleQueryHandler::do_query(&*inner, client, query))
+            .await
+            .map_err(|error| read_only_parse_error(query, error))
     }
 }
 
 #[async_trait]
 impl ExtendedQueryHandler for ApitrailSession {
     type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
-    type QueryParser = <DfSessionService as ExtendedQueryHandler>::QueryParser;
+    type QueryParser = ApitrailParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
-        self.inner.query_parser()
+        Arc::clone(&self.parser)
     }
 
     async fn do_query<C>(

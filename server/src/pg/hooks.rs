@@ -18,7 +18,7 @@ use datafusion_postgres::pgwire::api::results::{
     DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
 };
 use datafusion_postgres::pgwire::api::Type;
-use datafusion_postgres::pgwire::error::PgWireResult;
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 
 use crate::pg::errors;
@@ -67,11 +67,15 @@ impl ApitrailHook {
         match statement {
             Statement::Set(set) => answer_set(set, client),
             Statement::ShowVariable { variable } => {
-                let name = variable
+                let parts: Vec<String> = variable
                     .iter()
                     .map(|ident| ident.value.to_ascii_lowercase())
-                    .collect::<Vec<_>>()
-                    .join("");
+                    .collect();
+                let name = match parts.join(" ").as_str() {
+                    "time zone" => "timezone".to_owned(),
+                    "transaction isolation level" => "transaction_isolation".to_owned(),
+                    _ => parts.join("."),
+                };
                 let value = client
                     .metadata()
                     .get(&name)
@@ -122,6 +126,41 @@ fn answer_set(set: &Set, client: &mut dyn HookClient) -> Option<PgWireResult<Res
             Some(Ok(Response::Execution(Tag::new("SET"))))
         }
         _ => Some(Ok(Response::Execution(Tag::new("SET")))),
+    }
+}
+
+/// Rejects writes that DataFusion cannot plan from the PostgreSQL syntax
+/// tree, such as `COPY`, with the read-only error instead of "not
+/// implemented", so that the client learns why.
+fn reject_unplannable_write(statement: &Statement) -> Option<PgWireError> {
+    let kind = match statement {
+        Statement::Copy { .. } | Statement::CopyIntoSnowflake { .. } => "COPY",
+        Statement::Truncate { .. } => "TRUNCATE",
+        Statement::Merge { .. } => "MERGE",
+        Statement::Grant { .. } | Statement::Revoke { .. } => "GRANT/REVOKE",
+        _ => return None,
+    };
+    let error = apitrail_query::QueryError::ReadOnly(kind.to_owned());
+    Some(errors::from_query_error(&error))
+}
+
+/// Replaces a syntax error on SQL whose first keyword writes (CREATE,
+/// INSERT, COPY, ...) with the read-only error: such statements are
+/// rejected whether or not the PostgreSQL parser accepts their syntax,
+/// as with DataFusion's `CREATE EXTERNAL TABLE`.
+pub fn read_only_parse_error(sql: &str, error: PgWireError) -> PgWireError {
+    let kind = statement_kind(sql);
+    if !matches!(kind, "write" | "ddl") {
+        return error;
+    }
+    let mut mapped = error;
+    errors::to_user_error(&mut mapped);
+    match &mapped {
+        PgWireError::UserError(info) if info.code == errors::SYNTAX_ERROR => {
+            let keyword = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            errors::from_query_error(&apitrail_query::QueryError::ReadOnly(keyword))
+        }
+        _ => mapped,
     }
 }
 
@@ -183,6 +222,9 @@ impl QueryHook for ApitrailHook {
                 "current transaction is aborted, commands ignored until end of transaction block",
             )));
         }
+        if let Some(error) = reject_unplannable_write(statement) {
+            return Some(Err(error));
+        }
         if let Some(response) = Self::answer_session_statement(statement, client) {
             return Some(response);
         }
@@ -202,6 +244,9 @@ impl QueryHook for ApitrailHook {
         session_context: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
+        if let Some(error) = reject_unplannable_write(statement) {
+            return Some(Err(error));
+        }
         match statement {
             Statement::Discard { .. } | Statement::Deallocate { .. } => Some(Ok(empty_plan())),
             Statement::Set(_) | Statement::ShowVariable { .. } => None,
