@@ -92,6 +92,14 @@ impl ApitrailHook {
             // to deallocate. The tag is still sent, because connection pools
             // send DEALLOCATE ALL when they reset a connection.
             Statement::Deallocate { .. } => Some(Ok(Response::Execution(Tag::new("DEALLOCATE")))),
+            // Savepoints have nothing to undo, because every statement is read-only.
+            Statement::Savepoint { .. } => Some(Ok(Response::Execution(Tag::new("SAVEPOINT")))),
+            Statement::ReleaseSavepoint { .. } => {
+                Some(Ok(Response::Execution(Tag::new("RELEASE"))))
+            }
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => Some(Ok(Response::Execution(Tag::new("ROLLBACK")))),
             _ => None,
         }
     }
@@ -248,7 +256,13 @@ impl QueryHook for ApitrailHook {
             return Some(Err(error));
         }
         match statement {
-            Statement::Discard { .. } | Statement::Deallocate { .. } => Some(Ok(empty_plan())),
+            Statement::Discard { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Rollback {
+                savepoint: Some(_), ..
+            } => Some(Ok(empty_plan())),
             Statement::Set(_) | Statement::ShowVariable { .. } => None,
             _ if is_handled_by_library(statement) => None,
             _ => Some(plan_read_only(statement, session_context).await),
