@@ -10,7 +10,14 @@ use datafusion::common::{DFSchema, ParamValues};
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{Set, Statement};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Set, Statement, Value, ValueWithSpan, visit_expressions_mut,
+};
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
@@ -190,18 +197,114 @@ fn show_response(name: &str, value: &str) -> PgWireResult<QueryResponse> {
     ))
 }
 
+/// Rewrites `LIKE ... ESCAPE 'c'` with a literal pattern into the same
+/// pattern escaped with a backslash, DataFusion's only escape character.
+/// SQLAlchemy sends `nspname NOT LIKE 'pg/_%' ESCAPE '/'` on schema sync.
+/// Returns whether anything changed.
+fn rewrite_like_escapes(statement: &mut Statement) -> bool {
+    let mut changed = false;
+    let _ = visit_expressions_mut(statement, |expr| {
+        let (Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        }) = expr
+        else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let escape = match escape_char.as_ref().map(|value| &value.value) {
+            Some(Value::SingleQuotedString(text)) if text.chars().count() == 1 && text != "\\" => {
+                text.chars().next().unwrap_or('\\')
+            }
+            _ => return ControlFlow::Continue(()),
+        };
+        let Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(text),
+            ..
+        }) = pattern.as_mut()
+        else {
+            // A bound pattern (SQLAlchemy binds it) is translated by the query.
+            if let Some(translated) = translate_pattern_expr(pattern, escape) {
+                *pattern = Box::new(translated);
+                *escape_char = None;
+                changed = true;
+            }
+            return ControlFlow::Continue(());
+        };
+        let mut rewritten = String::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(ch) = chars.next() {
+            if ch == escape {
+                rewritten.push('\\');
+                if let Some(next) = chars.next() {
+                    rewritten.push(next);
+                }
+            } else if ch == '\\' {
+                rewritten.push_str("\\\\");
+            } else {
+                rewritten.push(ch);
+            }
+        }
+        *text = rewritten;
+        *escape_char = None;
+        changed = true;
+        ControlFlow::Continue(())
+    });
+    changed
+}
+
+/// Builds an expression that turns a LIKE pattern escaped with `escape`
+/// into one escaped with a backslash, using nested `replace` calls.
+/// U+E000 (private use) stands for an escaped `escape` while the others are
+/// replaced.
+fn translate_pattern_expr(pattern: &Expr, escape: char) -> Option<Expr> {
+    let quoted = escape.to_string().replace('\'', "''");
+    let sql = format!(
+        "replace(replace(replace(replace(replace({pattern}, '\\', '\\\\'), \
+         '{quoted}{quoted}', '\u{e000}'), '{quoted}_', '\\_'), '{quoted}%', '\\%'), \
+         '\u{e000}', '{quoted}')"
+    );
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&sql)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()
+}
+
 /// Plans `statement` on the PostgreSQL session and applies the read-only rule.
 async fn plan_read_only(
     statement: &Statement,
     session_context: &SessionContext,
 ) -> PgWireResult<LogicalPlan> {
+    let mut statement = statement.clone();
+    rewrite_like_escapes(&mut statement);
     let plan = session_context
         .state()
-        .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+        .statement_to_plan(DfStatement::Statement(Box::new(statement)))
         .await
         .map_err(|error| errors::from_datafusion(&error))?;
     apitrail_query::check_read_only(&plan).map_err(|error| errors::from_query_error(&error))?;
     Ok(plan)
+}
+
+/// Runs `plan` and encodes its rows as text, as the simple query protocol sends them.
+async fn run_plan(
+    plan: LogicalPlan,
+    session_context: &SessionContext,
+    client: &dyn HookClient,
+) -> PgWireResult<Response> {
+    let frame = session_context
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|error| errors::from_datafusion(&error))?;
+    let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let response = encode_dataframe(frame, &Format::UnifiedText, Some(options)).await?;
+    Ok(Response::Query(response))
 }
 
 fn empty_plan() -> LogicalPlan {
@@ -239,11 +342,16 @@ impl QueryHook for ApitrailHook {
         if is_handled_by_library(statement) || matches!(statement, Statement::Set(_) | Statement::ShowVariable { .. }) {
             return None;
         }
-        // The library runs the statement after this check passes.
-        match plan_read_only(statement, session_context).await {
-            Ok(_) => None,
-            Err(error) => Some(Err(error)),
+        let plan = match plan_read_only(statement, session_context).await {
+            Ok(plan) => plan,
+            Err(error) => return Some(Err(error)),
+        };
+        if !rewrite_like_escapes(&mut statement.clone()) {
+            // The library runs the original statement after this check passes.
+            return None;
         }
+        // The library would run the original text, so the rewritten plan runs here.
+        Some(run_plan(plan, session_context, client).await)
     }
 
     async fn handle_extended_parse_query(
@@ -329,5 +437,20 @@ mod tests {
         for (sql, expected) in cases {
             assert_eq!(statement_kind(sql), expected, "kind of `{sql}`");
         }
+    }
+
+    #[test]
+    fn like_escape_becomes_backslash() {
+        let parser = datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
+        let mut statement = parser
+            .parse("SELECT 1 WHERE 'pg_x' NOT LIKE 'pg/_%' ESCAPE '/'")
+            .expect("parsing a LIKE with ESCAPE")
+            .remove(0);
+        assert!(rewrite_like_escapes(&mut statement), "the LIKE was not rewritten");
+        let text = statement.to_string();
+        assert!(
+            text.contains("NOT LIKE 'pg\\_%'") && !text.contains("ESCAPE"),
+            "rewritten statement: {text}"
+        );
     }
 }

@@ -90,6 +90,21 @@ pub fn fixed_setting(name: &str) -> Option<&'static str> {
 pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new()));
+    // apitrail has no sequences, so no column has a serial sequence.
+    ctx.register_udf(create_udf(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+    ));
+    ctx.register_udf(create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(to_regtype),
+    ));
     // NOTE: set_config() returns the new value, as PostgreSQL does, but does
     // not store it: the function has no access to the connection's settings.
     // `SET` statements are stored per connection.
@@ -100,6 +115,64 @@ pub fn register_functions(ctx: &SessionContext) {
         Volatility::Volatile,
         Arc::new(|args: &[ColumnarValue]| Ok(args[1].clone())),
     ));
+}
+
+/// Built-in type names and their OIDs, as in PostgreSQL's `pg_type.dat`.
+const BUILTIN_TYPE_OIDS: &[(&str, i32)] = &[
+    ("bool", 16),
+    ("boolean", 16),
+    ("bytea", 17),
+    ("int8", 20),
+    ("bigint", 20),
+    ("int2", 21),
+    ("smallint", 21),
+    ("int4", 23),
+    ("integer", 23),
+    ("text", 25),
+    ("oid", 26),
+    ("json", 114),
+    ("float4", 700),
+    ("real", 700),
+    ("float8", 701),
+    ("double precision", 701),
+    ("varchar", 1043),
+    ("character varying", 1043),
+    ("date", 1082),
+    ("time", 1083),
+    ("timestamp", 1114),
+    ("timestamptz", 1184),
+    ("timestamp with time zone", 1184),
+    ("interval", 1186),
+    ("numeric", 1700),
+    ("uuid", 2950),
+    ("jsonb", 3802),
+];
+
+/// `to_regtype(name)`: the OID of a built-in type, or NULL for any other
+/// name, since apitrail defines no types of its own. Drivers call it to
+/// probe for extension types such as `hstore`.
+fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let lookup = |name: &str| {
+        let name = name.trim().trim_start_matches("pg_catalog.").to_ascii_lowercase();
+        BUILTIN_TYPE_OIDS
+            .iter()
+            .find(|(type_name, _)| *type_name == name)
+            .map(|(_, oid)| *oid)
+    };
+    match &args[0] {
+        ColumnarValue::Scalar(ScalarValue::Utf8(name)) => Ok(ColumnarValue::Scalar(
+            ScalarValue::Int32(name.as_deref().and_then(lookup)),
+        )),
+        ColumnarValue::Array(array) => {
+            let Some(names) = array.as_any().downcast_ref::<StringArray>() else {
+                return exec_err!("to_regtype expects a text type name");
+            };
+            let oids: datafusion::arrow::array::Int32Array =
+                names.iter().map(|name| name.and_then(lookup)).collect();
+            Ok(ColumnarValue::Array(Arc::new(oids)))
+        }
+        other => exec_err!("to_regtype expects a text type name, got {}", other.data_type()),
+    }
 }
 
 /// `version()`, returning [`version_string`].
@@ -215,5 +288,19 @@ mod tests {
         assert_eq!(fixed_setting("DateStyle"), Some("ISO, MDY"));
         assert_eq!(fixed_setting("server_version_num"), Some(SERVER_VERSION_NUM));
         assert_eq!(fixed_setting("no_such_setting"), None);
+    }
+
+    #[test]
+    fn to_regtype_knows_builtins_only() {
+        let call = |name: &str| {
+            let value = ColumnarValue::Scalar(ScalarValue::Utf8(Some(name.to_owned())));
+            match to_regtype(&[value]).expect("to_regtype on a scalar") {
+                ColumnarValue::Scalar(ScalarValue::Int32(oid)) => oid,
+                other => panic!("to_regtype returned {other:?}"),
+            }
+        };
+        assert_eq!(call("int4"), Some(23));
+        assert_eq!(call("pg_catalog.text"), Some(25));
+        assert_eq!(call("hstore"), None);
     }
 }
