@@ -62,7 +62,9 @@ fn expected_rows(server: &TestServer) -> Vec<(String, i64)> {
     rows.iter()
         .map(|row| {
             let path = row["path"].as_str().expect("path is text").to_owned();
-            let micros = row["us"].as_i64().expect("time as microseconds is an integer");
+            let micros = row["us"]
+                .as_i64()
+                .expect("time as microseconds is an integer");
             (path, micros)
         })
         .collect()
@@ -74,7 +76,9 @@ fn psql(server: &TestServer, command: &str) -> Output {
         .rsplit_once(':')
         .expect("the PostgreSQL address has a port");
     Command::new("psql")
-        .args(["-X", "-w", "-h", host, "-p", port, "-U", "apitrail", "-d", "apitrail"])
+        .args([
+            "-X", "-w", "-h", host, "-p", port, "-U", "apitrail", "-d", "apitrail",
+        ])
         .args(["-v", "ON_ERROR_STOP=1", "-c", command])
         .env("PGCONNECT_TIMEOUT", "10")
         .env("PGSSLMODE", "disable")
@@ -111,14 +115,18 @@ fn psql_dt_lists_tables() {
     let tables = psql_ok(&server, "\\dt");
     for table in ["events", "consumer_baselines"] {
         assert!(
-            tables.lines().any(|line| line.contains(&format!(" {table} "))),
+            tables
+                .lines()
+                .any(|line| line.contains(&format!(" {table} "))),
             "\\dt does not list {table}:\n{tables}"
         );
     }
     let views = psql_ok(&server, "\\dv");
     for view in ["endpoints", "consumers", "consumer_activity"] {
         assert!(
-            views.lines().any(|line| line.contains(&format!(" {view} "))),
+            views
+                .lines()
+                .any(|line| line.contains(&format!(" {view} "))),
             "\\dv does not list {view}:\n{views}"
         );
     }
@@ -128,7 +136,10 @@ fn psql_dt_lists_tables() {
 fn psql_describe_events() {
     let server = server_with_events();
     let output = psql_ok(&server, "\\d events");
-    assert!(output.contains("public.events"), "\\d events header:\n{output}");
+    assert!(
+        output.contains("public.events"),
+        "\\d events header:\n{output}"
+    );
     let cases = [
         ("time", "timestamp with time zone"),
         ("day", "date"),
@@ -174,7 +185,9 @@ fn psql_lists_schemas_and_databases() {
     let server = server_with_events();
     let schemas = psql_ok(&server, "\\dn");
     assert!(
-        schemas.lines().any(|line| line.trim_start().starts_with("public")),
+        schemas
+            .lines()
+            .any(|line| line.trim_start().starts_with("public")),
         "\\dn does not list public:\n{schemas}"
     );
     let databases = psql_ok(&server, "\\l");
@@ -316,7 +329,11 @@ fn psycopg_rejects_writes() {
     let server = server_with_events();
     let output = run_python("pg_psycopg.py", &["readonly", server.pg_addr()]);
     assert!(output.contains("ok readonly"), "{output}");
-    assert_eq!(server.count(""), TOTAL_EVENTS as i64, "a rejected write changed events");
+    assert_eq!(
+        server.count(""),
+        TOTAL_EVENTS as i64,
+        "a rejected write changed events"
+    );
 }
 
 #[test]
@@ -326,7 +343,9 @@ fn psycopg_cancel_stops_query() {
     assert!(output.contains("ok cancel"), "{output}");
     let metrics = pg_metric_lines(&server);
     assert!(
-        metrics.iter().any(|line| line.contains("outcome=\"cancelled\"")),
+        metrics
+            .iter()
+            .any(|line| line.contains("outcome=\"cancelled\"")),
         "no cancelled statement in the metrics: {metrics:?}"
     );
 }
@@ -347,7 +366,11 @@ fn disconnect_cancels_query() {
     BufReader::new(child.stdout.take().expect("piped stdout"))
         .read_line(&mut line)
         .expect("reading the client's first line");
-    assert_eq!(line.trim(), "started", "the slow query client did not connect");
+    assert_eq!(
+        line.trim(),
+        "started",
+        "the slow query client did not connect"
+    );
     // Let the query start running before the client goes away.
     std::thread::sleep(Duration::from_secs(1));
     child.kill().expect("killing the client");
@@ -424,8 +447,15 @@ fn bi_tool_catalog_queries() {
         .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "expected the fixture queries in {}", dir.display());
-    let paths: Vec<String> = files.iter().map(|path| path.display().to_string()).collect();
+    assert!(
+        files.len() >= 10,
+        "expected the fixture queries in {}",
+        dir.display()
+    );
+    let paths: Vec<String> = files
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
     let mut args = vec!["fixtures", server.pg_addr()];
     args.extend(paths.iter().map(String::as_str));
     let output = run_python("pg_psycopg.py", &args);

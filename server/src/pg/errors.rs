@@ -102,7 +102,8 @@ fn sqlstate_of_plan_message(message: &str) -> &'static str {
     let lower = message.to_ascii_lowercase();
     if lower.contains("table") && lower.contains("not found") {
         UNDEFINED_TABLE
-    } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found")
+    } else if lower.contains("invalid function")
+        || lower.contains("function") && lower.contains("not found")
     {
         UNDEFINED_FUNCTION
     } else if lower.contains("no field named") {
@@ -150,9 +151,8 @@ mod tests {
 
     #[test]
     fn wrapped_api_errors_get_codes() {
-        let mut error = PgWireError::ApiError(Box::new(DataFusionError::Execution(
-            "disk gone".to_owned(),
-        )));
+        let mut error =
+            PgWireError::ApiError(Box::new(DataFusionError::Execution("disk gone".to_owned())));
         to_user_error(&mut error);
         assert_eq!(code_of(error), INTERNAL_ERROR);
     }

@@ -13,18 +13,17 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion_postgres::pgwire::api::Type;
-use datafusion_postgres::pgwire::api::portal::Format;
-use datafusion_postgres::pgwire::api::results::FieldInfo;
-use datafusion_postgres::pgwire::api::stmt::QueryParser;
-use datafusion_postgres::{DfSessionService, Parser};
 use datafusion_postgres::pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
+use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::portal::Portal;
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::FieldInfo;
 use datafusion_postgres::pgwire::api::results::Response;
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
@@ -33,6 +32,7 @@ use datafusion_postgres::pgwire::api::{
 };
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::{DfSessionService, Parser};
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -164,7 +164,10 @@ impl ServerParameterProvider for ApitrailParameters {
         let metadata = client.metadata();
         parameters.insert(
             "application_name".to_owned(),
-            metadata.get("application_name").cloned().unwrap_or_default(),
+            metadata
+                .get("application_name")
+                .cloned()
+                .unwrap_or_default(),
         );
         if let Some(user) = metadata.get("user") {
             parameters.insert("session_authorization".to_owned(), user.clone());
@@ -175,7 +178,11 @@ impl ServerParameterProvider for ApitrailParameters {
 
 #[async_trait]
 impl StartupHandler for ApitrailStartup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -233,7 +240,9 @@ impl ErrorHandler for SqlstateErrorHandler {
                 error = %info.message,
                 "postgres query failed"
             ),
-            other => tracing::warn!(peer = %client.socket_addr(), error = %other, "postgres protocol error"),
+            other => {
+                tracing::warn!(peer = %client.socket_addr(), error = %other, "postgres protocol error")
+            }
         }
     }
 }
@@ -358,9 +367,8 @@ impl Drop for QueryRecord {
 
 type RowStream = Pin<
     Box<
-        dyn Stream<
-                Item = PgWireResult<datafusion_postgres::pgwire::messages::data::DataRow>,
-            > + Send,
+        dyn Stream<Item = PgWireResult<datafusion_postgres::pgwire::messages::data::DataRow>>
+            + Send,
     >,
 >;
 
@@ -416,7 +424,12 @@ impl QueryStart {
 }
 
 impl ApitrailSession {
-    async fn start<C: ClientInfo>(&self, client: &C, protocol: &'static str, sql: &str) -> QueryStart {
+    async fn start<C: ClientInfo>(
+        &self,
+        client: &C,
+        protocol: &'static str,
+        sql: &str,
+    ) -> QueryStart {
         QueryStart {
             peer: client.socket_addr(),
             protocol,
@@ -474,12 +487,7 @@ where
 impl SimpleQueryHandler for ApitrailSession {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
-        C: ClientInfo
-            + ClientPortalStore
-            + Sink<PgWireBackendMessage>
-            + Unpin
-            + Send
-            + Sync,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
@@ -508,12 +516,7 @@ impl ExtendedQueryHandler for ApitrailSession {
         max_rows: usize,
     ) -> PgWireResult<Response>
     where
-        C: ClientInfo
-            + ClientPortalStore
-            + Sink<PgWireBackendMessage>
-            + Unpin
-            + Send
-            + Sync,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,

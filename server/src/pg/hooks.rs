@@ -15,18 +15,18 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     Expr, Set, Statement, Value, ValueWithSpan, visit_expressions_mut,
 };
-use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
-use datafusion_postgres::pgwire::api::portal::Format;
-use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::QueryHook;
+use datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::Type;
+use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::{
     DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
 };
-use datafusion_postgres::pgwire::api::Type;
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::response::TransactionStatus;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
 
 use crate::pg::errors;
 use crate::pg::settings::fixed_setting;
@@ -172,7 +172,11 @@ pub fn read_only_parse_error(sql: &str, error: PgWireError) -> PgWireError {
     errors::to_user_error(&mut mapped);
     match &mapped {
         PgWireError::UserError(info) if info.code == errors::SYNTAX_ERROR => {
-            let keyword = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            let keyword = sql
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
             errors::from_query_error(&apitrail_query::QueryError::ReadOnly(keyword))
         }
         _ => mapped,
@@ -230,7 +234,7 @@ fn rewrite_like_escapes(statement: &mut Statement) -> bool {
         else {
             // A bound pattern (SQLAlchemy binds it) is translated by the query.
             if let Some(translated) = translate_pattern_expr(pattern, escape) {
-                *pattern = Box::new(translated);
+                **pattern = translated;
                 *escape_char = None;
                 changed = true;
             }
@@ -339,7 +343,12 @@ impl QueryHook for ApitrailHook {
         if let Some(response) = Self::answer_session_statement(statement, client) {
             return Some(response);
         }
-        if is_handled_by_library(statement) || matches!(statement, Statement::Set(_) | Statement::ShowVariable { .. }) {
+        if is_handled_by_library(statement)
+            || matches!(
+                statement,
+                Statement::Set(_) | Statement::ShowVariable { .. }
+            )
+        {
             return None;
         }
         let plan = match plan_read_only(statement, session_context).await {
@@ -441,12 +450,16 @@ mod tests {
 
     #[test]
     fn like_escape_becomes_backslash() {
-        let parser = datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
+        let parser =
+            datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
         let mut statement = parser
             .parse("SELECT 1 WHERE 'pg_x' NOT LIKE 'pg/_%' ESCAPE '/'")
             .expect("parsing a LIKE with ESCAPE")
             .remove(0);
-        assert!(rewrite_like_escapes(&mut statement), "the LIKE was not rewritten");
+        assert!(
+            rewrite_like_escapes(&mut statement),
+            "the LIKE was not rewritten"
+        );
         let text = statement.to_string();
         assert!(
             text.contains("NOT LIKE 'pg\\_%'") && !text.contains("ESCAPE"),

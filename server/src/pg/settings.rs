@@ -153,7 +153,10 @@ const BUILTIN_TYPE_OIDS: &[(&str, i32)] = &[
 /// probe for extension types such as `hstore`.
 fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     let lookup = |name: &str| {
-        let name = name.trim().trim_start_matches("pg_catalog.").to_ascii_lowercase();
+        let name = name
+            .trim()
+            .trim_start_matches("pg_catalog.")
+            .to_ascii_lowercase();
         BUILTIN_TYPE_OIDS
             .iter()
             .find(|(type_name, _)| *type_name == name)
@@ -171,7 +174,10 @@ fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
                 names.iter().map(|name| name.and_then(lookup)).collect();
             Ok(ColumnarValue::Array(Arc::new(oids)))
         }
-        other => exec_err!("to_regtype expects a text type name, got {}", other.data_type()),
+        other => exec_err!(
+            "to_regtype expects a text type name, got {}",
+            other.data_type()
+        ),
     }
 }
 
@@ -286,7 +292,10 @@ mod tests {
     #[test]
     fn settings_match_case_insensitively() {
         assert_eq!(fixed_setting("DateStyle"), Some("ISO, MDY"));
-        assert_eq!(fixed_setting("server_version_num"), Some(SERVER_VERSION_NUM));
+        assert_eq!(
+            fixed_setting("server_version_num"),
+            Some(SERVER_VERSION_NUM)
+        );
         assert_eq!(fixed_setting("no_such_setting"), None);
     }
 
