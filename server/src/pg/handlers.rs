@@ -1,7 +1,7 @@
 //! Connection handlers: startup, query execution with cancellation, and errors.
 //!
 //! Query parsing, planning and result encoding (text and binary) come from
-//! `datafusion-postgres`; these handlers wrap it to add the startup
+//! `datafusion-postgres`. These handlers wrap it to add the startup
 //! parameters, cancellation by CancelRequest, disconnect or time limit,
 //! SQLSTATE mapping, logs and metrics.
 
@@ -41,7 +41,7 @@ use crate::pg::errors;
 use crate::pg::hooks::{read_only_parse_error, statement_kind};
 use crate::pg::settings::STARTUP_PARAMETERS;
 
-/// Why a running query stopped early.
+/// Cause of a running query's early stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interruption {
     CancelRequest,
@@ -79,8 +79,8 @@ struct ConnectionState {
     _guard: ConnectionGuard,
 }
 
-/// Tokens that fire when a peer disconnects, by peer address; the accept
-/// loop adds one per connection and the startup handler moves it into the
+/// Tokens that fire when a peer disconnects, by peer address. The accept
+/// loop adds one per connection, and the startup handler moves it into the
 /// connection's state.
 pub type DisconnectTokens = Arc<Mutex<HashMap<std::net::SocketAddr, CancellationToken>>>;
 
@@ -142,7 +142,7 @@ impl PgWireServerHandlers for Handlers {
 /// verify the SASLInitialResponse and SASLResponse messages that arrive as
 /// `PgWireFrontendMessage::PasswordMessageFamily` (pgwire's `auth::sasl`
 /// module implements the exchange).
-/// NOTE: no TLS yet; an SSLRequest is answered with 'N' by pgwire because
+/// NOTE: no TLS yet; pgwire replies 'N' to an SSLRequest because
 /// no TLS acceptor is passed to `process_socket`.
 struct ApitrailStartup {
     manager: Arc<ConnectionManager>,
@@ -401,7 +401,7 @@ fn guard_rows(rows: RowStream, interrupt: InterruptFuture, record: QueryRecord) 
     Box::pin(stream)
 }
 
-/// What a statement's record needs, taken before the query borrows the client.
+/// Statement details for its record, taken before the query borrows the client.
 struct QueryStart {
     peer: std::net::SocketAddr,
     protocol: &'static str,

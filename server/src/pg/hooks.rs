@@ -1,6 +1,6 @@
 //! The apitrail query hook: runs before the hooks of `datafusion-postgres`
 //! on every statement, enforces the read-only rule of
-//! [`apitrail_query::check_read_only`], and answers the session statements
+//! [`apitrail_query::check_read_only`], and handles the session statements
 //! whose default handling would change the shared DataFusion session.
 
 use std::sync::Arc;
@@ -31,9 +31,9 @@ use datafusion_postgres::pgwire::types::format::FormatOptions;
 use crate::pg::errors;
 use crate::pg::settings::fixed_setting;
 
-/// Settings that the `datafusion-postgres` SET hook keeps per connection;
-/// any other `SET` would fall back to changing the shared DataFusion
-/// session, so [`ApitrailHook`] handles those itself.
+/// Settings that the `datafusion-postgres` SET hook keeps per connection.
+/// Any other `SET` would change the shared DataFusion session there, so
+/// [`ApitrailHook`] handles those itself.
 const CONNECTION_SETTINGS: &[&str] = &[
     "statement_timeout",
     "datestyle",
@@ -64,7 +64,7 @@ fn is_handled_by_library(statement: &Statement) -> bool {
 pub struct ApitrailHook;
 
 impl ApitrailHook {
-    /// Answers session statements that need no plan: `SET` (other than the
+    /// Responds to session statements that need no plan: `SET` (other than the
     /// connection settings the library keeps), `SHOW` of a known setting,
     /// `DISCARD` and `DEALLOCATE`. Returns `None` for every other statement.
     fn answer_session_statement(

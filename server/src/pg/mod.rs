@@ -3,7 +3,7 @@
 //! Built on `datafusion-postgres` (pgwire for the protocol, arrow-pg for
 //! text and binary encoding, datafusion-pg-catalog for `pg_catalog`).
 //! Connections share one DataFusion session, separate from the one the HTTP
-//! API uses, that sees the same `apitrail.public` tables and functions plus
+//! API uses, that reads the same `apitrail.public` tables and functions plus
 //! `pg_catalog` and the PostgreSQL compatibility functions.
 //!
 //! - [`handlers`]: startup parameters, cancellation, logs, metrics.
