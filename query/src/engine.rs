@@ -78,14 +78,7 @@ impl QueryEngine {
             .create_logical_plan(sql)
             .await
             .map_err(QueryError::from_datafusion)?;
-        reject_writes(&plan)?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        options
-            .verify_plan(&plan)
-            .map_err(|e| QueryError::ReadOnly(e.strip_backtrace()))?;
+        check_read_only(&plan)?;
         Ok(plan)
     }
 
@@ -114,6 +107,20 @@ impl QueryEngine {
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
+}
+
+/// Rejects a plan that would change state: DDL, DML, COPY and statements
+/// such as `SET`. [`QueryEngine::plan`] applies this rule, and so must every
+/// protocol that plans SQL on its own session.
+pub fn check_read_only(plan: &LogicalPlan) -> Result<(), QueryError> {
+    reject_writes(plan)?;
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    options
+        .verify_plan(plan)
+        .map_err(|e| QueryError::ReadOnly(e.strip_backtrace()))
 }
 
 /// Names the kind of statement that would change state, for a clear rejection.

@@ -24,7 +24,7 @@ pub mod functions;
 pub mod inventory;
 pub mod views;
 
-pub use engine::{QueryEngine, QueryLimits};
+pub use engine::{QueryEngine, QueryLimits, check_read_only};
 pub use error::QueryError;
 pub use events_table::EventsTable;
 pub use inventory::Inventory;

@@ -35,8 +35,8 @@ pub fn error_codes(error: &QueryError) -> ErrorCodes {
         QueryError::ResourcesExhausted(_) => ErrorCodes {
             http: StatusCode::UNPROCESSABLE_ENTITY,
             grpc: tonic::Code::ResourceExhausted,
-            // program_limit_exceeded
-            sqlstate: "54000",
+            // out_of_memory: DataFusion reports a full memory pool this way.
+            sqlstate: "53200",
         },
         QueryError::TimedOut(_) => ErrorCodes {
             http: StatusCode::UNPROCESSABLE_ENTITY,
@@ -80,7 +80,7 @@ fn invalid_sql_state(message: &str) -> &'static str {
     }
 }
 
-/// Converts a query error to the gRPC status Flight SQL answers with.
+/// Converts a query error to the gRPC status that Flight SQL returns.
 pub fn grpc_status(error: &QueryError) -> tonic::Status {
     tonic::Status::new(error_codes(error).grpc, error.to_string())
 }
@@ -110,7 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_and_cancellation_map_to_query_canceled_or_limit() {
+    fn limit_and_cancel_codes() {
         let timeout = error_codes(&QueryError::TimedOut(std::time::Duration::from_secs(1)));
         assert_eq!(timeout.grpc, tonic::Code::DeadlineExceeded);
         assert_eq!(timeout.sqlstate, "57014");

@@ -2,7 +2,7 @@
 //! reach through ADBC, JDBC and ODBC drivers.
 //!
 //! A query takes two calls. `GetFlightInfo` plans the SQL, so errors and the
-//! result schema come back before any data, and answers with a ticket;
+//! result schema come back before any data, and returns a ticket.
 //! `DoGet` on that ticket runs the query and streams Arrow batches as
 //! DataFusion produces them. A statement ticket carries its SQL, so it needs
 //! no server state. A prepared statement lives in a bounded table on the
@@ -74,7 +74,7 @@ const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 /// Settings of the Flight SQL service.
 #[derive(Debug, Clone)]
 pub struct FlightOptions {
-    /// Longest a query may run, from `DoGet` to its last batch.
+    /// Maximum time a query may run, from `DoGet` to its last batch.
     pub query_timeout: Duration,
 }
 
@@ -105,7 +105,7 @@ pub struct FlightSqlServer {
 }
 
 impl FlightSqlServer {
-    /// Builds the service; fails only if the static metadata cannot be encoded.
+    /// Builds the service, with its `GetSqlInfo` and `GetXdbcTypeInfo` data encoded once.
     pub fn new(engine: QueryEngine, options: FlightOptions) -> anyhow::Result<Self> {
         Ok(FlightSqlServer {
             sql_info: info::sql_info(engine.context())?,
@@ -125,7 +125,7 @@ impl FlightSqlServer {
             .map_err(|e| query_failure("plan", &e))
     }
 
-    /// Answers `GetFlightInfo` with one endpoint whose ticket is `ticket`.
+    /// Builds the `GetFlightInfo` response: one endpoint whose ticket is `ticket`.
     fn flight_info(
         &self,
         schema: &Schema,
@@ -325,7 +325,7 @@ const TABLE_TYPES: [&str; 2] = ["TABLE", "VIEW"];
 /// Logs a failed query and converts its error to a gRPC status.
 fn query_failure(stage: &'static str, error: &QueryError) -> Status {
     if error.is_client_error() {
-        tracing::debug!(stage, error = %error, "flight sql query refused");
+        tracing::debug!(stage, error = %error, "flight sql query rejected");
     } else {
         tracing::error!(stage, error = %error, "flight sql query failed");
     }
@@ -980,7 +980,7 @@ fn decode_ticket_bytes(ticket: &[u8]) -> Result<DecodedTicket, Status> {
     decode_ticket(&statement.statement_handle)
 }
 
-/// A metadata command travels back as its own ticket.
+/// Encodes a metadata command as its own ticket, which `DoGet` dispatches on.
 fn metadata_ticket(command: &impl ProstMessageExt) -> Ticket {
     Ticket::new(command.as_any().encode_to_vec())
 }
@@ -1022,7 +1022,7 @@ fn number_question_marks(sql: &str) -> (String, usize) {
     (out, count)
 }
 
-/// The schema of the parameters of `plan`: `$1`, `$2`, ... with the types the
+/// Builds the schema of the parameters of `plan`: `$1`, `$2`, ... with the types the
 /// planner inferred, and text where it could not tell.
 fn parameter_schema(plan: &LogicalPlan, question_marks: usize) -> Result<Schema, Status> {
     let fields = plan
@@ -1110,7 +1110,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cancel_before_the_start_prevents_the_run() {
+    fn executions_cancelled_before_start() {
         let mut executions = Executions::default();
         let early = [1u8; 16];
         assert_eq!(executions.cancel(early), CancelStatus::Cancelled);

@@ -21,6 +21,7 @@ mod flight;
 mod http;
 mod ingest;
 mod output;
+mod pg;
 mod pipeline;
 mod serve;
 

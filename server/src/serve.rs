@@ -171,6 +171,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(flight_addr = %flight_addr, "Flight SQL is serving");
     println!("apitrail flight sql listening on grpc://{flight_addr}");
 
+    let pg = crate::pg::PgServer::bind(config.pg_addr, &engine, state.query_timeout).await?;
+    let pg_local = pg.local_addr()?;
+    tracing::info!(pg_addr = %pg_local, "PostgreSQL wire protocol is serving");
+    println!("apitrail postgres listening on {pg_local}");
+    let pg = pg.spawn();
+
     tracing::info!(http_addr = %local, data_dir = %config.data_dir.display(), "apitrail is serving");
     // Scripts and tests that bind port 0 read the real address from this line.
     println!("apitrail listening on http://{local}");
@@ -182,6 +188,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .with_graceful_shutdown(shutdown_signal(terminate))
     .await
     .context("serving HTTP")?;
+    pg.stop().await;
 
     shutdown.cancel();
     match flight.await {

@@ -1,6 +1,6 @@
 //! Arrow Flight SQL as BI tools and detection products reach it: the ADBC
 //! Flight SQL driver and pyarrow.flight, run from `tests/clients/flight_sql.py`
-//! against a real server, with answers compared to the HTTP API's.
+//! against a real server, with results compared to those of the HTTP API.
 
 use apitrail_tests::{ServerOptions, TestServer, clf_line, run_python};
 use serde_json::Value;
@@ -262,7 +262,7 @@ fn errors_are_clear_and_writes_are_refused() {
         drop.contains("read-only"),
         "DROP TABLE through DB-API must raise a read-only error, got {drop:?}"
     );
-    // Nothing was written: the table still answers and is empty.
+    // Nothing was written: the table is still empty.
     assert_eq!(server.count("1 = 1"), 0);
 }
 

@@ -1,4 +1,4 @@
-//! What Flight SQL clients learn about the server before they query it:
+//! Server metadata that Flight SQL clients read before they query:
 //! `GetSqlInfo`, `GetXdbcTypeInfo`, and the schemas of the key commands.
 //!
 //! JDBC and ODBC bridges read `GetSqlInfo` to fill `DatabaseMetaData`: the
@@ -27,7 +27,7 @@ const KEYWORDS: &[&str] = &[
     "SHOW", "STRUCT", "UNNEST", "WINDOW",
 ];
 
-/// Builds the `GetSqlInfo` answers from the functions registered in `ctx`.
+/// Builds the `GetSqlInfo` entries, with function lists from the functions registered in `ctx`.
 pub fn sql_info(ctx: &SessionContext) -> anyhow::Result<SqlInfoData> {
     let functions = FunctionNames::of(ctx);
     let mut builder = SqlInfoDataBuilder::new();
@@ -183,7 +183,7 @@ impl FunctionNames {
     }
 }
 
-/// Builds the `GetXdbcTypeInfo` answer: the SQL types the event and view
+/// Builds the `GetXdbcTypeInfo` result: the SQL types the event and view
 /// tables use, with the Arrow type each maps to in the result.
 pub fn xdbc_type_info() -> anyhow::Result<XdbcTypeInfoData> {
     let mut builder = XdbcTypeInfoDataBuilder::new();

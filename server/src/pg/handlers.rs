@@ -1,0 +1,536 @@
+//! Connection handlers: startup, query execution with cancellation, and errors.
+//!
+//! Query parsing, planning and result encoding (text and binary) come from
+//! `datafusion-postgres`. These handlers wrap it to add the startup
+//! parameters, cancellation by CancelRequest, disconnect or time limit,
+//! SQLSTATE mapping, logs and metrics.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datafusion_postgres::pgwire::api::Type;
+use datafusion_postgres::pgwire::api::auth::{
+    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
+use datafusion_postgres::pgwire::api::portal::Format;
+use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::FieldInfo;
+use datafusion_postgres::pgwire::api::results::Response;
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
+    ErrorHandler, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
+};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, Sink, Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::pg::errors;
+use crate::pg::hooks::{read_only_parse_error, statement_kind};
+use crate::pg::settings::STARTUP_PARAMETERS;
+
+/// Cause of a running query's early stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    CancelRequest,
+    Disconnect,
+    Timeout,
+}
+
+impl Interruption {
+    fn error(self) -> PgWireError {
+        let message = match self {
+            Interruption::CancelRequest => "canceling statement due to user request",
+            Interruption::Disconnect => "canceling statement because the client disconnected",
+            Interruption::Timeout => "canceling statement due to statement timeout",
+        };
+        errors::user_error(errors::QUERY_CANCELED, message)
+    }
+
+    fn outcome(self) -> &'static str {
+        match self {
+            Interruption::CancelRequest => "cancelled",
+            Interruption::Disconnect => "disconnected",
+            Interruption::Timeout => "timeout",
+        }
+    }
+}
+
+type InterruptFuture = Shared<BoxFuture<'static, Interruption>>;
+
+/// Per-connection state kept in the pgwire session extensions.
+struct ConnectionState {
+    cancel_handle: Arc<ConnectionHandle>,
+    /// Fired by the socket watcher in `pg::serve_connection` when the peer closes.
+    disconnected: CancellationToken,
+    // Unregisters the connection from the cancel registry when dropped.
+    _guard: ConnectionGuard,
+}
+
+/// Tokens that fire when a peer disconnects, by peer address. The accept
+/// loop adds one per connection, and the startup handler moves it into the
+/// connection's state.
+pub type DisconnectTokens = Arc<Mutex<HashMap<std::net::SocketAddr, CancellationToken>>>;
+
+/// The handler set for one PostgreSQL listener.
+pub struct Handlers {
+    session: Arc<ApitrailSession>,
+    startup: Arc<ApitrailStartup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Handlers {
+    pub fn new(inner: DfSessionService, query_timeout: Duration, tokens: DisconnectTokens) -> Self {
+        let manager = Arc::new(ConnectionManager::new());
+        Handlers {
+            session: Arc::new(ApitrailSession {
+                parser: Arc::new(ApitrailParser {
+                    inner: inner.query_parser(),
+                }),
+                inner: Arc::new(inner),
+                query_timeout,
+            }),
+            startup: Arc::new(ApitrailStartup {
+                manager: Arc::clone(&manager),
+                pid_generator: RandomPidSecretKeyGenerator::default(),
+                tokens,
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(manager)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.session)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::clone(&self.session)
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::clone(&self.startup)
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(SqlstateErrorHandler)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::cancel::CancelHandler> {
+        Arc::clone(&self.cancel)
+    }
+}
+
+/// Startup without authentication.
+///
+/// NOTE: no authentication yet; the listener binds to loopback by default.
+/// A SCRAM-SHA-256 check goes in `on_startup` between saving the startup
+/// parameters and `finish_authentication`: send AuthenticationSASL, then
+/// verify the SASLInitialResponse and SASLResponse messages that arrive as
+/// `PgWireFrontendMessage::PasswordMessageFamily` (pgwire's `auth::sasl`
+/// module implements the exchange).
+/// NOTE: no TLS yet; pgwire replies 'N' to an SSLRequest because
+/// no TLS acceptor is passed to `process_socket`.
+struct ApitrailStartup {
+    manager: Arc<ConnectionManager>,
+    pid_generator: RandomPidSecretKeyGenerator,
+    tokens: DisconnectTokens,
+}
+
+struct ApitrailParameters;
+
+impl ServerParameterProvider for ApitrailParameters {
+    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        let mut parameters: HashMap<String, String> = STARTUP_PARAMETERS
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        let metadata = client.metadata();
+        parameters.insert(
+            "application_name".to_owned(),
+            metadata
+                .get("application_name")
+                .cloned()
+                .unwrap_or_default(),
+        );
+        if let Some(user) = metadata.get("user") {
+            parameters.insert("session_authorization".to_owned(), user.clone());
+        }
+        Some(parameters)
+    }
+}
+
+#[async_trait]
+impl StartupHandler for ApitrailStartup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(ref startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+        // NOTE: the SCRAM-SHA-256 exchange belongs here (see the type's docs).
+
+        let (pid, secret_key) = self.pid_generator.generate(&*client);
+        client.set_pid_and_secret_key(pid, secret_key.clone());
+        let (cancel_handle, guard) = self.manager.register(pid, secret_key);
+        let disconnected = self
+            .tokens
+            .lock()
+            .expect("disconnect token map poisoned")
+            .remove(&client.socket_addr())
+            .unwrap_or_default();
+        client.session_extensions().insert(ConnectionState {
+            cancel_handle,
+            disconnected,
+            _guard: guard,
+        });
+
+        finish_authentication(client, &ApitrailParameters).await?;
+        let metadata = client.metadata();
+        tracing::info!(
+            peer = %client.socket_addr(),
+            user = metadata.get("user").map(String::as_str).unwrap_or(""),
+            database = metadata.get("database").map(String::as_str).unwrap_or(""),
+            application = metadata.get("application_name").map(String::as_str).unwrap_or(""),
+            "postgres connection started"
+        );
+        Ok(())
+    }
+}
+
+/// Sets a SQLSTATE on every error and logs it.
+struct SqlstateErrorHandler;
+
+impl ErrorHandler for SqlstateErrorHandler {
+    fn on_error<C>(&self, client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        errors::to_user_error(error);
+        match error {
+            PgWireError::UserError(info) => tracing::info!(
+                peer = %client.socket_addr(),
+                sqlstate = %info.code,
+                error = %info.message,
+                "postgres query failed"
+            ),
+            other => {
+                tracing::warn!(peer = %client.socket_addr(), error = %other, "postgres protocol error")
+            }
+        }
+    }
+}
+
+/// Query handler: delegates to `datafusion-postgres` and makes the result
+/// stop on cancel, disconnect or time limit.
+pub struct ApitrailSession {
+    inner: Arc<DfSessionService>,
+    parser: Arc<ApitrailParser>,
+    query_timeout: Duration,
+}
+
+impl ApitrailSession {
+    /// Builds the future that resolves when the query must stop. It is shared
+    /// by the planning step and by every result stream of the query.
+    async fn interruption<C: ClientInfo>(&self, client: &C) -> InterruptFuture {
+        let state = client.session_extensions().get::<ConnectionState>();
+        let cancel = match &state {
+            Some(state) => Some(state.cancel_handle.start_query().await),
+            None => None,
+        };
+        let disconnected = state.map(|state| state.disconnected.clone());
+        let timeout = self.query_timeout;
+        async move {
+            let cancel = async move {
+                // An error means a newer query replaced the sender, so this
+                // query can no longer be cancelled by request.
+                let requested = match cancel {
+                    Some(receiver) => receiver.await.is_ok(),
+                    None => false,
+                };
+                if !requested {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let disconnect = async move {
+                match disconnected {
+                    Some(token) => token.cancelled().await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = cancel => Interruption::CancelRequest,
+                () = disconnect => Interruption::Disconnect,
+                () = tokio::time::sleep(timeout) => Interruption::Timeout,
+            }
+        }
+        .boxed()
+        .shared()
+    }
+}
+
+/// The `datafusion-postgres` parser, with write statements that fail to
+/// parse reported as read-only violations.
+pub struct ApitrailParser {
+    inner: Arc<Parser>,
+}
+
+#[async_trait]
+impl QueryParser for ApitrailParser {
+    type Statement = <Parser as QueryParser>::Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        self.inner
+            .parse_sql(client, sql, types)
+            .await
+            .map_err(|error| read_only_parse_error(sql, error))
+    }
+
+    fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.inner.get_parameter_types(statement)
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.inner.get_result_schema(statement, column_format)
+    }
+}
+
+/// Logs and counts one statement when its result is done or dropped.
+struct QueryRecord {
+    peer: std::net::SocketAddr,
+    protocol: &'static str,
+    kind: &'static str,
+    started: Instant,
+    rows: u64,
+    outcome: &'static str,
+}
+
+impl Drop for QueryRecord {
+    fn drop(&mut self) {
+        let elapsed_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        metrics::counter!(
+            "apitrail_pg_queries_total",
+            "protocol" => self.protocol,
+            "kind" => self.kind,
+            "outcome" => self.outcome,
+        )
+        .increment(1);
+        tracing::info!(
+            peer = %self.peer,
+            protocol = self.protocol,
+            kind = self.kind,
+            rows = self.rows,
+            elapsed_ms,
+            outcome = self.outcome,
+            "postgres statement"
+        );
+    }
+}
+
+type RowStream = Pin<
+    Box<
+        dyn Stream<Item = PgWireResult<datafusion_postgres::pgwire::messages::data::DataRow>>
+            + Send,
+    >,
+>;
+
+/// Wraps a result's rows so that they end with a 57014 error when
+/// `interrupt` fires, and records the statement when the stream is dropped.
+fn guard_rows(rows: RowStream, interrupt: InterruptFuture, record: QueryRecord) -> RowStream {
+    let stream = futures::stream::unfold(
+        (rows, interrupt, record, false),
+        |(mut rows, mut interrupt, mut record, done)| async move {
+            if done {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                reason = &mut interrupt => {
+                    record.outcome = reason.outcome();
+                    Some((Err(reason.error()), (rows, interrupt, record, true)))
+                }
+                item = rows.next() => {
+                    match &item {
+                        Some(Ok(_)) => record.rows += 1,
+                        Some(Err(_)) => record.outcome = "error",
+                        None => {}
+                    }
+                    item.map(|item| (item, (rows, interrupt, record, false)))
+                }
+            }
+        },
+    );
+    Box::pin(stream)
+}
+
+/// Statement details for its record, taken before the query borrows the client.
+struct QueryStart {
+    peer: std::net::SocketAddr,
+    protocol: &'static str,
+    kind: &'static str,
+    started: Instant,
+    interrupt: InterruptFuture,
+}
+
+impl QueryStart {
+    fn record(&self, outcome: &'static str) -> QueryRecord {
+        QueryRecord {
+            peer: self.peer,
+            protocol: self.protocol,
+            kind: self.kind,
+            started: self.started,
+            rows: 0,
+            outcome,
+        }
+    }
+}
+
+impl ApitrailSession {
+    async fn start<C: ClientInfo>(
+        &self,
+        client: &C,
+        protocol: &'static str,
+        sql: &str,
+    ) -> QueryStart {
+        QueryStart {
+            peer: client.socket_addr(),
+            protocol,
+            kind: statement_kind(sql),
+            started: Instant::now(),
+            interrupt: self.interruption(client).await,
+        }
+    }
+}
+
+/// Runs `query` until it finishes or `start.interrupt` fires, and wraps the
+/// rows of each result so that they stop when it fires later.
+async fn run_guarded<F>(start: QueryStart, query: F) -> PgWireResult<Vec<Response>>
+where
+    F: std::future::Future<Output = PgWireResult<Vec<Response>>>,
+{
+    let result = tokio::select! {
+        biased;
+        reason = start.interrupt.clone() => {
+            drop(start.record(reason.outcome()));
+            return Err(reason.error());
+        }
+        result = query => result,
+    };
+    let responses = match result {
+        Ok(responses) => responses,
+        Err(error) => {
+            drop(start.record("error"));
+            return Err(error);
+        }
+    };
+    let wrapped = responses
+        .into_iter()
+        .map(|response| match response {
+            Response::Query(mut query) => {
+                let rows =
+                    std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
+                query.data_rows = guard_rows(rows, start.interrupt.clone(), start.record("ok"));
+                Response::Query(query)
+            }
+            Response::Error(error) => {
+                drop(start.record("error"));
+                Response::Error(error)
+            }
+            other => {
+                drop(start.record("ok"));
+                other
+            }
+        })
+        .collect();
+    Ok(wrapped)
+}
+
+#[async_trait]
+impl SimpleQueryHandler for ApitrailSession {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let start = self.start(&*client, "simple", query).await;
+        let inner = Arc::clone(&self.inner);
+        run_guarded(start, SimpleQueryHandler::do_query(&*inner, client, query))
+            .await
+            .map_err(|error| read_only_parse_error(query, error))
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for ApitrailSession {
+    type Statement = <DfSessionService as ExtendedQueryHandler>::Statement;
+    type QueryParser = ApitrailParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::clone(&self.parser)
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let start = self
+            .start(&*client, "extended", &portal.statement.statement.0)
+            .await;
+        let inner = Arc::clone(&self.inner);
+        let query = async {
+            ExtendedQueryHandler::do_query(&*inner, client, portal, max_rows)
+                .await
+                .map(|response| vec![response])
+        };
+        let mut responses = run_guarded(start, query).await?;
+        Ok(responses.pop().unwrap_or(Response::EmptyQuery))
+    }
+}
