@@ -16,8 +16,8 @@ use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures::StreamExt;
-use http_body_util::StreamBody;
 use http_body::Frame;
+use http_body_util::StreamBody;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
@@ -94,10 +94,7 @@ pub fn operations() -> Vec<(Method, &'static str)> {
 
 /// Builds the router of the HTTP API.
 pub fn router(state: AppState) -> Router {
-    route_table()
-        .router
-        .fallback(not_found)
-        .with_state(state)
+    route_table().router.fallback(not_found).with_state(state)
 }
 
 /// An error response: a status and a JSON body `{"error": "..."}`.
@@ -146,11 +143,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         .iter()
         .map(|(method, path)| format!("{method} {path}"))
         .collect();
-    let message = format!(
-        "no route {}; the API has {}",
-        uri.path(),
-        routes.join(", ")
-    );
+    let message = format!("no route {}; the API has {}", uri.path(), routes.join(", "));
     (
         StatusCode::NOT_FOUND,
         Json(json!({ "error": message, "routes": routes })),
@@ -423,9 +416,10 @@ fn result_body(
                 "query exceeded a resource limit: sending its result took longer than the \
                  {timeout:?} time limit"
             )),
-            Ok(Some(Ok(batch))) => progress.encoder.batch(&batch).map_err(|e| {
-                format!("query failed: encoding the result failed: {e}")
-            }),
+            Ok(Some(Ok(batch))) => progress
+                .encoder
+                .batch(&batch)
+                .map_err(|e| format!("query failed: encoding the result failed: {e}")),
             Ok(Some(Err(e))) => Err(QueryError::from_datafusion(e).to_string()),
             Ok(None) => {
                 progress.done = true;
@@ -466,8 +460,10 @@ fn error_trailers(message: &str) -> HeaderMap {
 fn output_format(name: Option<&str>, headers: &HeaderMap) -> Result<OutputFormat, ApiError> {
     if let Some(name) = name {
         return OutputFormat::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = OutputFormat::ALL.iter().map(|f| f.name()).collect();
             ApiError::bad_request(format!(
-                "unknown output {name:?}; use json, jsonl, csv, arrow or parquet"
+                "unknown output {name:?}; use one of {}",
+                known.join(", ")
             ))
         });
     }

@@ -223,10 +223,7 @@ impl ResultEncoder {
                 Ok(std::mem::take(writer.get_mut()))
             }
             OutputFormat::Parquet => {
-                let writer = self
-                    .parquet
-                    .take()
-                    .expect("begin() opens the Parquet file");
+                let writer = self.parquet.take().expect("begin() opens the Parquet file");
                 // Writes the last row group and the footer.
                 writer.into_inner().map_err(parquet_error)
             }

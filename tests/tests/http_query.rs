@@ -91,8 +91,7 @@ fn read_arrow(body: Vec<u8>) -> Vec<RecordBatch> {
 /// Reads `VmRSS` of a process from `/proc/<pid>/status`, in bytes.
 fn resident_bytes(pid: u32) -> u64 {
     let path = format!("/proc/{pid}/status");
-    let status =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     let line = status
         .lines()
         .find(|line| line.starts_with("VmRSS:"))
@@ -211,9 +210,16 @@ fn parquet_row_groups() {
     let mut sum: i64 = 0;
     for batch in &batches {
         let values = batch.column(0).as_primitive::<Int64Type>();
-        sum += values.iter().map(|v| v.expect("no NULL values")).sum::<i64>();
+        sum += values
+            .iter()
+            .map(|v| v.expect("no NULL values"))
+            .sum::<i64>();
     }
-    assert_eq!(sum, 2_500_000 * 2_500_001 / 2, "sum of the values 1..=2500000");
+    assert_eq!(
+        sum,
+        2_500_000 * 2_500_001 / 2,
+        "sum of the values 1..=2500000"
+    );
 }
 
 /// Checks that the response of [`FAILING_SQL`] started as a 200.
@@ -474,11 +480,7 @@ fn explain_plan() {
         "the logical plan names the aggregate and the table:\n{logical}"
     );
 
-    let (_, body) = query_ok(
-        &server,
-        "EXPLAIN SELECT count(*) FROM events",
-        Some("csv"),
-    );
+    let (_, body) = query_ok(&server, "EXPLAIN SELECT count(*) FROM events", Some("csv"));
     let text = String::from_utf8(body).expect("CSV is UTF-8");
     assert!(
         text.starts_with("plan_type,plan\n") && text.contains("physical_plan,"),
@@ -495,7 +497,11 @@ fn explain_analyze_metrics() {
         .iter()
         .map(|row| row["plan_type"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(plan_types, ["Plan with Metrics"], "EXPLAIN ANALYZE rows: {rows:?}");
+    assert_eq!(
+        plan_types,
+        ["Plan with Metrics"],
+        "EXPLAIN ANALYZE rows: {rows:?}"
+    );
     let plan = rows[0]["plan"].as_str().unwrap_or_default();
     assert!(
         plan.contains("output_rows="),
@@ -514,7 +520,10 @@ fn explain_analyze_metrics() {
     let text = String::from_utf8(body).expect("JSON lines are UTF-8");
     let row: Value = serde_json::from_str(text.trim_end()).expect("one JSON line");
     assert!(
-        row["plan"].as_str().unwrap_or_default().contains("output_rows="),
+        row["plan"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("output_rows="),
         "EXPLAIN ANALYZE in JSON lines: {text}"
     );
 }
@@ -524,12 +533,18 @@ fn explain_of_writes_rejected() {
     let server = TestServer::start(ServerOptions::no_flush());
     let target = server.scratch_dir().join("explain-copy.csv");
     let statements = [
-        ("EXPLAIN INSERT INTO events (status) VALUES (200)".to_string(), "Insert"),
+        (
+            "EXPLAIN INSERT INTO events (status) VALUES (200)".to_string(),
+            "Insert",
+        ),
         (
             "EXPLAIN ANALYZE INSERT INTO events (status) VALUES (200)".to_string(),
             "Insert",
         ),
-        ("EXPLAIN CREATE TABLE t AS SELECT 1 AS a".to_string(), "CreateMemoryTable"),
+        (
+            "EXPLAIN CREATE TABLE t AS SELECT 1 AS a".to_string(),
+            "CreateMemoryTable",
+        ),
         ("EXPLAIN DELETE FROM events".to_string(), "Delete"),
         (
             format!(
@@ -548,7 +563,11 @@ fn explain_of_writes_rejected() {
             "the error for {sql:?} should say SQL is read-only and name {kind}: {body}"
         );
     }
-    assert!(!target.exists(), "EXPLAIN ANALYZE COPY wrote {}", target.display());
+    assert!(
+        !target.exists(),
+        "EXPLAIN ANALYZE COPY wrote {}",
+        target.display()
+    );
     assert_eq!(server.count(""), 0, "no event was inserted");
 }
 
