@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use apitrail_storage::Store;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -123,14 +124,35 @@ pub fn check_read_only(plan: &LogicalPlan) -> Result<(), QueryError> {
         .map_err(|e| QueryError::ReadOnly(e.strip_backtrace()))
 }
 
-/// Names the kind of statement that would change state, for a clear rejection.
+/// Rejects a plan that would change state anywhere in its tree, naming the statement.
+///
+/// The whole tree is searched, subqueries included, because `EXPLAIN` and
+/// `EXPLAIN ANALYZE` wrap the statement they describe, and `EXPLAIN ANALYZE`
+/// runs it.
 fn reject_writes(plan: &LogicalPlan) -> Result<(), QueryError> {
-    let kind = match plan {
-        LogicalPlan::Dml(dml) => format!("{} (DML)", dml.op),
-        LogicalPlan::Ddl(ddl) => ddl.name().to_string(),
-        LogicalPlan::Copy(_) => "COPY".to_string(),
-        LogicalPlan::Statement(statement) => statement.name().to_string(),
-        _ => return Ok(()),
-    };
-    Err(QueryError::ReadOnly(kind))
+    let mut write = None;
+    plan.apply_with_subqueries(|node| {
+        write = write_kind(node);
+        Ok(if write.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })
+    .map_err(QueryError::from_datafusion)?;
+    match write {
+        Some(kind) => Err(QueryError::ReadOnly(kind)),
+        None => Ok(()),
+    }
+}
+
+/// Names the kind of statement of `node` if it would change state.
+fn write_kind(node: &LogicalPlan) -> Option<String> {
+    match node {
+        LogicalPlan::Dml(dml) => Some(format!("{} (DML)", dml.op)),
+        LogicalPlan::Ddl(ddl) => Some(ddl.name().to_string()),
+        LogicalPlan::Copy(_) => Some("COPY".to_string()),
+        LogicalPlan::Statement(statement) => Some(statement.name().to_string()),
+        _ => None,
+    }
 }

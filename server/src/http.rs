@@ -1,4 +1,4 @@
-//! The HTTP API: health, metrics, ingest and query.
+//! The HTTP API: health, metrics, ingest, query, API descriptions and its own OpenAPI document.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,11 +9,15 @@ use apitrail_query::{QueryEngine, QueryError};
 use apitrail_storage::Store;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
+use bytes::Bytes;
 use futures::StreamExt;
+use http_body::Frame;
+use http_body_util::StreamBody;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
@@ -34,16 +38,63 @@ pub struct AppState {
     pub query_timeout: Duration,
 }
 
+/// The OpenAPI 3.1 document of this API, served at `GET /api/v1/openapi.json`.
+///
+/// A unit test below checks that it lists exactly the operations of [`operations`].
+pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
+
+/// Trailer field that carries the message of a query that failed after its
+/// result began, when the client sent `TE: trailers`.
+pub const ERROR_TRAILER: HeaderName = HeaderName::from_static("apitrail-error");
+
+/// The routes of the API and the list of its operations, built together so
+/// that the list cannot miss a route.
+struct RouteTable {
+    router: Router<AppState>,
+    operations: Vec<(Method, &'static str)>,
+}
+
+impl RouteTable {
+    fn new() -> Self {
+        RouteTable {
+            router: Router::new(),
+            operations: Vec::new(),
+        }
+    }
+
+    /// Adds `handler` for `method` on `path`. Methods of one path may be added one by one.
+    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone())
+            .unwrap_or_else(|e| panic!("route {method} {path}: {e}"));
+        self.router = self.router.route(path, on(filter, handler));
+        self.operations.push((method, path));
+        self
+    }
+}
+
+fn route_table() -> RouteTable {
+    RouteTable::new()
+        .add(Method::GET, "/health", health)
+        .add(Method::GET, "/metrics", metrics)
+        .add(Method::POST, "/api/v1/ingest", ingest)
+        .add(Method::POST, "/api/v1/query", query)
+        .add(Method::POST, "/api/v1/specs", load_spec)
+        .add(Method::GET, "/api/v1/specs", list_specs)
+        .add(Method::GET, "/api/v1/openapi.json", openapi)
+}
+
+/// Lists the method and path of every route the router serves.
+pub fn operations() -> Vec<(Method, &'static str)> {
+    route_table().operations
+}
+
 /// Builds the router of the HTTP API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/ingest", post(ingest))
-        .route("/api/v1/query", post(query))
-        .route("/api/v1/specs", post(load_spec).get(list_specs))
-        .fallback(not_found)
-        .with_state(state)
+    route_table().router.fallback(not_found).with_state(state)
 }
 
 /// An error response: a status and a JSON body `{"error": "..."}`.
@@ -82,14 +133,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
+/// Returns 404 with the routes of the API, in the message and as the list `routes`.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let routes: Vec<String> = operations()
+        .iter()
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    let message = format!("no route {}; the API has {}", uri.path(), routes.join(", "));
+    (
         StatusCode::NOT_FOUND,
-        format!(
-            "no route {}; the API has /health, /metrics, /api/v1/ingest, /api/v1/query and /api/v1/specs",
-            uri.path()
-        ),
+        Json(json!({ "error": message, "routes": routes })),
     )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_DOCUMENT,
+    )
+        .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -289,68 +352,114 @@ async fn query(
         "query planned"
     );
 
-    let deadline = tokio::time::Instant::now() + state.query_timeout;
-    let body = Body::from_stream(result_body(stream, encoder, head, deadline));
-    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+    let body = Body::new(StreamBody::new(result_body(
+        stream,
+        encoder,
+        head,
+        state.query_timeout,
+    )));
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::TRAILER, ERROR_TRAILER.as_str()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
-/// Streams an encoded result, one batch at a time, until the deadline.
+/// Streams an encoded result, one batch at a time, for at most `timeout`.
 ///
-/// NOTE: an error after the first bytes were sent cannot change the status
-/// any more. The body is cut off instead, so the client gets an incomplete
-/// document and a broken chunked transfer.
+/// An error after the first bytes were sent cannot change the status any
+/// more. The body then ends with the format's error ending
+/// ([`ResultEncoder::fail`]) followed by the trailer [`ERROR_TRAILER`]. Hyper
+/// sends that trailer only to HTTP/1.1 clients that sent `TE: trailers` and
+/// otherwise ends the chunked body without it.
 fn result_body(
     stream: datafusion::execution::SendableRecordBatchStream,
     encoder: ResultEncoder,
     head: Vec<u8>,
-    deadline: tokio::time::Instant,
-) -> impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send {
+    timeout: Duration,
+) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::convert::Infallible>> + Send {
+    let deadline = tokio::time::Instant::now() + timeout;
     struct Progress {
         stream: datafusion::execution::SendableRecordBatchStream,
         encoder: ResultEncoder,
         head: Option<Vec<u8>>,
+        /// Trailers to send after the error ending, once it has been sent.
+        trailers: Option<HeaderMap>,
         done: bool,
     }
     let start = Progress {
         stream,
         encoder,
         head: Some(head),
+        trailers: None,
         done: false,
     };
     futures::stream::unfold(start, move |mut progress| async move {
+        if let Some(trailers) = progress.trailers.take() {
+            return Some((Ok(Frame::trailers(trailers)), progress));
+        }
         if progress.done {
             return None;
         }
         if let Some(head) = progress.head.take() {
-            return Some((Ok(head), progress));
+            return Some((Ok(Frame::data(Bytes::from(head))), progress));
         }
         let item = match tokio::time::timeout_at(deadline, progress.stream.next()).await {
-            Err(_) => Err(std::io::Error::other(
-                "query timed out while streaming its result",
+            Err(_) => Err(format!(
+                "query exceeded a resource limit: sending its result took longer than the \
+                 {timeout:?} time limit"
             )),
             Ok(Some(Ok(batch))) => progress
                 .encoder
                 .batch(&batch)
-                .map_err(std::io::Error::other),
-            Ok(Some(Err(e))) => Err(std::io::Error::other(e.to_string())),
+                .map_err(|e| format!("query failed: encoding the result failed: {e}")),
+            Ok(Some(Err(e))) => Err(QueryError::from_datafusion(e).to_string()),
             Ok(None) => {
                 progress.done = true;
-                progress.encoder.end().map_err(std::io::Error::other)
+                progress
+                    .encoder
+                    .end()
+                    .map_err(|e| format!("query failed: encoding the result failed: {e}"))
             }
         };
-        if let Err(e) = &item {
-            tracing::warn!(error = %e, "query failed while streaming its result");
-            progress.done = true;
-        }
-        Some((item, progress))
+        let bytes = match item {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                tracing::warn!(error = %message, "query failed while streaming its result");
+                progress.done = true;
+                progress.trailers = Some(error_trailers(&message));
+                progress.encoder.fail(&message)
+            }
+        };
+        Some((Ok(Frame::data(Bytes::from(bytes))), progress))
     })
+}
+
+/// Builds the trailer section `apitrail-error: <message>`.
+///
+/// Control characters, which a field value cannot contain, become spaces.
+fn error_trailers(message: &str) -> HeaderMap {
+    let clean: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let value = HeaderValue::from_bytes(clean.as_bytes())
+        .unwrap_or_else(|_| HeaderValue::from_static("the query failed"));
+    let mut trailers = HeaderMap::new();
+    trailers.insert(ERROR_TRAILER, value);
+    trailers
 }
 
 fn output_format(name: Option<&str>, headers: &HeaderMap) -> Result<OutputFormat, ApiError> {
     if let Some(name) = name {
         return OutputFormat::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = OutputFormat::ALL.iter().map(|f| f.name()).collect();
             ApiError::bad_request(format!(
-                "unknown output {name:?}; use json, jsonl, csv or arrow"
+                "unknown output {name:?}; use one of {}",
+                known.join(", ")
             ))
         });
     }
@@ -452,4 +561,99 @@ async fn list_specs(State(state): State<AppState>) -> Json<serde_json::Value> {
         })
         .collect();
     Json(json!({ "specs": list }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn document() -> serde_json::Value {
+        serde_json::from_str(OPENAPI_DOCUMENT).expect("server/openapi.json is valid JSON")
+    }
+
+    /// Lists `METHOD /path` for every operation of the OpenAPI document.
+    fn documented_operations(document: &serde_json::Value) -> BTreeSet<String> {
+        let paths = document["paths"]
+            .as_object()
+            .expect("the document has a paths object");
+        let mut operations = BTreeSet::new();
+        for (path, item) in paths {
+            let item = item.as_object().expect("a path item is an object");
+            for method in item.keys() {
+                operations.insert(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+        operations
+    }
+
+    #[test]
+    fn openapi_matches_routes() {
+        let served: BTreeSet<String> = operations()
+            .iter()
+            .map(|(method, path)| format!("{method} {path}"))
+            .collect();
+        let documented = documented_operations(&document());
+        let undocumented: Vec<&String> = served.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes missing from server/openapi.json: {undocumented:?}"
+        );
+        let unserved: Vec<&String> = documented.difference(&served).collect();
+        assert!(
+            unserved.is_empty(),
+            "server/openapi.json documents operations the router does not serve: {unserved:?}"
+        );
+    }
+
+    #[test]
+    fn openapi_lists_output_formats() {
+        let document = document();
+        let operation = &document["paths"]["/api/v1/query"]["post"];
+        let parameter = operation["parameters"]
+            .as_array()
+            .expect("the query operation has parameters")
+            .iter()
+            .find(|p| p["name"] == "output")
+            .expect("the query operation documents `output`");
+        let names: Vec<&str> = parameter["schema"]["enum"]
+            .as_array()
+            .expect("`output` has an enum")
+            .iter()
+            .map(|v| v.as_str().expect("output names are strings"))
+            .collect();
+        for name in &names {
+            assert!(
+                OutputFormat::from_name(name).is_some(),
+                "documented output {name:?} is not accepted"
+            );
+        }
+        let content = operation["responses"]["200"]["content"]
+            .as_object()
+            .expect("the 200 response lists its content types");
+        for format in OutputFormat::ALL {
+            assert!(
+                names.contains(&format.name()),
+                "output {:?} is not documented",
+                format.name()
+            );
+            let media_type = format.content_type().split(';').next().unwrap_or("");
+            assert!(
+                content.contains_key(media_type),
+                "content type {media_type:?} of output {:?} is not documented",
+                format.name()
+            );
+        }
+    }
+
+    #[test]
+    fn error_trailer_drops_controls() {
+        let trailers = error_trailers("line one\nline two");
+        assert_eq!(
+            trailers.get(ERROR_TRAILER).map(HeaderValue::as_bytes),
+            Some(&b"line one line two"[..]),
+            "a line feed cannot be sent inside a field value"
+        );
+    }
 }

@@ -1,11 +1,28 @@
-//! Encodings of query results: JSON array, JSON lines, CSV and Arrow IPC stream.
+//! Encodings of query results: JSON array, JSON lines, CSV, Arrow IPC stream and Parquet.
 //!
 //! Each encoder turns one batch at a time into bytes, so a result is sent
-//! as it is produced and never held whole in memory. Timestamps are written
-//! as RFC 3339 UTC strings with microseconds.
+//! as it is produced and never held whole in memory. Parquet is the one
+//! format that buffers rows: those of the open row group, at most
+//! [`PARQUET_MAX_ROW_GROUP_BYTES`] of encoded data. In the text formats,
+//! timestamps are written as RFC 3339 UTC strings with microseconds.
+//!
+//! A query can fail after the first bytes were sent. [`ResultEncoder::fail`]
+//! then ends the body in a way each format's readers detect; the section
+//! "HTTP" of `docs/protocols.md` describes the endings.
 
 use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+/// Estimated encoded size at which a Parquet row group is closed and sent.
+pub const PARQUET_MAX_ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+/// Rows at which a Parquet row group is closed and sent, whatever its size.
+pub const PARQUET_MAX_ROW_GROUP_ROWS: usize = 1024 * 1024;
+/// Start of the text that carries an error message in a failed result body.
+pub const ERROR_PREFIX: &str = "apitrail-error: ";
 
 /// Result encodings of `POST /api/v1/query`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +31,7 @@ pub enum OutputFormat {
     JsonLines,
     Csv,
     Arrow,
+    Parquet,
 }
 
 impl OutputFormat {
@@ -24,6 +42,7 @@ impl OutputFormat {
             "jsonl" | "ndjson" => Some(OutputFormat::JsonLines),
             "csv" => Some(OutputFormat::Csv),
             "arrow" => Some(OutputFormat::Arrow),
+            "parquet" => Some(OutputFormat::Parquet),
             _ => None,
         }
     }
@@ -37,6 +56,7 @@ impl OutputFormat {
                 "application/x-ndjson" | "application/jsonl" => Some(OutputFormat::JsonLines),
                 "text/csv" => Some(OutputFormat::Csv),
                 "application/vnd.apache.arrow.stream" => Some(OutputFormat::Arrow),
+                "application/vnd.apache.parquet" => Some(OutputFormat::Parquet),
                 _ => None,
             })
     }
@@ -47,6 +67,27 @@ impl OutputFormat {
             OutputFormat::JsonLines => "application/x-ndjson",
             OutputFormat::Csv => "text/csv; charset=utf-8",
             OutputFormat::Arrow => "application/vnd.apache.arrow.stream",
+            OutputFormat::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// Every format with its `output` name and content type, for the API description.
+    pub const ALL: [OutputFormat; 5] = [
+        OutputFormat::Json,
+        OutputFormat::JsonLines,
+        OutputFormat::Csv,
+        OutputFormat::Arrow,
+        OutputFormat::Parquet,
+    ];
+
+    /// Returns the `output` parameter value that selects this format.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Json => "json",
+            OutputFormat::JsonLines => "jsonl",
+            OutputFormat::Csv => "csv",
+            OutputFormat::Arrow => "arrow",
+            OutputFormat::Parquet => "parquet",
         }
     }
 }
@@ -60,6 +101,7 @@ pub struct ResultEncoder {
     schema: SchemaRef,
     batches_written: usize,
     arrow: Option<arrow::ipc::writer::StreamWriter<Vec<u8>>>,
+    parquet: Option<ArrowWriter<Vec<u8>>>,
 }
 
 impl ResultEncoder {
@@ -69,11 +111,12 @@ impl ResultEncoder {
             schema,
             batches_written: 0,
             arrow: None,
+            parquet: None,
         }
     }
 
     /// Bytes that open the result (the CSV header, `[` of a JSON array).
-    pub fn begin(&mut self) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    pub fn begin(&mut self) -> Result<Vec<u8>, ArrowError> {
         match self.format {
             OutputFormat::Json => Ok(b"[".to_vec()),
             OutputFormat::JsonLines => Ok(Vec::new()),
@@ -94,11 +137,27 @@ impl ResultEncoder {
                 self.arrow = Some(writer);
                 Ok(head)
             }
+            OutputFormat::Parquet => {
+                let properties = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .set_max_row_group_row_count(Some(PARQUET_MAX_ROW_GROUP_ROWS))
+                    .set_max_row_group_bytes(Some(PARQUET_MAX_ROW_GROUP_BYTES))
+                    .build();
+                let mut writer =
+                    ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties))
+                        .map_err(parquet_error)?;
+                let head = take_parquet_bytes(&mut writer)?;
+                self.parquet = Some(writer);
+                Ok(head)
+            }
         }
     }
 
     /// Encodes one batch.
-    pub fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    ///
+    /// Parquet returns bytes only when the batch closes a row group, and
+    /// otherwise an empty vector.
+    pub fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
@@ -139,13 +198,22 @@ impl ResultEncoder {
                 writer.flush()?;
                 out = std::mem::take(writer.get_mut());
             }
+            OutputFormat::Parquet => {
+                let writer = self
+                    .parquet
+                    .as_mut()
+                    .expect("begin() opens the Parquet file");
+                // The writer closes a row group by itself at the row and byte limits.
+                writer.write(batch).map_err(parquet_error)?;
+                out = take_parquet_bytes(writer)?;
+            }
         }
         self.batches_written += 1;
         Ok(out)
     }
 
     /// Bytes that close the result.
-    pub fn end(&mut self) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    pub fn end(&mut self) -> Result<Vec<u8>, ArrowError> {
         match self.format {
             OutputFormat::Json => Ok(b"]\n".to_vec()),
             OutputFormat::JsonLines | OutputFormat::Csv => Ok(Vec::new()),
@@ -154,8 +222,94 @@ impl ResultEncoder {
                 writer.finish()?;
                 Ok(std::mem::take(writer.get_mut()))
             }
+            OutputFormat::Parquet => {
+                let writer = self.parquet.take().expect("begin() opens the Parquet file");
+                // Writes the last row group and the footer.
+                writer.into_inner().map_err(parquet_error)
+            }
         }
     }
+
+    /// Bytes that end a result whose query failed after [`ResultEncoder::begin`].
+    ///
+    /// Every batch before the failure was sent whole, so the body stops at a
+    /// row boundary. What follows makes the body invalid for the format's
+    /// readers and carries `message`:
+    ///
+    /// - JSON: the array is not closed; the last line is `{"error":"..."}`
+    ///   with no line feed after it.
+    /// - JSON lines: the last line is `{"error":"..."}` with no line feed.
+    /// - CSV: the last line is one quoted field `"apitrail-error: ..."` with
+    ///   no line feed.
+    /// - Arrow IPC stream: no end-of-stream marker. Instead, a continuation
+    ///   marker and a length frame the text `apitrail-error: ...`, which is
+    ///   not a valid IPC message, so readers raise an error after the last
+    ///   whole batch.
+    /// - Parquet: no footer, so readers reject the file. The body ends with
+    ///   a line feed, `apitrail-error: ...` and a line feed.
+    ///
+    /// Line breaks in `message` are replaced with spaces, so the message is
+    /// one line.
+    pub fn fail(&mut self, message: &str) -> Vec<u8> {
+        let message = message.replace(['\r', '\n'], " ");
+        match self.format {
+            OutputFormat::Json => {
+                let mut out = b"\n".to_vec();
+                out.extend(error_object(&message));
+                out
+            }
+            OutputFormat::JsonLines => error_object(&message),
+            OutputFormat::Csv => csv_quote(&format!("{ERROR_PREFIX}{message}")).into_bytes(),
+            OutputFormat::Arrow => {
+                self.arrow = None;
+                arrow_error_message(&message)
+            }
+            OutputFormat::Parquet => {
+                // Dropping the writer discards the open row group without a footer.
+                self.parquet = None;
+                format!("\n{ERROR_PREFIX}{message}\n").into_bytes()
+            }
+        }
+    }
+}
+
+/// Takes the bytes the Parquet writer has produced so far out of its buffer.
+///
+/// The writer counts the offsets of what it wrote itself, so emptying the
+/// buffer does not change the file it writes.
+fn take_parquet_bytes(writer: &mut ArrowWriter<Vec<u8>>) -> Result<Vec<u8>, ArrowError> {
+    writer.sync()?;
+    Ok(std::mem::take(writer.inner_mut()))
+}
+
+fn parquet_error(error: parquet::errors::ParquetError) -> ArrowError {
+    ArrowError::ExternalError(Box::new(error))
+}
+
+/// `{"error":"message"}` with no line feed after it.
+fn error_object(message: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "error": message }))
+        .expect("a JSON object of one string serialises")
+}
+
+/// A frame that looks like an IPC message to a stream reader: the
+/// continuation marker `0xFFFFFFFF`, a little-endian length and that many
+/// bytes of `apitrail-error: message`, padded with spaces to a multiple of 8.
+///
+/// Readers parse the text as a flatbuffer `Message`. Its first four bytes,
+/// `apit`, read as a root table offset of 0x74697061, which points far past
+/// the end of any frame, so flatbuffer verification fails.
+fn arrow_error_message(message: &str) -> Vec<u8> {
+    let mut text = format!("{ERROR_PREFIX}{message}").into_bytes();
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let length = i32::try_from(text.len()).expect("an error message is shorter than 2 GiB");
+    let mut out = Vec::with_capacity(text.len() + 8);
+    out.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend(text);
+    out
 }
 
 fn json_builder() -> arrow::json::writer::WriterBuilder {
@@ -167,10 +321,14 @@ fn json_builder() -> arrow::json::writer::WriterBuilder {
 
 fn csv_escape(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
+        csv_quote(value)
     } else {
         value.to_string()
     }
+}
+
+fn csv_quote(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -232,5 +390,95 @@ mod tests {
             text,
             "time,status\n2023-11-14T22:13:20.123456Z,\n2023-11-14T22:13:20.123456Z,\n"
         );
+    }
+
+    #[test]
+    fn parquet_round_trip() {
+        let mut encoder = ResultEncoder::new(OutputFormat::Parquet, sample().schema());
+        let mut out = encoder.begin().unwrap();
+        assert_eq!(out, b"PAR1", "a Parquet file starts with its magic");
+        for _ in 0..3 {
+            out.extend(encoder.batch(&sample()).unwrap());
+        }
+        out.extend(encoder.end().unwrap());
+
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+            bytes::Bytes::from(out),
+            1024,
+        )
+        .expect("the body is a Parquet file");
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 3, "one row per encoded batch");
+        assert_eq!(
+            batches[0].schema().field(0).data_type(),
+            sample().schema().field(0).data_type(),
+            "the timestamp keeps its unit and time zone"
+        );
+    }
+
+    #[test]
+    fn failed_text_results_end_unterminated() {
+        let cases = [
+            (
+                OutputFormat::Json,
+                "[{\"time\":\"2023-11-14T22:13:20.123456Z\",\"status\":null}\n{\"error\":\"division by zero\"}",
+            ),
+            (
+                OutputFormat::JsonLines,
+                "{\"time\":\"2023-11-14T22:13:20.123456Z\",\"status\":null}\n{\"error\":\"division by zero\"}",
+            ),
+            (
+                OutputFormat::Csv,
+                "time,status\n2023-11-14T22:13:20.123456Z,\n\"apitrail-error: division by zero\"",
+            ),
+        ];
+        for (format, expected) in cases {
+            let mut encoder = ResultEncoder::new(format, sample().schema());
+            let mut out = encoder.begin().unwrap();
+            out.extend(encoder.batch(&sample()).unwrap());
+            out.extend(encoder.fail("division\nby zero"));
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                expected,
+                "failed {format:?} body"
+            );
+        }
+    }
+
+    #[test]
+    fn failed_arrow_stream_raises() {
+        let mut encoder = ResultEncoder::new(OutputFormat::Arrow, sample().schema());
+        let mut out = encoder.begin().unwrap();
+        out.extend(encoder.batch(&sample()).unwrap());
+        out.extend(encoder.fail("division by zero"));
+
+        let mut reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(out), None).unwrap();
+        let first = reader.next().expect("the batch before the failure");
+        assert_eq!(first.unwrap().num_rows(), 1, "the whole first batch");
+        let last = reader.next().expect("the error frame reads as a message");
+        assert!(
+            last.is_err(),
+            "a reader must raise on the error frame, got {last:?}"
+        );
+    }
+
+    #[test]
+    fn failed_parquet_has_no_footer() {
+        let mut encoder = ResultEncoder::new(OutputFormat::Parquet, sample().schema());
+        let mut out = encoder.begin().unwrap();
+        out.extend(encoder.batch(&sample()).unwrap());
+        out.extend(encoder.fail("division by zero"));
+        assert!(
+            out.ends_with(b"\napitrail-error: division by zero\n"),
+            "the body ends with the message: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        let read = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+            bytes::Bytes::from(out),
+            1024,
+        );
+        assert!(read.is_err(), "a file without footer must be rejected");
     }
 }
