@@ -369,7 +369,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         self.flight_info(&schema, metadata_ticket(&query), request.into_inner())
     }
 
@@ -396,7 +396,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         self.flight_info(&schema, metadata_ticket(&query), request.into_inner())
     }
 
@@ -450,7 +450,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder(&self.type_info).schema();
+        let schema = query.into_builder(&self.type_info).schema();
         self.flight_info(&schema, metadata_ticket(&query), request.into_inner())
     }
 

@@ -39,8 +39,8 @@ pub fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
 /// Converts an apitrail query error into a PostgreSQL error.
 pub fn from_query_error(error: &QueryError) -> PgWireError {
     // A failure while running keeps the precise state of its DataFusion
-    // cause, such as 22012 for a division by zero; the rest follow the
-    // mapping that HTTP and Flight SQL share.
+    // cause, such as 22012 for a division by zero. The other errors follow
+    // the mapping that HTTP and Flight SQL share.
     let code = match error {
         QueryError::Execution(source) => sqlstate_of(source),
         other => crate::errors::error_codes(other).sqlstate,
