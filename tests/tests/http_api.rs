@@ -680,14 +680,22 @@ fn sigterm_after_listening() {
             .spawn()
             .expect("starting the server");
         let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+        // The Flight SQL and PostgreSQL lines come first; the HTTP line is last.
         let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("reading the listening line");
-        assert!(
-            line.starts_with("apitrail listening on "),
-            "unexpected first line {line:?}"
-        );
+        loop {
+            line.clear();
+            stdout
+                .read_line(&mut line)
+                .expect("reading the listening lines");
+            if line.starts_with("apitrail listening on ") {
+                break;
+            }
+            assert!(
+                line.starts_with("apitrail flight sql listening on ")
+                    || line.starts_with("apitrail postgres listening on "),
+                "unexpected line before the HTTP listening line: {line:?}"
+            );
+        }
 
         apitrail_tests::send_signal(child.id(), libc::SIGTERM);
         let status = child.wait().expect("waiting for the server");
