@@ -11,7 +11,7 @@
 //!
 //! Every ticket also carries an execution id. `CancelFlightInfo` (and the
 //! older `CancelQuery` action) cancel the execution with that id, whether
-//! it is running or not started yet; a client that drops its `DoGet` stream
+//! it is running or not started yet. A client that drops its `DoGet` stream
 //! drops the query with it. The metadata commands (`GetCatalogs`,
 //! `GetDbSchemas`, `GetTables`, `GetTableTypes`, `GetSqlInfo`,
 //! `GetXdbcTypeInfo` and the key commands, which are empty since apitrail

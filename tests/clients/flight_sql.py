@@ -2,8 +2,8 @@
 
 Usage: flight_sql.py SCENARIO grpc://127.0.0.1:PORT
 
-Each scenario connects with a stock driver (the ADBC Flight SQL driver, or
-pyarrow.flight for the raw protocol), asserts what it can check on its own,
+Each scenario connects with a stock driver: the ADBC Flight SQL driver, or
+pyarrow.flight for the raw protocol. It asserts what it can check on its own
 and prints one JSON document on stdout for the Rust test to compare with
 the results of the HTTP API.
 """

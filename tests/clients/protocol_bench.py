@@ -8,8 +8,8 @@ so the figures include the client, the protocol and the engine. Two queries:
 - small: one row (`SELECT count(*) FROM events`), timed R times; reports
   the median and the 90th percentile latency.
 - large: N rows of five columns from generate_series, so the result does
-  not depend on the data in the store; reports rows and bytes per second
-  as the client received them, as the median of R runs.
+  not depend on the data in the store. It reports rows and bytes per
+  second as the client received them, as the median of R runs.
 
 Clients: urllib with the Arrow IPC stream and with JSON lines for HTTP,
 the ADBC Flight SQL driver for Flight SQL, and psycopg 3 with binary results

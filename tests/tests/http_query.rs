@@ -610,7 +610,7 @@ fn large_result_bounded_memory() {
     assert_eq!(last_byte, b'\n', "the result ended cleanly");
 
     // Holding the result would take at least its 400 MiB of text. Streaming
-    // holds a few batches of 8192 rows (about 1.7 MB each) at a time; the
+    // keeps a few batches of 8192 rows (about 1.7 MB each) at a time; the
     // 200 MiB allowance covers the allocator keeping freed pages.
     let growth = peak.saturating_sub(before);
     assert!(
@@ -685,7 +685,7 @@ fn openapi_covers_routes() {
         );
     }
 
-    // Every documented operation reaches its handler: the router answers
+    // Every documented operation reaches its handler: the router returns
     // neither its 404 nor 405, even for an empty request.
     let client = reqwest::blocking::Client::new();
     for route in &served {
