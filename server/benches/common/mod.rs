@@ -63,14 +63,26 @@ pub(crate) fn group(value: u64) -> String {
     grouped
 }
 
+/// Runs `sql` and returns its first batch.
+async fn first_batch(
+    engine: &apitrail_query::QueryEngine,
+    sql: &str,
+) -> anyhow::Result<arrow::record_batch::RecordBatch> {
+    let stream = engine.execute(sql).await?;
+    let batches: Vec<arrow::record_batch::RecordBatch> =
+        futures::TryStreamExt::try_collect(stream).await?;
+    batches
+        .into_iter()
+        .next()
+        .with_context(|| format!("the query returned no batch: {sql}"))
+}
+
 pub(crate) async fn query_count(
     engine: &apitrail_query::QueryEngine,
     sql: &str,
 ) -> anyhow::Result<u64> {
-    let stream = engine.execute(sql).await?;
-    let batches: Vec<arrow::record_batch::RecordBatch> =
-        futures::TryStreamExt::try_collect(stream).await?;
-    let column = batches[0]
+    let batch = first_batch(engine, sql).await?;
+    let column = batch
         .column(0)
         .as_any()
         .downcast_ref::<arrow::array::Int64Array>()
@@ -82,10 +94,8 @@ pub(crate) async fn first_text(
     engine: &apitrail_query::QueryEngine,
     sql: &str,
 ) -> anyhow::Result<String> {
-    let stream = engine.execute(sql).await?;
-    let batches: Vec<arrow::record_batch::RecordBatch> =
-        futures::TryStreamExt::try_collect(stream).await?;
-    let column = batches[0]
+    let batch = first_batch(engine, sql).await?;
+    let column = batch
         .column(0)
         .as_any()
         .downcast_ref::<arrow::array::StringArray>()
