@@ -54,6 +54,32 @@ pub struct ServerConfig {
     pub templater: apitrail_ingest::TemplaterConfig,
     /// Settings of the continuous views.
     pub views: ViewsConfig,
+    /// Who may connect.
+    pub auth: AuthConfig,
+}
+
+/// The `[auth]` section. Tokens themselves live in the data directory.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Require a token on loopback listeners too, even before any token
+    /// exists; listeners beyond loopback always require one.
+    pub required: bool,
+    /// How PostgreSQL clients send their password on TLS connections.
+    /// Connections without TLS always use SCRAM-SHA-256.
+    pub pg_password_method: PgPasswordMethod,
+}
+
+/// PostgreSQL password methods, named as in `pg_hba.conf`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum PgPasswordMethod {
+    /// SCRAM-SHA-256: the password never crosses the wire.
+    #[default]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// The password in clear text, for clients without SCRAM; only on TLS connections.
+    #[serde(rename = "password")]
+    Password,
 }
 
 /// The `[views]` section.
@@ -102,6 +128,7 @@ impl Default for ServerConfig {
             identity: apitrail_ingest::IdentityConfig::default(),
             templater: apitrail_ingest::TemplaterConfig::default(),
             views: ViewsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! `GetXdbcTypeInfo` and the key commands, which are empty since apitrail
 //! tables have no keys) round-trip through `DoGet` the same way.
 
+mod auth;
 mod info;
 
 use std::collections::{HashMap, VecDeque};
@@ -83,12 +84,16 @@ pub async fn serve(
     listener: TcpListener,
     engine: QueryEngine,
     options: FlightOptions,
+    auth: crate::auth::Authenticator,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let service = FlightSqlServer::new(engine, options)?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
-        .add_service(FlightServiceServer::new(service))
+        .add_service(FlightServiceServer::with_interceptor(
+            service,
+            auth::AuthInterceptor::new(auth),
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;
     Ok(())
@@ -336,6 +341,20 @@ fn query_failure(stage: &'static str, error: &QueryError) -> Status {
 #[tonic::async_trait]
 impl FlightSqlService for FlightSqlServer {
     type FlightService = FlightSqlServer;
+
+    async fn do_handshake(
+        &self,
+        request: Request<tonic::Streaming<arrow_flight::HandshakeRequest>>,
+    ) -> Result<
+        Response<
+            std::pin::Pin<
+                Box<dyn Stream<Item = Result<arrow_flight::HandshakeResponse, Status>> + Send>,
+            >,
+        >,
+        Status,
+    > {
+        auth::handshake(&request)
+    }
 
     async fn get_flight_info_statement(
         &self,

@@ -8,12 +8,14 @@ use apitrail_ingest::Format;
 use apitrail_query::{QueryEngine, QueryError};
 use apitrail_storage::Store;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body::Frame;
@@ -23,6 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::io::StreamReader;
 
+use crate::auth::{AuthError, Authenticator, Role, Schemes, parse_authorization};
 use crate::ingest::{IngestError, IngestOptions, Sink, ingest_reader};
 use crate::output::{OutputFormat, ResultEncoder};
 use crate::pipeline::{IngestPipeline, load_outcome_json};
@@ -47,11 +50,26 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
 /// result began, when the client sent `TE: trailers`.
 pub const ERROR_TRAILER: HeaderName = HeaderName::from_static("apitrail-error");
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token: health checks and the API description.
+    Public,
+    /// Holders of `role`, presenting a token in one of `schemes`.
+    Role(Role, Schemes),
+}
+
+/// Only queries and reads: a Bearer token with the `read` role.
+const READ: Access = Access::Role(Role::Read, Schemes::Bearer);
+/// Event intake, where log shippers may also send Basic or ApiKey credentials.
+const INGEST: Access = Access::Role(Role::Ingest, Schemes::Shipper);
+const ADMIN: Access = Access::Role(Role::Admin, Schemes::Bearer);
+
 /// The routes of the API and the list of its operations, built together so
 /// that the list cannot miss a route.
 struct RouteTable {
     router: Router<AppState>,
-    operations: Vec<(Method, &'static str)>,
+    operations: Vec<(Method, &'static str, Access)>,
 }
 
 impl RouteTable {
@@ -62,39 +80,108 @@ impl RouteTable {
         }
     }
 
-    /// Adds `handler` for `method` on `path`. Methods of one path may be added one by one.
-    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    /// Adds `handler` for `method` on `path`, open to callers that `access`
+    /// lets in. Methods of one path may be added one by one.
+    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone())
             .unwrap_or_else(|e| panic!("route {method} {path}: {e}"));
-        self.router = self.router.route(path, on(filter, handler));
-        self.operations.push((method, path));
+        let mut route = on(filter, handler);
+        if let Access::Role(role, schemes) = access {
+            route = route.route_layer(axum::middleware::from_fn(
+                move |request: Request, next: Next| require_role(role, schemes, request, next),
+            ));
+        }
+        self.router = self.router.route(path, route);
+        self.operations.push((method, path, access));
         self
     }
 }
 
 fn route_table() -> RouteTable {
     RouteTable::new()
-        .add(Method::GET, "/health", health)
-        .add(Method::GET, "/metrics", metrics)
-        .add(Method::POST, "/api/v1/ingest", ingest)
-        .add(Method::POST, "/api/v1/query", query)
-        .add(Method::POST, "/api/v1/specs", load_spec)
-        .add(Method::GET, "/api/v1/specs", list_specs)
-        .add(Method::GET, "/api/v1/openapi.json", openapi)
+        .add(Method::GET, "/health", Access::Public, health)
+        .add(Method::GET, "/metrics", READ, metrics)
+        .add(Method::POST, "/api/v1/ingest", INGEST, ingest)
+        .add(Method::POST, "/api/v1/query", READ, query)
+        .add(Method::POST, "/api/v1/specs", ADMIN, load_spec)
+        .add(Method::GET, "/api/v1/specs", READ, list_specs)
+        .add(Method::GET, "/api/v1/openapi.json", Access::Public, openapi)
 }
 
 /// Lists the method and path of every route the router serves.
 pub fn operations() -> Vec<(Method, &'static str)> {
-    route_table().operations
+    route_table()
+        .operations
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
 }
 
-/// Builds the router of the HTTP API.
-pub fn router(state: AppState) -> Router {
-    route_table().router.fallback(not_found).with_state(state)
+/// Builds the router of the HTTP API; `auth` decides who may call it.
+pub fn router(state: AppState, auth: Authenticator) -> Router {
+    route_table()
+        .router
+        .fallback(not_found)
+        .with_state(state)
+        .layer(Extension(auth))
+}
+
+/// Checks the request's credentials for `role`, then runs the route.
+///
+/// The principal goes into the request's extensions for handlers and logs.
+async fn require_role(role: Role, schemes: Schemes, mut request: Request, next: Next) -> Response {
+    let Some(auth) = request.extensions().get::<Authenticator>().cloned() else {
+        tracing::error!("the router has no authenticator; refusing the request");
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "authentication is not set up",
+        )
+        .into_response();
+    };
+    let credentials = match request.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let parsed = value
+                .to_str()
+                .map_err(|_| AuthError::Malformed("not visible ASCII".into()))
+                .and_then(|text| parse_authorization(text, schemes));
+            match parsed {
+                Ok(credentials) => Some(credentials),
+                Err(error) => return auth_error_response(&error, schemes, request.uri().path()),
+            }
+        }
+    };
+    match auth.authorize(credentials.as_ref(), role) {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => auth_error_response(&error, schemes, request.uri().path()),
+    }
+}
+
+/// Answers a refused request: 401 with a `WWW-Authenticate` challenge when
+/// the client should authenticate, 403 when its token lacks the role.
+fn auth_error_response(error: &AuthError, schemes: Schemes, path: &str) -> Response {
+    metrics::counter!("apitrail_auth_failures_total", "protocol" => "http").increment(1);
+    tracing::info!(path, error = %error, "request refused");
+    if !error.is_unauthenticated() {
+        return ApiError::new(StatusCode::FORBIDDEN, error.to_string()).into_response();
+    }
+    let challenge = match schemes {
+        Schemes::Bearer => "Bearer realm=\"apitrail\"",
+        Schemes::Shipper => "Bearer realm=\"apitrail\", Basic realm=\"apitrail\"",
+    };
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, error.to_string()).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
 }
 
 /// An error response: a status and a JSON body `{"error": "..."}`.
@@ -605,6 +692,35 @@ mod tests {
             unserved.is_empty(),
             "server/openapi.json documents operations the router does not serve: {unserved:?}"
         );
+    }
+
+    #[test]
+    fn openapi_states_each_route_role() {
+        let document = document();
+        for (method, path, access) in route_table().operations {
+            let operation = &document["paths"][path][method.as_str().to_lowercase()];
+            let documented_role = operation["x-apitrail-role"].as_str();
+            match access {
+                Access::Public => {
+                    assert_eq!(documented_role, None, "{method} {path} is public");
+                    assert_eq!(
+                        operation["security"],
+                        json!([]),
+                        "{method} {path} is public but documents a security requirement"
+                    );
+                }
+                Access::Role(role, schemes) => {
+                    assert_eq!(documented_role, Some(role.as_str()), "{method} {path}");
+                    assert!(
+                        operation["responses"]["401"].is_object(),
+                        "{method} {path} documents no 401"
+                    );
+                    let schemes_count = operation["security"].as_array().map_or(1, Vec::len);
+                    let expected = if schemes == Schemes::Shipper { 3 } else { 1 };
+                    assert_eq!(schemes_count, expected, "{method} {path} security schemes");
+                }
+            }
+        }
     }
 
     #[test]

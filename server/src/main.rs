@@ -5,6 +5,7 @@
 //!   data directory ([`cli::import`]).
 //! - `apitrail query`: runs SQL and prints a table ([`cli::query`]).
 //! - `apitrail spec load`: loads an OpenAPI or Swagger document ([`cli::spec`]).
+//! - `apitrail token`: creates, lists and revokes access tokens ([`cli::token`]).
 //!
 //! [`config`] contains the settings, [`ingest`] the pipeline shared by HTTP and
 //! import, [`http`] the routes and [`output`] the result encodings.
@@ -14,6 +15,7 @@
     reason = "a binary crate has no public API; `pub` marks items its modules share"
 )]
 
+mod auth;
 mod cli;
 mod config;
 mod errors;
@@ -57,6 +59,8 @@ enum Command {
     Query(cli::query::QueryArgs),
     /// Manage the API descriptions that endpoints are checked against.
     Spec(cli::spec::SpecArgs),
+    /// Create, list and revoke access tokens.
+    Token(cli::token::TokenArgs),
 }
 
 /// Destination of a command-line tool's work: a server or a data directory.
@@ -68,6 +72,9 @@ struct Target {
     /// Data directory to use directly when no server runs on it.
     #[arg(long, env = "APITRAIL_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Secret of an access token, sent to the server as a Bearer token.
+    #[arg(long, env = "APITRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 impl Target {
@@ -79,6 +86,24 @@ impl Target {
             (None, Some(_)) => None,
             (None, None) => Some(Self::DEFAULT_SERVER.to_string()),
         }
+    }
+
+    /// Builds an HTTP client that sends the token, if one was given, with every request.
+    fn http_client(&self) -> anyhow::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(token) = &self.token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    anyhow::anyhow!("the token contains characters a header cannot hold")
+                })?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("building the HTTP client: {e}"))
     }
 }
 
@@ -94,6 +119,7 @@ fn main() -> std::process::ExitCode {
             Command::Import(args) => cli::import::run(args).await,
             Command::Query(args) => cli::query::run(args).await,
             Command::Spec(args) => cli::spec::run(args).await,
+            Command::Token(args) => cli::token::run(args),
         }
     });
     match result {

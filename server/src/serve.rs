@@ -13,6 +13,7 @@ use apitrail_storage::documents::DocumentStore;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
+use crate::auth::{Authenticator, TokenStore};
 use crate::config::ServerConfig;
 use crate::http::{AppState, router};
 use crate::pipeline::IngestPipeline;
@@ -47,6 +48,9 @@ pub struct ServeArgs {
     /// Largest ingest body in bytes, as sent [default: 4 GiB].
     #[arg(long, env = "APITRAIL_MAX_BODY_BYTES")]
     max_body_bytes: Option<u64>,
+    /// Require a token on loopback listeners too, even before any token exists.
+    #[arg(long, env = "APITRAIL_AUTH_REQUIRED")]
+    auth_required: bool,
     /// Log lines as JSON objects instead of text.
     #[arg(long, env = "APITRAIL_LOG_JSON")]
     log_json: bool,
@@ -81,6 +85,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_body_bytes {
             config.max_body_bytes = v;
+        }
+        if self.auth_required {
+            config.auth.required = true;
         }
         if let Ok(key) = std::env::var("APITRAIL_SECRET_KEY") {
             config.secret_key = Some(key);
@@ -136,6 +143,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flusher = store.spawn_flusher();
     let saver = pipeline.spawn_saver();
 
+    let tokens = Arc::new(TokenStore::open(&config.data_dir)?);
+    let authenticator =
+        |addr: SocketAddr| Authenticator::new(Arc::clone(&tokens), addr, config.auth.required);
+    log_auth_policy(&config, &tokens);
+
     let state = AppState {
         store: Arc::clone(&store),
         engine: engine.clone(),
@@ -166,12 +178,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         flight_listener,
         engine.clone(),
         flight_options,
+        authenticator(flight_addr),
         shutdown.clone(),
     ));
     tracing::info!(flight_addr = %flight_addr, "Flight SQL is serving");
     println!("apitrail flight sql listening on grpc://{flight_addr}");
 
-    let pg = crate::pg::PgServer::bind(config.pg_addr, &engine, state.query_timeout).await?;
+    let pg_options = crate::pg::PgOptions {
+        query_timeout: state.query_timeout,
+        auth: authenticator(config.pg_addr),
+        password_method: config.auth.pg_password_method,
+    };
+    let pg = crate::pg::PgServer::bind(config.pg_addr, &engine, pg_options).await?;
     let pg_local = pg.local_addr()?;
     tracing::info!(pg_addr = %pg_local, "PostgreSQL wire protocol is serving");
     println!("apitrail postgres listening on {pg_local}");
@@ -183,7 +201,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router(state, authenticator(local)).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal(terminate))
     .await
@@ -205,6 +223,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("saving the templater state at shutdown")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs, per listener, whether clients need a token.
+fn log_auth_policy(config: &ServerConfig, tokens: &TokenStore) {
+    let count = tokens.current().len();
+    for (protocol, addr) in [
+        ("http", config.http_addr),
+        ("flight", config.flight_addr),
+        ("postgres", config.pg_addr),
+    ] {
+        let required = config.auth.required || !addr.ip().is_loopback() || count > 0;
+        tracing::info!(protocol, %addr, token_required = required, tokens = count, "authentication");
+        if required && count == 0 {
+            tracing::warn!(
+                protocol, %addr,
+                "this listener requires a token but none exists; create one with \
+                 `apitrail token create NAME --role read`"
+            );
+        }
+    }
 }
 
 async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {

@@ -55,7 +55,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let mut failures = 0;
     match args.target.server_url() {
         Some(server) => {
-            let client = reqwest::Client::new();
+            let client = args.target.http_client()?;
             for file in &args.files {
                 let result =
                     import_via_server(&client, &server, file, format, args.sensor.as_deref()).await;

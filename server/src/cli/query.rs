@@ -25,7 +25,7 @@ pub struct QueryArgs {
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let batches = match args.target.server_url() {
-        Some(server) => query_server(&server, &args.sql).await?,
+        Some(server) => query_server(&args.target.http_client()?, &server, &args.sql).await?,
         None => {
             let data_dir = args
                 .target
@@ -53,8 +53,12 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn query_server(server: &str, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
-    let response = reqwest::Client::new()
+async fn query_server(
+    client: &reqwest::Client,
+    server: &str,
+    sql: &str,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let response = client
         .post(format!("{server}/api/v1/query?output=arrow"))
         .json(&serde_json::json!({ "sql": sql }))
         .send()

@@ -50,7 +50,7 @@ pub async fn run(args: SpecArgs) -> anyhow::Result<ExitCode> {
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let outcome = match args.target.server_url() {
-        Some(server) => load_via_server(&server, &name, bytes).await?,
+        Some(server) => load_via_server(&args.target.http_client()?, &server, &name, bytes).await?,
         None => {
             let data_dir = args
                 .target
@@ -73,11 +73,12 @@ pub async fn run(args: SpecArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn load_via_server(
+    client: &reqwest::Client,
     server: &str,
     name: &str,
     bytes: Vec<u8>,
 ) -> anyhow::Result<serde_json::Value> {
-    let response = reqwest::Client::new()
+    let response = client
         .post(format!("{server}/api/v1/specs"))
         .query(&[("name", name)])
         .body(bytes)

@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion_postgres::pgwire::api::Type;
-use datafusion_postgres::pgwire::api::auth::{
-    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
-    save_startup_parameters_to_metadata,
-};
+use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
 use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::portal::Portal;
@@ -27,11 +24,10 @@ use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, ConnectionManager,
-    ErrorHandler, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
-    RandomPidSecretKeyGenerator,
+    ErrorHandler, PgWireServerHandlers,
 };
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
-use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Sink, Stream, StreamExt};
@@ -39,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pg::errors;
 use crate::pg::hooks::{read_only_parse_error, statement_kind};
-use crate::pg::settings::STARTUP_PARAMETERS;
+use crate::pg::startup::{ApitrailStartup, LoginPolicy};
 
 /// Cause of a running query's early stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +67,12 @@ impl Interruption {
 type InterruptFuture = Shared<BoxFuture<'static, Interruption>>;
 
 /// Per-connection state kept in the pgwire session extensions.
-struct ConnectionState {
-    cancel_handle: Arc<ConnectionHandle>,
+pub(super) struct ConnectionState {
+    pub(super) cancel_handle: Arc<ConnectionHandle>,
     /// Fired by the socket watcher in `pg::serve_connection` when the peer closes.
-    disconnected: CancellationToken,
+    pub(super) disconnected: CancellationToken,
     // Unregisters the connection from the cancel registry when dropped.
-    _guard: ConnectionGuard,
+    pub(super) _guard: ConnectionGuard,
 }
 
 /// Tokens that fire when a peer disconnects, by peer address. The accept
@@ -92,7 +88,12 @@ pub struct Handlers {
 }
 
 impl Handlers {
-    pub fn new(inner: DfSessionService, query_timeout: Duration, tokens: DisconnectTokens) -> Self {
+    pub fn new(
+        inner: DfSessionService,
+        query_timeout: Duration,
+        tokens: DisconnectTokens,
+        login: LoginPolicy,
+    ) -> Self {
         let manager = Arc::new(ConnectionManager::new());
         Handlers {
             session: Arc::new(ApitrailSession {
@@ -102,11 +103,7 @@ impl Handlers {
                 inner: Arc::new(inner),
                 query_timeout,
             }),
-            startup: Arc::new(ApitrailStartup {
-                manager: Arc::clone(&manager),
-                pid_generator: RandomPidSecretKeyGenerator::default(),
-                tokens,
-            }),
+            startup: Arc::new(ApitrailStartup::new(Arc::clone(&manager), tokens, login)),
             cancel: Arc::new(DefaultCancelHandler::new(manager)),
         }
     }
@@ -131,96 +128,6 @@ impl PgWireServerHandlers for Handlers {
 
     fn cancel_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::cancel::CancelHandler> {
         Arc::clone(&self.cancel)
-    }
-}
-
-/// Startup without authentication.
-///
-/// NOTE: no authentication yet; the listener binds to loopback by default.
-/// A SCRAM-SHA-256 check goes in `on_startup` between saving the startup
-/// parameters and `finish_authentication`: send AuthenticationSASL, then
-/// verify the SASLInitialResponse and SASLResponse messages that arrive as
-/// `PgWireFrontendMessage::PasswordMessageFamily` (pgwire's `auth::sasl`
-/// module implements the exchange).
-/// NOTE: no TLS yet; pgwire replies 'N' to an SSLRequest because
-/// no TLS acceptor is passed to `process_socket`.
-struct ApitrailStartup {
-    manager: Arc<ConnectionManager>,
-    pid_generator: RandomPidSecretKeyGenerator,
-    tokens: DisconnectTokens,
-}
-
-struct ApitrailParameters;
-
-impl ServerParameterProvider for ApitrailParameters {
-    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
-    where
-        C: ClientInfo,
-    {
-        let mut parameters: HashMap<String, String> = STARTUP_PARAMETERS
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect();
-        let metadata = client.metadata();
-        parameters.insert(
-            "application_name".to_owned(),
-            metadata
-                .get("application_name")
-                .cloned()
-                .unwrap_or_default(),
-        );
-        if let Some(user) = metadata.get("user") {
-            parameters.insert("session_authorization".to_owned(), user.clone());
-        }
-        Some(parameters)
-    }
-}
-
-#[async_trait]
-impl StartupHandler for ApitrailStartup {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let PgWireFrontendMessage::Startup(ref startup) = message else {
-            return Ok(());
-        };
-        protocol_negotiation(client, startup).await?;
-        save_startup_parameters_to_metadata(client, startup);
-        client.set_state(PgWireConnectionState::AuthenticationInProgress);
-        // NOTE: the SCRAM-SHA-256 exchange belongs here (see the type's docs).
-
-        let (pid, secret_key) = self.pid_generator.generate(&*client);
-        client.set_pid_and_secret_key(pid, secret_key.clone());
-        let (cancel_handle, guard) = self.manager.register(pid, secret_key);
-        let disconnected = self
-            .tokens
-            .lock()
-            .expect("disconnect token map poisoned")
-            .remove(&client.socket_addr())
-            .unwrap_or_default();
-        client.session_extensions().insert(ConnectionState {
-            cancel_handle,
-            disconnected,
-            _guard: guard,
-        });
-
-        finish_authentication(client, &ApitrailParameters).await?;
-        let metadata = client.metadata();
-        tracing::info!(
-            peer = %client.socket_addr(),
-            user = metadata.get("user").map(String::as_str).unwrap_or(""),
-            database = metadata.get("database").map(String::as_str).unwrap_or(""),
-            application = metadata.get("application_name").map(String::as_str).unwrap_or(""),
-            "postgres connection started"
-        );
-        Ok(())
     }
 }
 

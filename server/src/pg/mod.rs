@@ -6,7 +6,8 @@
 //! API uses, that reads the same `apitrail.public` tables and functions plus
 //! `pg_catalog` and the PostgreSQL compatibility functions.
 //!
-//! - [`handlers`]: startup parameters, cancellation, logs, metrics.
+//! - [`startup`]: login (SCRAM-SHA-256 or a password over TLS) and startup parameters.
+//! - [`handlers`]: query execution, cancellation, logs, metrics.
 //! - [`hooks`]: the read-only rule and session statements.
 //! - [`settings`]: reported settings and `version()`/`current_setting()`.
 //! - [`errors`]: SQLSTATE codes.
@@ -15,6 +16,7 @@ pub mod errors;
 pub mod handlers;
 pub mod hooks;
 pub mod settings;
+pub mod startup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +45,17 @@ use crate::pg::handlers::{DisconnectTokens, Handlers};
 const CATALOG: &str = "apitrail";
 const SCHEMA: &str = "public";
 
+/// Settings of the PostgreSQL listener.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Maximum time a statement may run.
+    pub query_timeout: Duration,
+    /// Who may log in.
+    pub auth: crate::auth::Authenticator,
+    /// Password method on TLS connections.
+    pub password_method: crate::config::PgPasswordMethod,
+}
+
 /// A bound PostgreSQL listener, not yet accepting.
 pub struct PgServer {
     listener: TcpListener,
@@ -61,7 +74,7 @@ impl PgServer {
     pub async fn bind(
         addr: SocketAddr,
         engine: &QueryEngine,
-        query_timeout: Duration,
+        options: PgOptions,
     ) -> anyhow::Result<Self> {
         let ctx = Arc::new(build_context(engine)?);
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
@@ -72,7 +85,16 @@ impl PgServer {
         ];
         let service = DfSessionService::new_with_hooks(ctx, hooks);
         let tokens = DisconnectTokens::default();
-        let handlers = Arc::new(Handlers::new(service, query_timeout, Arc::clone(&tokens)));
+        let login = startup::LoginPolicy {
+            auth: options.auth,
+            password_method: options.password_method,
+        };
+        let handlers = Arc::new(Handlers::new(
+            service,
+            options.query_timeout,
+            Arc::clone(&tokens),
+            login,
+        ));
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the PostgreSQL address {addr}"))?;

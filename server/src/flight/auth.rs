@@ -1,0 +1,92 @@
+//! Authentication of Flight SQL calls.
+//!
+//! Every call passes through [`AuthInterceptor`], which reads the
+//! `authorization` metadata: a Bearer token, or Basic credentials (token
+//! name and secret) as drivers send them for the `Handshake` call. All
+//! Flight SQL calls are queries, so the token needs the `read` role.
+//! `Handshake` answers Basic credentials with the Bearer header the client
+//! sends from then on, which is how the ADBC and JDBC drivers log in with a
+//! user name and password.
+
+use std::pin::Pin;
+
+use arrow_flight::HandshakeResponse;
+use futures::Stream;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{AuthError, Authenticator, Credentials, Role, Schemes, parse_authorization};
+
+/// Checks the credentials of every call before it reaches the service.
+#[derive(Clone)]
+pub struct AuthInterceptor {
+    auth: Authenticator,
+}
+
+impl AuthInterceptor {
+    pub fn new(auth: Authenticator) -> Self {
+        AuthInterceptor { auth }
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let credentials = credentials(&request).map_err(refused)?;
+        let principal = self
+            .auth
+            .authorize(credentials.as_ref(), Role::Read)
+            .map_err(refused)?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
+    }
+}
+
+/// Reads the `authorization` metadata of a call.
+fn credentials<T>(request: &Request<T>) -> Result<Option<Credentials>, AuthError> {
+    let Some(value) = request.metadata().get("authorization") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| AuthError::Malformed("not visible ASCII".into()))?;
+    parse_authorization(text, Schemes::Shipper).map(Some)
+}
+
+fn refused(error: AuthError) -> Status {
+    metrics::counter!("apitrail_auth_failures_total", "protocol" => "flight").increment(1);
+    tracing::info!(error = %error, "Flight SQL call refused");
+    if error.is_unauthenticated() {
+        Status::unauthenticated(error.to_string())
+    } else {
+        Status::permission_denied(error.to_string())
+    }
+}
+
+type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
+
+/// Answers `Handshake`: the interceptor has checked the credentials, so
+/// this returns the Bearer header for the secret that was sent, or nothing
+/// for an anonymous loopback client.
+pub fn handshake<T>(request: &Request<T>) -> Result<Response<HandshakeStream>, Status> {
+    let credentials = credentials(request).map_err(refused)?;
+    let response: HandshakeStream = Box::pin(futures::stream::once(async {
+        Ok(HandshakeResponse {
+            protocol_version: 0,
+            payload: Default::default(),
+        })
+    }));
+    let mut response = Response::new(response);
+    let secret = match credentials {
+        Some(Credentials::Bearer(secret))
+        | Some(Credentials::Secret(secret))
+        | Some(Credentials::NameAndSecret { secret, .. }) => secret,
+        None => return Ok(response),
+    };
+    let mut value: MetadataValue<_> = format!("Bearer {secret}").parse().map_err(|_| {
+        Status::invalid_argument("the token contains characters metadata cannot hold")
+    })?;
+    value.set_sensitive(true);
+    response.metadata_mut().insert("authorization", value);
+    Ok(response)
+}
