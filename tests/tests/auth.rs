@@ -446,6 +446,27 @@ fn postgres_scram_login() {
 }
 
 #[test]
+fn postgres_jdbc_scram_login() {
+    let server = TestServer::start(ServerOptions::quick_flush());
+    let token = create_token(server.data_dir(), "dbeaver", &["read"]);
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/JdbcLogin.java");
+    let output = Command::new("java")
+        .args(["-cp", "/usr/share/java/postgresql.jar"])
+        .arg(&program)
+        .args([server.pg_addr(), &token.name, &token.secret])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running java; install Java and the JDBC driver with tests/setup.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("ok jdbc login"),
+        "JdbcLogin.java failed with {}\n--- stdout:\n{stdout}\n--- stderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn postgres_loopback_without_tokens_needs_no_password() {
     let server = TestServer::start(ServerOptions::quick_flush());
     let output = psql_with_password(&server, "anyone", "");
