@@ -8,7 +8,7 @@
 //!
 //! Every listener decides on its own whether it requires a token
 //! ([`Authenticator::new`]): always when it listens beyond loopback or when
-//! the configuration says so, and on loopback as soon as any token exists.
+//! the configuration sets `required`, and on loopback as soon as any token exists.
 //! A loopback listener of a server without tokens lets anonymous clients
 //! read and ingest, never administer.
 
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use tokens::TokenStore;
 
-/// What a token allows.
+/// Permission of a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -65,7 +65,7 @@ impl RoleSet {
         RoleSet(roles)
     }
 
-    /// Whether these roles allow what `role` allows; `admin` allows everything.
+    /// Returns whether these roles include `role`, which `admin` always does.
     pub fn allows(&self, role: Role) -> bool {
         self.0.contains(&role) || self.0.contains(&Role::Admin)
     }
@@ -78,7 +78,7 @@ impl std::fmt::Display for RoleSet {
     }
 }
 
-/// Who made a request, once authenticated.
+/// Identity of an authenticated client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// Name of the token; `None` for an anonymous loopback client.
@@ -122,7 +122,7 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Which `Authorization` schemes a route accepts.
+/// Set of `Authorization` schemes that a route accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schemes {
     /// `Bearer` only.
@@ -131,7 +131,7 @@ pub enum Schemes {
     Shipper,
 }
 
-/// Why a request was not let in.
+/// Reason a request was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error(
@@ -223,8 +223,8 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// The policy of a listener on `addr`: a token is always required beyond
-    /// loopback or when `require_tokens` is set.
+    /// Builds the policy of a listener on `addr`. A token is always required
+    /// beyond loopback or when `require_tokens` is set.
     pub fn new(tokens: Arc<TokenStore>, addr: SocketAddr, require_tokens: bool) -> Self {
         Authenticator {
             tokens,

@@ -4,7 +4,7 @@
 //! The server stores only a verifier: the salt, the iteration count,
 //! `StoredKey = H(HMAC(SaltedPassword, "Client Key"))` and
 //! `ServerKey = HMAC(SaltedPassword, "Server Key")`. Neither lets anyone log
-//! in: the client proves it knows `ClientKey`, whose hash is `StoredKey`.
+//! in: the client proves that it has `ClientKey`, whose hash is `StoredKey`.
 //! Channel binding (`SCRAM-SHA-256-PLUS`) is not offered.
 
 use base64::Engine;
@@ -23,7 +23,7 @@ pub const ITERATIONS: u32 = 4096;
 /// Name of the SASL mechanism.
 pub const MECHANISM: &str = "SCRAM-SHA-256";
 
-/// What the server keeps to check a SCRAM-SHA-256 login; fields in base64.
+/// Stored verifier of a SCRAM-SHA-256 password, with every field in base64.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramVerifier {
     pub salt: String,
@@ -80,7 +80,7 @@ impl ScramVerifier {
         }
     }
 
-    /// A verifier that no password matches, with a salt derived from `seed`
+    /// Builds a verifier that no password matches, with a salt derived from `seed`
     /// so that repeated attempts for one unknown user see the same salt.
     /// It lets the exchange run to the end for a user that does not exist,
     /// so a client cannot tell unknown users from wrong passwords.
@@ -108,7 +108,7 @@ pub enum ScramError {
     WrongProof,
 }
 
-/// A server exchange after the client-first message: holds what the
+/// State of a server exchange after the client-first message, which the
 /// client-final message is checked against.
 #[derive(Debug)]
 pub struct ServerExchange {

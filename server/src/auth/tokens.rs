@@ -1,6 +1,6 @@
 //! The token file: named tokens with roles, stored as hashes only.
 //!
-//! `<data_dir>/tokens.json` holds one record per token: its name, roles,
+//! `<data_dir>/tokens.json` contains one record per token: its name, roles,
 //! creation time, the SHA-256 of its secret and a SCRAM-SHA-256 verifier.
 //! A secret is 32 random bytes, so a plain SHA-256 cannot be reversed by
 //! guessing, and the file never contains anything that logs a client in on

@@ -26,7 +26,7 @@ enum TokenCommand {
     Revoke(RevokeArgs),
 }
 
-/// Where the token file is: the server's data directory.
+/// Location of the token file: the server's data directory.
 #[derive(Debug, Clone, clap::Args)]
 struct DataDir {
     /// TOML configuration file of the server, to find its data directory.

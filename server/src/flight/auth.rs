@@ -4,8 +4,8 @@
 //! `authorization` metadata: a Bearer token, or Basic credentials (token
 //! name and secret) as drivers send them for the `Handshake` call. All
 //! Flight SQL calls are queries, so the token needs the `read` role.
-//! `Handshake` answers Basic credentials with the Bearer header the client
-//! sends from then on, which is how the ADBC and JDBC drivers log in with a
+//! `Handshake` returns, for Basic credentials, the Bearer header that the
+//! client sends from then on, which is how the ADBC and JDBC drivers log in with a
 //! user name and password.
 
 use std::pin::Pin;
@@ -55,7 +55,7 @@ fn credentials<T>(request: &Request<T>) -> Result<Option<Credentials>, AuthError
 
 fn refused(error: AuthError) -> Status {
     metrics::counter!("apitrail_auth_failures_total", "protocol" => "flight").increment(1);
-    tracing::info!(error = %error, "Flight SQL call refused");
+    tracing::info!(error = %error, "Flight SQL call rejected");
     if error.is_unauthenticated() {
         Status::unauthenticated(error.to_string())
     } else {
@@ -65,7 +65,7 @@ fn refused(error: AuthError) -> Status {
 
 type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
 
-/// Answers `Handshake`: the interceptor has checked the credentials, so
+/// Handles `Handshake`: the interceptor has checked the credentials, so
 /// this returns the Bearer header for the secret that was sent, or nothing
 /// for an anonymous loopback client.
 pub fn handshake<T>(request: &Request<T>) -> Result<Response<HandshakeStream>, Status> {

@@ -2,7 +2,7 @@
 //!
 //! A client logs in with a token's name as user name and its secret as
 //! password. Without TLS the password is checked by SCRAM-SHA-256, so it
-//! never crosses the wire; on a TLS connection the server may ask for it in
+//! never crosses the wire. On a TLS connection the server may request it in
 //! clear text instead (`pg_password_method = "password"`), for clients that
 //! lack SCRAM. A loopback listener of a server without tokens skips the
 //! login, as the HTTP API does.
@@ -38,14 +38,14 @@ const INVALID_AUTHORIZATION: &str = "28000";
 /// SQLSTATE of a message that breaks the protocol.
 const PROTOCOL_VIOLATION: &str = "08P01";
 
-/// How the listener logs clients in.
+/// Login settings of one listener.
 #[derive(Debug, Clone)]
 pub struct LoginPolicy {
     pub auth: Authenticator,
     pub password_method: PgPasswordMethod,
 }
 
-/// Where a connection's login stands, kept in its session extensions.
+/// Progress of a connection's login, kept in its session extensions.
 enum LoginStep {
     /// AuthenticationSASL was sent; the SASLInitialResponse comes next.
     ScramStarted,
@@ -81,8 +81,8 @@ impl ApitrailStartup {
         }
     }
 
-    /// Handles the startup message: asks for a password, or logs in at once
-    /// where no token is required.
+    /// Handles the startup message: requests a password, or completes the
+    /// login at once where no token is required.
     async fn start<C>(&self, client: &mut C) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
@@ -270,7 +270,7 @@ fn set_step<C: ClientInfo>(client: &C, step: Option<LoginStep>) {
     *login.0.lock().expect("login state poisoned") = step;
 }
 
-/// A FATAL error, which makes pgwire close the connection after sending it.
+/// Builds a FATAL error, after which pgwire closes the connection.
 fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "FATAL".to_owned(),
@@ -279,7 +279,7 @@ fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
     )))
 }
 
-/// The error of a failed password check. The client sees PostgreSQL's
+/// Builds the error of a failed password check. The client sees PostgreSQL's
 /// wording, which does not tell an unknown user from a wrong password; the
 /// log keeps the reason.
 fn login_failed(user: &str, reason: &str) -> PgWireError {
@@ -291,10 +291,10 @@ fn login_failed(user: &str, reason: &str) -> PgWireError {
     )
 }
 
-/// The error of a login whose token was right but lacks the role queries need.
+/// Builds the error of a login whose token is valid but lacks the role queries need.
 fn login_forbidden(user: &str, error: &AuthError) -> PgWireError {
     metrics::counter!("apitrail_auth_failures_total", "protocol" => "postgres").increment(1);
-    tracing::info!(user, error = %error, "postgres login refused");
+    tracing::info!(user, error = %error, "postgres login rejected");
     fatal(INVALID_AUTHORIZATION, error.to_string())
 }
 
