@@ -377,10 +377,7 @@ mod tests {
     fn pg_catalog_unnest_becomes_unnest_factor() {
         let (changed, text) = rewritten("SELECT x FROM pg_catalog.unnest(make_array(1, 2)) x");
         assert!(changed, "the table function was not rewritten: {text}");
-        assert!(
-            text.contains("FROM UNNEST(make_array(1, 2)) AS x"),
-            "{text}"
-        );
+        assert!(text.contains("FROM UNNEST(make_array(1, 2)) x"), "{text}");
     }
 
     #[test]
@@ -431,7 +428,7 @@ mod tests {
         );
         assert!(changed, "the scalar subquery was not wrapped: {text}");
         assert!(
-            text.contains("(SELECT scalar_subquery_value(rngtypid) FROM pg_range"),
+            text.contains("(SELECT scalar_subquery_value(rngtypid) FROM pg_catalog.pg_range"),
             "{text}"
         );
     }
