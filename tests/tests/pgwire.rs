@@ -436,11 +436,13 @@ fn sqlalchemy_lists_tables_and_queries() {
     assert!(output.contains("ok sqlalchemy"), "{output}");
 }
 
-// NOTE: SQLAlchemy 2.1's get_columns() joins pg_sequence and pg_collation
-// and calls json_build_object(), which the PostgreSQL session lacks, so
-// column reflection (Superset's dataset sync) fails.
+// NOTE: SQLAlchemy 2.1's get_columns() has a correlated scalar subquery on
+// pg_sequence whose item reads an outer column (`json_build_object('always',
+// pg_attribute.attidentity = 'a', ...)`). DataFusion 55 cannot decorrelate
+// outer columns in a subquery's SELECT list, so planning fails with
+// "Physical plan does not support logical expression ScalarSubquery".
 #[test]
-#[ignore = "SQLAlchemy's get_columns needs json_build_object, pg_sequence and pg_collation"]
+#[ignore = "DataFusion cannot decorrelate the outer column in get_columns' pg_sequence subquery"]
 fn sqlalchemy_reflects_columns() {
     let server = server_with_events();
     let output = run_python(

@@ -21,18 +21,18 @@ use datafusion::logical_expr::{Expr, JoinType, LogicalPlanBuilder, lit};
 ///   PostgreSQL, where the library stores its name. Npgsql's type-loading
 ///   query joins `pg_proc ON proc.oid = typ.typreceive`.
 #[derive(Debug)]
-pub struct PgCatalogWithRelOptions {
+pub struct PgCatalogCompat {
     inner: Arc<dyn SchemaProvider>,
 }
 
-impl PgCatalogWithRelOptions {
+impl PgCatalogCompat {
     pub fn new(inner: Arc<dyn SchemaProvider>) -> Self {
-        PgCatalogWithRelOptions { inner }
+        PgCatalogCompat { inner }
     }
 }
 
 #[async_trait]
-impl SchemaProvider for PgCatalogWithRelOptions {
+impl SchemaProvider for PgCatalogCompat {
     fn table_names(&self) -> Vec<String> {
         self.inner.table_names()
     }
@@ -45,10 +45,10 @@ impl SchemaProvider for PgCatalogWithRelOptions {
         if name.eq_ignore_ascii_case("pg_class") {
             return Ok(Some(with_reloptions(table)?));
         }
-        if name.eq_ignore_ascii_case("pg_type") {
-            if let Some(pg_proc) = self.inner.table("pg_proc").await? {
-                return Ok(Some(with_receive_oids(table, pg_proc)?));
-            }
+        if name.eq_ignore_ascii_case("pg_type")
+            && let Some(pg_proc) = self.inner.table("pg_proc").await?
+        {
+            return Ok(Some(with_receive_oids(table, pg_proc)?));
         }
         Ok(Some(table))
     }

@@ -4,11 +4,12 @@
 
 use std::ops::ControlFlow;
 
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-    GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, ObjectName,
-    OneOrManyWithParens, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    TableFunctionArgs, Visit, VisitMut, Visitor, VisitorMut, visit_expressions_mut,
+    BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
+    ObjectName, OneOrManyWithParens, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
+    TableFunctionArgs, Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -256,13 +257,153 @@ fn aggregate_scalar_subqueries(
             return ControlFlow::Continue(());
         }
         let wrapped = call(SCALAR_SUBQUERY_VALUE, vec![item.clone()]);
-        if let SetExpr::Select(select) = query.body.as_mut() {
-            select.projection = vec![SelectItem::UnnamedExpr(wrapped)];
-            changed = true;
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        select.projection = vec![SelectItem::UnnamedExpr(wrapped)];
+        changed = true;
+        // DataFusion cannot decorrelate a subquery whose WHERE has a
+        // condition on outer columns only, such as SQLAlchemy's
+        // `pg_attribute.atthasdef AND adrelid = attrelid`. Such conditions
+        // move to `CASE WHEN condition THEN (subquery) END`: when they are
+        // false or NULL the subquery has no row, so both forms are NULL.
+        let Some(selection) = select.selection.take() else {
+            return ControlFlow::Continue(());
+        };
+        let inner_names = relation_names(select);
+        let (outer, inner): (Vec<Expr>, Vec<Expr>) = conjuncts(selection)
+            .into_iter()
+            .partition(|conjunct| references_only_outer(conjunct, &inner_names));
+        select.selection = inner.into_iter().reduce(and);
+        if let Some(condition) = outer.into_iter().reduce(and) {
+            let subquery = std::mem::replace(expr, Expr::Value(Value::Null.into()));
+            *expr = Expr::Case {
+                case_token: AttachedToken::empty(),
+                end_token: AttachedToken::empty(),
+                operand: None,
+                conditions: vec![CaseWhen {
+                    condition,
+                    result: subquery,
+                }],
+                else_result: None,
+            };
         }
         ControlFlow::Continue(())
     });
     changed
+}
+
+fn and(left: Expr, right: Expr) -> Expr {
+    Expr::BinaryOp {
+        left: Box::new(left),
+        op: BinaryOperator::And,
+        right: Box::new(right),
+    }
+}
+
+/// Splits `a AND b AND ...` into its conjuncts.
+fn conjuncts(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut parts = conjuncts(*left);
+            parts.extend(conjuncts(*right));
+            parts
+        }
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(*inner)
+        }
+        other => vec![other],
+    }
+}
+
+/// Names by which the FROM clause of `select` can qualify a column, lower
+/// case: each alias, or each table's full and last name.
+fn relation_names(select: &Select) -> Vec<String> {
+    let mut names = Vec::new();
+    for from in &select.from {
+        let factors =
+            std::iter::once(&from.relation).chain(from.joins.iter().map(|join| &join.relation));
+        for factor in factors {
+            match factor {
+                TableFactor::Table {
+                    alias: Some(alias), ..
+                }
+                | TableFactor::Derived {
+                    alias: Some(alias), ..
+                }
+                | TableFactor::UNNEST {
+                    alias: Some(alias), ..
+                } => {
+                    names.push(alias.name.value.to_ascii_lowercase());
+                }
+                TableFactor::Table {
+                    name, alias: None, ..
+                } => {
+                    names.push(name.to_string().to_ascii_lowercase());
+                    if let Some(last) = name.0.last() {
+                        names.push(last.to_string().to_ascii_lowercase());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    names
+}
+
+/// Tells whether `expr` reads columns, each qualified by a name that is
+/// not in `inner_names`, and contains no subquery or unqualified column.
+fn references_only_outer(expr: &Expr, inner_names: &[String]) -> bool {
+    struct OuterCheck<'a> {
+        inner_names: &'a [String],
+        columns: usize,
+    }
+
+    impl Visitor for OuterCheck<'_> {
+        type Break = ();
+
+        fn pre_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+            ControlFlow::Break(())
+        }
+
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Identifier(_) => ControlFlow::Break(()),
+                Expr::CompoundIdentifier(parts) => {
+                    let qualifier = parts[..parts.len() - 1]
+                        .iter()
+                        .map(|part| part.value.to_ascii_lowercase())
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    let last = parts[parts.len() - 2].value.to_ascii_lowercase();
+                    if self.inner_names.contains(&qualifier) || self.inner_names.contains(&last) {
+                        return ControlFlow::Break(());
+                    }
+                    self.columns += 1;
+                    ControlFlow::Continue(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+
+    let mut check = OuterCheck {
+        inner_names,
+        columns: 0,
+    };
+    expr.visit(&mut check).is_continue() && check.columns > 0
 }
 
 /// Tells whether `expr` calls an aggregate or window function outside a
@@ -431,6 +572,19 @@ mod tests {
             text.contains("(SELECT scalar_subquery_value(rngtypid) FROM pg_catalog.pg_range"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn outer_only_condition_moves_out_of_subquery() {
+        let (_, text) = rewritten(
+            "SELECT coalesce((SELECT d.adbin FROM pg_attrdef d \
+             WHERE a.atthasdef AND d.adrelid = a.attrelid), '') FROM pg_attribute a",
+        );
+        assert!(
+            text.contains("CASE WHEN a.atthasdef THEN (SELECT scalar_subquery_value(d.adbin)"),
+            "{text}"
+        );
+        assert!(text.contains("WHERE d.adrelid = a.attrelid) END"), "{text}");
     }
 
     #[test]

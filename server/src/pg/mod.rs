@@ -163,9 +163,9 @@ fn build_context(engine: &QueryEngine) -> anyhow::Result<SessionContext> {
     apitrail
         .register_schema(
             "pg_catalog",
-            Arc::new(catalog::PgCatalogWithRelOptions::new(pg_catalog)),
+            Arc::new(catalog::PgCatalogCompat::new(pg_catalog)),
         )
-        .context("extending pg_catalog.pg_class")?;
+        .context("replacing pg_catalog with its extended tables")?;
     settings::register_functions(&ctx);
     functions::register_functions(&ctx);
     Ok(ctx)
