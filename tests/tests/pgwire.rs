@@ -162,21 +162,59 @@ fn psql_describe_events() {
     );
 }
 
-// NOTE: psql 15 builds the `\d+` header with `array(SELECT ... FROM
-// unnest(tc.reloptions))`, and DataFusion has no array-from-subquery
-// constructor, so `\d+ events` fails with "Invalid function 'array'".
+// psql 15's `\d+` header query uses `array(SELECT ... FROM
+// pg_catalog.unnest(tc.reloptions))` and `c.reloptions`, and its column
+// query calls `col_description()`.
 #[test]
-#[ignore = "psql's \\d+ query uses array(SELECT ...), which DataFusion cannot plan"]
 fn psql_describe_plus_events() {
     let server = server_with_events();
     let verbose = psql_ok(&server, "\\d+ events");
     assert!(
-        column_line(&verbose, "status").contains("integer"),
-        "\\d+ events lacks status integer:\n{verbose}"
+        verbose.contains("Table \"public.events\""),
+        "\\d+ events header:\n{verbose}"
     );
+    let header = verbose
+        .lines()
+        .find(|line| line.trim_start().starts_with("Column"))
+        .unwrap_or_else(|| panic!("\\d+ events has no column header:\n{verbose}"));
+    for title in ["Type", "Nullable", "Storage", "Description"] {
+        assert!(
+            header.contains(title),
+            "\\d+ events lacks the {title} column: {header}"
+        );
+    }
+    let cases = [
+        ("time", "timestamp with time zone", "plain"),
+        ("day", "date", "plain"),
+        ("path", "text", "extended"),
+        ("status", "integer", "plain"),
+        ("duration_ms", "double precision", "plain"),
+        ("request_bytes", "bigint", "plain"),
+        ("malformed", "boolean", "plain"),
+    ];
+    for (column, type_name, storage) in cases {
+        let cells: Vec<&str> = column_line(&verbose, column)
+            .split('|')
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            cells.get(1).copied(),
+            Some(type_name),
+            "\\d+ events type of {column}:\n{verbose}"
+        );
+        assert!(
+            cells.contains(&storage),
+            "\\d+ events storage of {column} is not {storage}: {cells:?}"
+        );
+        assert_eq!(
+            cells.last().copied(),
+            Some(""),
+            "\\d+ events description of {column} should be empty: {cells:?}"
+        );
+    }
     assert!(
-        verbose.contains("Storage") || verbose.contains("Description"),
-        "\\d+ events lacks its extra columns:\n{verbose}"
+        column_line(&verbose, "time").contains("not null"),
+        "events.time should be NOT NULL in \\d+:\n{verbose}"
     );
 }
 
@@ -398,11 +436,13 @@ fn sqlalchemy_lists_tables_and_queries() {
     assert!(output.contains("ok sqlalchemy"), "{output}");
 }
 
-// NOTE: SQLAlchemy 2.1's get_columns() joins pg_sequence and pg_collation
-// and calls json_build_object(), which the PostgreSQL session lacks, so
-// column reflection (Superset's dataset sync) fails.
+// NOTE: SQLAlchemy 2.1's get_columns() has a correlated scalar subquery on
+// pg_sequence whose item reads an outer column (`json_build_object('always',
+// pg_attribute.attidentity = 'a', ...)`). DataFusion 55 cannot decorrelate
+// outer columns in a subquery's SELECT list, so planning fails with
+// "Physical plan does not support logical expression ScalarSubquery".
 #[test]
-#[ignore = "SQLAlchemy's get_columns needs json_build_object, pg_sequence and pg_collation"]
+#[ignore = "DataFusion cannot decorrelate the outer column in get_columns' pg_sequence subquery"]
 fn sqlalchemy_reflects_columns() {
     let server = server_with_events();
     let output = run_python(

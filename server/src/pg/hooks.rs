@@ -28,8 +28,8 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 
-use crate::pg::errors;
 use crate::pg::settings::fixed_setting;
+use crate::pg::{compat, errors};
 
 /// Settings that the `datafusion-postgres` SET hook keeps per connection.
 /// Any other `SET` would change the shared DataFusion session there, so
@@ -280,20 +280,35 @@ fn translate_pattern_expr(pattern: &Expr, escape: char) -> Option<Expr> {
         .ok()
 }
 
-/// Plans `statement` on the PostgreSQL session and applies the read-only rule.
+/// Applies the statement rewrites DataFusion needs: LIKE escapes and the
+/// client catalog syntax of [`compat`]. Returns whether anything changed.
+fn rewrite_statement(statement: &mut Statement, session_context: &SessionContext) -> bool {
+    let state = session_context.state();
+    let is_aggregate = |name: &str| {
+        state.aggregate_functions().contains_key(name)
+            || state.window_functions().contains_key(name)
+    };
+    let mut changed = rewrite_like_escapes(statement);
+    changed |= compat::rewrite_catalog_syntax(statement, &is_aggregate);
+    changed
+}
+
+/// Plans `statement` on the PostgreSQL session, after [`rewrite_statement`],
+/// and applies the read-only rule. Returns the plan and whether the
+/// statement was rewritten.
 async fn plan_read_only(
     statement: &Statement,
     session_context: &SessionContext,
-) -> PgWireResult<LogicalPlan> {
+) -> PgWireResult<(LogicalPlan, bool)> {
     let mut statement = statement.clone();
-    rewrite_like_escapes(&mut statement);
+    let rewritten = rewrite_statement(&mut statement, session_context);
     let plan = session_context
         .state()
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
         .await
         .map_err(|error| errors::from_datafusion(&error))?;
     apitrail_query::check_read_only(&plan).map_err(|error| errors::from_query_error(&error))?;
-    Ok(plan)
+    Ok((plan, rewritten))
 }
 
 /// Runs `plan` and encodes its rows as text, as the simple query protocol sends them.
@@ -351,11 +366,11 @@ impl QueryHook for ApitrailHook {
         {
             return None;
         }
-        let plan = match plan_read_only(statement, session_context).await {
-            Ok(plan) => plan,
+        let (plan, rewritten) = match plan_read_only(statement, session_context).await {
+            Ok(planned) => planned,
             Err(error) => return Some(Err(error)),
         };
-        if !rewrite_like_escapes(&mut statement.clone()) {
+        if !rewritten {
             // The library runs the original statement after this check passes.
             return None;
         }
@@ -382,7 +397,11 @@ impl QueryHook for ApitrailHook {
             } => Some(Ok(empty_plan())),
             Statement::Set(_) | Statement::ShowVariable { .. } => None,
             _ if is_handled_by_library(statement) => None,
-            _ => Some(plan_read_only(statement, session_context).await),
+            _ => Some(
+                plan_read_only(statement, session_context)
+                    .await
+                    .map(|(plan, _)| plan),
+            ),
         }
     }
 

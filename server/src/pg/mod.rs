@@ -10,9 +10,14 @@
 //! - [`handlers`]: query execution, cancellation, logs, metrics.
 //! - [`hooks`]: the read-only rule and session statements.
 //! - [`settings`]: reported settings and `version()`/`current_setting()`.
+//! - [`compat`], [`functions`], [`catalog`]: statement rewrites, functions
+//!   and `pg_catalog` columns that client catalog queries need.
 //! - [`errors`]: SQLSTATE codes.
 
+pub mod catalog;
+pub mod compat;
 pub mod errors;
+pub mod functions;
 pub mod handlers;
 pub mod hooks;
 pub mod settings;
@@ -149,7 +154,20 @@ fn build_context(engine: &QueryEngine) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new_with_state(state);
     setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)
         .map_err(|error| anyhow::anyhow!("setting up pg_catalog: {error}"))?;
+    let apitrail = ctx
+        .catalog(CATALOG)
+        .context("the postgres session has no apitrail catalog")?;
+    let pg_catalog = apitrail
+        .schema("pg_catalog")
+        .context("setup_pg_catalog registered no pg_catalog schema")?;
+    apitrail
+        .register_schema(
+            "pg_catalog",
+            Arc::new(catalog::PgCatalogCompat::new(pg_catalog)),
+        )
+        .context("replacing pg_catalog with its extended tables")?;
     settings::register_functions(&ctx);
+    functions::register_functions(&ctx);
     Ok(ctx)
 }
 
