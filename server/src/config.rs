@@ -54,6 +54,19 @@ pub struct ServerConfig {
     pub templater: apitrail_ingest::TemplaterConfig,
     /// Settings of the continuous views.
     pub views: ViewsConfig,
+    /// Certificate and key of the three listeners; without them all three are plain text.
+    pub tls: TlsConfig,
+}
+
+/// The `[tls]` section: PEM files that turn on TLS for HTTP, Flight SQL and
+/// PostgreSQL together. Set both files or neither.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate first, then any intermediate certificates.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
 }
 
 /// The `[views]` section.
@@ -102,6 +115,7 @@ impl Default for ServerConfig {
             identity: apitrail_ingest::IdentityConfig::default(),
             templater: apitrail_ingest::TemplaterConfig::default(),
             views: ViewsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -189,6 +203,23 @@ mod tests {
     fn unknown_key_is_an_error() {
         let result: Result<ServerConfig, _> = toml::from_str("data_dri = \"x\"\n");
         assert!(result.is_err(), "a misspelt key must not be ignored");
+    }
+
+    #[test]
+    fn tls_section_reads_both_files() {
+        let config: ServerConfig = toml::from_str(
+            "[tls]\ncert_file = \"/etc/apitrail/cert.pem\"\nkey_file = \"/etc/apitrail/key.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.tls.cert_file,
+            Some(PathBuf::from("/etc/apitrail/cert.pem"))
+        );
+        assert_eq!(
+            config.tls.key_file,
+            Some(PathBuf::from("/etc/apitrail/key.pem"))
+        );
+        assert_eq!(ServerConfig::default().tls, TlsConfig::default());
     }
 
     #[test]

@@ -142,8 +142,6 @@ impl PgWireServerHandlers for Handlers {
 /// verify the SASLInitialResponse and SASLResponse messages that arrive as
 /// `PgWireFrontendMessage::PasswordMessageFamily` (pgwire's `auth::sasl`
 /// module implements the exchange).
-/// NOTE: no TLS yet; pgwire replies 'N' to an SSLRequest because
-/// no TLS acceptor is passed to `process_socket`.
 struct ApitrailStartup {
     manager: Arc<ConnectionManager>,
     pid_generator: RandomPidSecretKeyGenerator,

@@ -35,6 +35,7 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::{DfSessionService, QueryHook};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::pg::handlers::{DisconnectTokens, Handlers};
@@ -48,6 +49,10 @@ pub struct PgServer {
     listener: TcpListener,
     handlers: Arc<Handlers>,
     tokens: DisconnectTokens,
+    /// Acceptor with which pgwire replies 'S' to SSLRequest and runs the
+    /// handshake. Without it, pgwire replies 'N', and the client continues in
+    /// plain text or closes the connection.
+    tls: Option<TlsAcceptor>,
 }
 
 /// A running PostgreSQL listener; [`PgHandle::stop`] ends it.
@@ -57,11 +62,13 @@ pub struct PgHandle {
 }
 
 impl PgServer {
-    /// Builds the PostgreSQL session over `engine` and binds `addr`.
+    /// Builds the PostgreSQL session over `engine` and binds `addr`. With
+    /// `tls`, clients may ask for TLS, and plain connections stay allowed.
     pub async fn bind(
         addr: SocketAddr,
         engine: &QueryEngine,
         query_timeout: Duration,
+        tls: Option<TlsAcceptor>,
     ) -> anyhow::Result<Self> {
         let ctx = Arc::new(build_context(engine)?);
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
@@ -80,6 +87,7 @@ impl PgServer {
             listener,
             handlers,
             tokens,
+            tls,
         })
     }
 
@@ -144,7 +152,8 @@ async fn accept_loop(server: PgServer, shutdown: CancellationToken) {
             Ok((socket, peer)) => {
                 let handlers = Arc::clone(&server.handlers);
                 let tokens = Arc::clone(&server.tokens);
-                connections.spawn(serve_connection(socket, peer, handlers, tokens));
+                let tls = server.tls.clone();
+                connections.spawn(serve_connection(socket, peer, handlers, tokens, tls));
             }
             Err(error) => {
                 tracing::warn!(%error, "accepting a postgres connection failed");
@@ -166,6 +175,7 @@ async fn serve_connection(
     peer: SocketAddr,
     handlers: Arc<Handlers>,
     tokens: DisconnectTokens,
+    tls: Option<TlsAcceptor>,
 ) {
     let disconnected = CancellationToken::new();
     tokens
@@ -182,7 +192,7 @@ async fn serve_connection(
     if let Err(error) = socket.set_nodelay(true) {
         tracing::debug!(%peer, %error, "setting TCP_NODELAY failed");
     }
-    let result = datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers).await;
+    let result = datafusion_postgres::pgwire::tokio::process_socket(socket, tls, handlers).await;
     if let Some(watcher) = watcher {
         watcher.abort();
     }
