@@ -183,8 +183,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flight_options = crate::flight::FlightOptions {
         query_timeout: Duration::from_secs(config.query_timeout_secs),
     };
-    let flight_server =
-        crate::flight::server_builder(tls.as_ref().map(TlsSettings::grpc_config))?;
+    let flight_server = crate::flight::server_builder(tls.as_ref().map(TlsSettings::grpc_config))?;
     let flight = tokio::spawn(crate::flight::serve(
         flight_server,
         flight_listener,

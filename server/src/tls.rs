@@ -66,9 +66,8 @@ impl TlsSettings {
             ),
         };
 
-        let cert_pem = std::fs::read(cert_file).with_context(|| {
-            format!("reading the TLS certificate file {}", cert_file.display())
-        })?;
+        let cert_pem = std::fs::read(cert_file)
+            .with_context(|| format!("reading the TLS certificate file {}", cert_file.display()))?;
         let certs = parse_certificates(&cert_pem)
             .with_context(|| format!("invalid TLS certificate file {}", cert_file.display()))?;
         let key_pem = std::fs::read(key_file)

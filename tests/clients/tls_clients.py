@@ -31,7 +31,6 @@ def scenario_psycopg(addr, ca_file):
     # certificate's names; for 127.0.0.1 that is the IP address SAN.
     with psycopg.connect(f"{base} sslmode=verify-full sslrootcert={ca_file}") as conn:
         out["tls_in_use"] = conn.pgconn.ssl_in_use
-        out["tls_protocol"] = conn.pgconn.ssl_attribute(b"protocol").decode()
         out["count_tls"] = conn.execute(COUNT_SQL).fetchone()[0]
         # Extended protocol with a parameter, over the same TLS connection.
         out["param"] = conn.execute("SELECT %s::int + 1 AS v", (41,)).fetchone()[0]

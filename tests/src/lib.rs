@@ -506,7 +506,9 @@ impl TestServer {
             ..
         } = &self.addresses;
         let http_tls = http.starts_with("https://");
-        let flight_tls = flight.as_deref().is_some_and(|url| url.starts_with("grpc+tls://"));
+        let flight_tls = flight
+            .as_deref()
+            .is_some_and(|url| url.starts_with("grpc+tls://"));
         assert!(
             http_tls == flight_tls && http_tls == *pg_tls,
             "the start-up lines disagree on TLS: {:?}",
