@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the whole-server tests need besides the Rust toolchain:
-# cargo-nextest, the psql client, the PostgreSQL JDBC driver, and a Python
+# cargo-nextest, the psql client, the PostgreSQL JDBC driver, the openssl
+# command that makes the TLS tests' certificates, and a Python
 # environment in tests/.venv with the Flight SQL and PostgreSQL drivers.
 # Running it again installs only what is missing.
 set -euo pipefail
@@ -14,6 +15,7 @@ packages=()
 command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
 [ -f /usr/share/java/postgresql.jar ] || packages+=(libpostgresql-jdbc-java)
 command -v java >/dev/null 2>&1 || packages+=(default-jdk-headless)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub views: ViewsConfig,
     /// Who may connect.
     pub auth: AuthConfig,
+    /// Certificate and key of the three listeners; without them all three are plain text.
+    pub tls: TlsConfig,
 }
 
 /// The `[auth]` section. Tokens themselves live in the data directory.
@@ -80,6 +82,17 @@ pub enum PgPasswordMethod {
     /// The password in clear text, for clients without SCRAM; only on TLS connections.
     #[serde(rename = "password")]
     Password,
+}
+
+/// The `[tls]` section: PEM files that turn on TLS for HTTP, Flight SQL and
+/// PostgreSQL together. Set both files or neither.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate first, then any intermediate certificates.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
 }
 
 /// The `[views]` section.
@@ -129,6 +142,7 @@ impl Default for ServerConfig {
             templater: apitrail_ingest::TemplaterConfig::default(),
             views: ViewsConfig::default(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -216,6 +230,23 @@ mod tests {
     fn unknown_key_is_an_error() {
         let result: Result<ServerConfig, _> = toml::from_str("data_dri = \"x\"\n");
         assert!(result.is_err(), "a misspelt key must not be ignored");
+    }
+
+    #[test]
+    fn tls_section_reads_both_files() {
+        let config: ServerConfig = toml::from_str(
+            "[tls]\ncert_file = \"/etc/apitrail/cert.pem\"\nkey_file = \"/etc/apitrail/key.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.tls.cert_file,
+            Some(PathBuf::from("/etc/apitrail/cert.pem"))
+        );
+        assert_eq!(
+            config.tls.key_file,
+            Some(PathBuf::from("/etc/apitrail/key.pem"))
+        );
+        assert_eq!(ServerConfig::default().tls, TlsConfig::default());
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use apitrail_query::{QueryEngine, QueryError};
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -79,8 +80,25 @@ pub struct FlightOptions {
     pub query_timeout: Duration,
 }
 
-/// Serves Flight SQL on `listener` until `shutdown` fires.
+/// Returns the gRPC server settings, with TLS when `tls` is set.
+///
+/// Kept apart from [`serve`] so that an invalid TLS identity stops the start
+/// instead of ending the spawned Flight SQL task.
+pub fn server_builder(
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> anyhow::Result<tonic::transport::Server> {
+    let server = tonic::transport::Server::builder();
+    match tls {
+        Some(tls) => server
+            .tls_config(tls)
+            .context("setting up TLS for Flight SQL"),
+        None => Ok(server),
+    }
+}
+
+/// Serves Flight SQL with `server` on `listener` until `shutdown` fires.
 pub async fn serve(
+    mut server: tonic::transport::Server,
     listener: TcpListener,
     engine: QueryEngine,
     options: FlightOptions,
@@ -89,7 +107,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let service = FlightSqlServer::new(engine, options)?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
+    server
         .add_service(FlightServiceServer::with_interceptor(
             service,
             auth::AuthInterceptor::new(auth),

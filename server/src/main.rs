@@ -21,11 +21,13 @@ mod config;
 mod errors;
 mod flight;
 mod http;
+mod https;
 mod ingest;
 mod output;
 mod pg;
 mod pipeline;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 

@@ -17,6 +17,7 @@ use crate::auth::{Authenticator, TokenStore};
 use crate::config::ServerConfig;
 use crate::http::{AppState, router};
 use crate::pipeline::IngestPipeline;
+use crate::tls::TlsSettings;
 
 /// Flags of `apitrail serve`; each overrides the configuration file.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,6 +52,12 @@ pub struct ServeArgs {
     /// Require a token on loopback listeners too, even before any token exists.
     #[arg(long, env = "APITRAIL_AUTH_REQUIRED")]
     auth_required: bool,
+    /// PEM file with the server certificate, then any intermediates. With --tls-key, it turns on TLS for HTTP, Flight SQL and PostgreSQL.
+    #[arg(long, env = "APITRAIL_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key file of --tls-cert.
+    #[arg(long, env = "APITRAIL_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Log lines as JSON objects instead of text.
     #[arg(long, env = "APITRAIL_LOG_JSON")]
     log_json: bool,
@@ -89,6 +96,12 @@ impl ServeArgs {
         if self.auth_required {
             config.auth.required = true;
         }
+        if let Some(v) = &self.tls_cert {
+            config.tls.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key {
+            config.tls.key_file = Some(v.clone());
+        }
         if let Ok(key) = std::env::var("APITRAIL_SECRET_KEY") {
             config.secret_key = Some(key);
         }
@@ -117,7 +130,15 @@ pub fn init_tracing(json: bool) {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing(args.log_json);
     let config = args.resolve()?;
+    let tls = TlsSettings::load(&config.tls)?;
     let store_config = config.store_config()?;
+    match &tls {
+        Some(tls) => tracing::info!(
+            cert_file = %tls.cert_file().display(),
+            "TLS is on for the HTTP, Flight SQL and PostgreSQL listeners"
+        ),
+        None => tracing::info!("TLS is off: no [tls] certificate and key are configured"),
+    }
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the Prometheus metrics recorder")?;
@@ -174,38 +195,57 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flight_options = crate::flight::FlightOptions {
         query_timeout: Duration::from_secs(config.query_timeout_secs),
     };
+    let flight_server = crate::flight::server_builder(tls.as_ref().map(TlsSettings::grpc_config))?;
     let flight = tokio::spawn(crate::flight::serve(
+        flight_server,
         flight_listener,
         engine.clone(),
         flight_options,
         authenticator(flight_addr),
         shutdown.clone(),
     ));
-    tracing::info!(flight_addr = %flight_addr, "Flight SQL is serving");
-    println!("apitrail flight sql listening on grpc://{flight_addr}");
+    let flight_scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    tracing::info!(flight_addr = %flight_addr, tls = tls.is_some(), "Flight SQL is serving");
+    println!("apitrail flight sql listening on {flight_scheme}://{flight_addr}");
 
     let pg_options = crate::pg::PgOptions {
         query_timeout: state.query_timeout,
         auth: authenticator(config.pg_addr),
         password_method: config.auth.pg_password_method,
+        tls: tls.as_ref().map(TlsSettings::pg_acceptor),
     };
     let pg = crate::pg::PgServer::bind(config.pg_addr, &engine, pg_options).await?;
     let pg_local = pg.local_addr()?;
-    tracing::info!(pg_addr = %pg_local, "PostgreSQL wire protocol is serving");
-    println!("apitrail postgres listening on {pg_local}");
+    tracing::info!(pg_addr = %pg_local, tls = tls.is_some(), "PostgreSQL wire protocol is serving");
+    // Plain connections stay allowed with TLS on, as in PostgreSQL, so the
+    // suffix shows that TLS is offered rather than required.
+    let pg_suffix = if tls.is_some() { " (tls)" } else { "" };
+    println!("apitrail postgres listening on {pg_local}{pg_suffix}");
     let pg = pg.spawn();
 
-    tracing::info!(http_addr = %local, data_dir = %config.data_dir.display(), "apitrail is serving");
+    let http_scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(http_addr = %local, tls = tls.is_some(), data_dir = %config.data_dir.display(), "apitrail is serving");
     // Scripts and tests that bind port 0 read the real address from this line.
-    println!("apitrail listening on http://{local}");
+    println!("apitrail listening on {http_scheme}://{local}");
 
-    axum::serve(
-        listener,
-        router(state, authenticator(local)).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal(terminate))
-    .await
-    .context("serving HTTP")?;
+    match &tls {
+        Some(tls) => {
+            crate::https::serve(
+                listener,
+                tls.http_acceptor(),
+                router(state, authenticator(local)),
+                shutdown_signal(terminate),
+            )
+            .await;
+        }
+        None => axum::serve(
+            listener,
+            router(state, authenticator(local)).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal(terminate))
+        .await
+        .context("serving HTTP")?,
+    }
     pg.stop().await;
 
     shutdown.cancel();

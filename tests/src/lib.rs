@@ -26,12 +26,15 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Size of a WAL segment header in bytes. A segment of this size contains no records.
 pub const WAL_HEADER_BYTES: u64 = 28;
-/// Prefix of the line the server prints on stdout, last, when it is ready.
+/// Prefix of the line the server prints on stdout, last, when it is ready,
+/// followed by `http://ADDR`, or `https://ADDR` with TLS on.
 const LISTENING_PREFIX: &str = "apitrail listening on ";
 /// Prefix of the line with the Flight SQL address, printed before the HTTP one.
 const FLIGHT_PREFIX: &str = "apitrail flight sql listening on ";
 /// Prefix of the line with the PostgreSQL address, printed before the HTTP one.
 const PG_PREFIX: &str = "apitrail postgres listening on ";
+/// End of the PostgreSQL line when the listener offers TLS.
+const PG_TLS_SUFFIX: &str = " (tls)";
 
 /// Environment variables that the binary reads. The harness clears them so
 /// that a developer's shell cannot change what a test runs.
@@ -45,6 +48,8 @@ const APITRAIL_ENV: &[&str] = &[
     "APITRAIL_FLUSH_MAX_AGE_SECS",
     "APITRAIL_FLUSH_MAX_ROWS",
     "APITRAIL_MAX_BODY_BYTES",
+    "APITRAIL_TLS_CERT",
+    "APITRAIL_TLS_KEY",
     "APITRAIL_LOG_JSON",
     "APITRAIL_SECRET_KEY",
     "APITRAIL_SERVER",
@@ -197,6 +202,9 @@ pub struct ServerOptions {
     pub max_body_bytes: Option<u64>,
     /// Crash point set through `APITRAIL_FAILPOINT`.
     pub failpoint: Option<String>,
+    /// `--tls-cert` and `--tls-key`. The harness's HTTP client trusts the
+    /// certificate as its root.
+    pub tls: Option<TlsFiles>,
     /// Further command-line arguments after the ones above.
     pub extra_args: Vec<String>,
 }
@@ -230,6 +238,21 @@ impl ServerOptions {
         self.max_body_bytes = Some(limit);
         self
     }
+
+    /// Returns these options with TLS on, from a self-signed certificate.
+    pub fn with_tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+}
+
+/// PEM files of a server certificate and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate file; a self-signed certificate is also the client's root.
+    pub cert: PathBuf,
+    /// Private key file.
+    pub key: PathBuf,
 }
 
 /// HTTP client of one server, cheap to clone into threads.
@@ -240,15 +263,20 @@ pub struct Api {
 }
 
 impl Api {
-    fn new(base_url: String) -> Self {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("the HTTP client builds");
+    /// Builds a client of `base_url` that trusts `root_cert` (PEM) besides the
+    /// system roots, for servers with a self-signed certificate.
+    fn new(base_url: String, root_cert: Option<&Path>) -> Self {
+        let mut builder = reqwest::blocking::Client::builder().timeout(REQUEST_TIMEOUT);
+        if let Some(path) = root_cert {
+            let certificate = reqwest::Certificate::from_pem(&read_file(path))
+                .unwrap_or_else(|e| panic!("{} is not a PEM certificate: {e}", path.display()));
+            builder = builder.add_root_certificate(certificate);
+        }
+        let client = builder.build().expect("the HTTP client builds");
         Api { base_url, client }
     }
 
-    /// Base URL such as `http://127.0.0.1:40123`.
+    /// Base URL such as `http://127.0.0.1:40123`, or `https://...` with TLS on.
     pub fn url(&self) -> &str {
         &self.base_url
     }
@@ -434,8 +462,8 @@ impl TestServer {
         let stderr_path = dir.path().join("server.stderr");
         let (child, addresses) = spawn_server(&options, &data_dir, &stderr_path);
         TestServer {
+            api: Api::new(addresses.http.clone(), root_cert(&options)),
             options,
-            api: Api::new(addresses.http.clone()),
             addresses,
             child: Some(child),
             data_dir,
@@ -453,7 +481,8 @@ impl TestServer {
         self.api.url()
     }
 
-    /// Returns the Flight SQL endpoint, as `grpc://127.0.0.1:PORT`.
+    /// Returns the Flight SQL endpoint, as `grpc://127.0.0.1:PORT`, or
+    /// `grpc+tls://127.0.0.1:PORT` with TLS on.
     pub fn flight_url(&self) -> &str {
         self.addresses
             .flight
@@ -467,6 +496,34 @@ impl TestServer {
             .pg
             .as_deref()
             .expect("the server printed no PostgreSQL address")
+    }
+
+    /// Checks whether the server announced TLS on all three listeners; panics
+    /// when only some of its start-up lines show TLS.
+    pub fn tls_enabled(&self) -> bool {
+        let Addresses {
+            http,
+            flight,
+            pg_tls,
+            ..
+        } = &self.addresses;
+        let http_tls = http.starts_with("https://");
+        let flight_tls = flight
+            .as_deref()
+            .is_some_and(|url| url.starts_with("grpc+tls://"));
+        assert!(
+            http_tls == flight_tls && http_tls == *pg_tls,
+            "the start-up lines disagree on TLS: {:?}",
+            self.addresses
+        );
+        http_tls
+    }
+
+    /// Returns the scheme of the HTTP API, `http` or `https`.
+    pub fn http_scheme(&self) -> &str {
+        self.url()
+            .split_once("://")
+            .map_or("", |(scheme, _)| scheme)
     }
 
     /// Returns the server's data directory.
@@ -583,8 +640,8 @@ impl TestServer {
             self.pid()
         );
         let (child, addresses) = spawn_server(&options, &self.data_dir, &self.stderr_path);
+        self.api = Api::new(addresses.http.clone(), root_cert(&options));
         self.options = options;
-        self.api = Api::new(addresses.http.clone());
         self.addresses = addresses;
         self.child = Some(child);
     }
@@ -684,6 +741,13 @@ struct Addresses {
     flight: Option<String>,
     /// PostgreSQL `host:port`.
     pg: Option<String>,
+    /// Whether the PostgreSQL line ended with ` (tls)`.
+    pg_tls: bool,
+}
+
+/// Returns the certificate that the harness's HTTP client trusts for `options`.
+fn root_cert(options: &ServerOptions) -> Option<&Path> {
+    options.tls.as_ref().map(|files| files.cert.as_path())
 }
 
 /// Spawns `apitrail serve` and returns the child and its addresses.
@@ -706,6 +770,10 @@ fn spawn_server(
     }
     if let Some(limit) = options.max_body_bytes {
         command.args(["--max-body-bytes", &limit.to_string()]);
+    }
+    if let Some(tls) = &options.tls {
+        command.arg("--tls-cert").arg(&tls.cert);
+        command.arg("--tls-key").arg(&tls.key);
     }
     command.args(&options.extra_args);
     if let Some(failpoint) = &options.failpoint {
@@ -730,18 +798,27 @@ fn spawn_server(
 
     let read_stderr = || tail(&fs::read_to_string(stderr_path).unwrap_or_default(), 40);
     let deadline = Instant::now() + START_TIMEOUT;
-    let (mut flight, mut pg) = (None, None);
+    let (mut flight, mut pg, mut pg_tls) = (None, None, false);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(remaining.max(Duration::from_millis(1))) {
             Ok(line) => {
                 if let Some(url) = line.strip_prefix(FLIGHT_PREFIX) {
                     flight = Some(url.trim().to_string());
-                } else if let Some(addr) = line.strip_prefix(PG_PREFIX) {
-                    pg = Some(addr.trim().to_string());
+                } else if let Some(rest) = line.strip_prefix(PG_PREFIX) {
+                    let rest = rest.trim();
+                    let addr = rest.strip_suffix(PG_TLS_SUFFIX);
+                    pg_tls = addr.is_some();
+                    pg = Some(addr.unwrap_or(rest).to_string());
                 } else if let Some(url) = line.strip_prefix(LISTENING_PREFIX) {
                     let http = url.trim().to_string();
-                    return (child, Addresses { http, flight, pg });
+                    let addresses = Addresses {
+                        http,
+                        flight,
+                        pg,
+                        pg_tls,
+                    };
+                    return (child, addresses);
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {

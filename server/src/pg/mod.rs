@@ -42,6 +42,7 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::{DfSessionService, QueryHook};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::pg::handlers::{DisconnectTokens, Handlers};
@@ -59,6 +60,8 @@ pub struct PgOptions {
     pub auth: crate::auth::Authenticator,
     /// Password method on TLS connections.
     pub password_method: crate::config::PgPasswordMethod,
+    /// Acceptor for SSLRequest; `None` declines TLS.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// A bound PostgreSQL listener, not yet accepting.
@@ -66,6 +69,10 @@ pub struct PgServer {
     listener: TcpListener,
     handlers: Arc<Handlers>,
     tokens: DisconnectTokens,
+    /// Acceptor with which pgwire replies 'S' to SSLRequest and runs the
+    /// handshake. Without it, pgwire replies 'N', and the client continues in
+    /// plain text or closes the connection.
+    tls: Option<TlsAcceptor>,
 }
 
 /// A running PostgreSQL listener; [`PgHandle::stop`] ends it.
@@ -75,7 +82,8 @@ pub struct PgHandle {
 }
 
 impl PgServer {
-    /// Builds the PostgreSQL session over `engine` and binds `addr`.
+    /// Builds the PostgreSQL session over `engine` and binds `addr`. With
+    /// `options.tls`, clients may ask for TLS, and plain connections stay allowed.
     pub async fn bind(
         addr: SocketAddr,
         engine: &QueryEngine,
@@ -107,6 +115,7 @@ impl PgServer {
             listener,
             handlers,
             tokens,
+            tls: options.tls,
         })
     }
 
@@ -184,7 +193,8 @@ async fn accept_loop(server: PgServer, shutdown: CancellationToken) {
             Ok((socket, peer)) => {
                 let handlers = Arc::clone(&server.handlers);
                 let tokens = Arc::clone(&server.tokens);
-                connections.spawn(serve_connection(socket, peer, handlers, tokens));
+                let tls = server.tls.clone();
+                connections.spawn(serve_connection(socket, peer, handlers, tokens, tls));
             }
             Err(error) => {
                 tracing::warn!(%error, "accepting a postgres connection failed");
@@ -206,6 +216,7 @@ async fn serve_connection(
     peer: SocketAddr,
     handlers: Arc<Handlers>,
     tokens: DisconnectTokens,
+    tls: Option<TlsAcceptor>,
 ) {
     let disconnected = CancellationToken::new();
     tokens
@@ -222,7 +233,7 @@ async fn serve_connection(
     if let Err(error) = socket.set_nodelay(true) {
         tracing::debug!(%peer, %error, "setting TCP_NODELAY failed");
     }
-    let result = datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers).await;
+    let result = datafusion_postgres::pgwire::tokio::process_socket(socket, tls, handlers).await;
     if let Some(watcher) = watcher {
         watcher.abort();
     }
