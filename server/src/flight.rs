@@ -16,10 +16,15 @@
 //! `GetDbSchemas`, `GetTables`, `GetTableTypes`, `GetSqlInfo`,
 //! `GetXdbcTypeInfo` and the key commands, which are empty since apitrail
 //! tables have no keys) round-trip through `DoGet` the same way.
+//!
+//! A result longer than the row limit is cut, and its stream ends with a
+//! `FlightData` message that has only `app_metadata`:
+//! `{"truncated":true,"row_limit":N}`.
 
 mod info;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,7 +46,7 @@ use arrow_flight::sql::{
     DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
     FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket,
 };
 use bytes::Bytes;
@@ -178,18 +183,32 @@ impl FlightSqlServer {
         // The first stream's schema is the one its batches carry; a plan's
         // logical schema can differ from it in nullability or metadata.
         let schema = streams.first().map(|s| s.schema()).unwrap_or(schema);
+        let row_limit = Some(self.engine.limits().max_rows).filter(|limit| *limit > 0);
+        let truncated = Arc::new(AtomicBool::new(false));
         let batches = guarded_batches(
             streams,
             token,
             tokio::time::Instant::now() + self.options.query_timeout,
             self.options.query_timeout,
             guard,
+            RowCut {
+                limit: row_limit,
+                truncated: Arc::clone(&truncated),
+            },
         );
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches.map_err(FlightError::from))
             .map_err(Status::from);
-        Ok(Response::new(Box::pin(flight)))
+        // Polled only after the last batch, when the cut is known.
+        let marker = futures::stream::once(async move { truncated.load(Ordering::Acquire) })
+            .filter_map(move |cut| async move {
+                match (cut, row_limit) {
+                    (true, Some(limit)) => Some(Ok(truncation_message(limit))),
+                    _ => None,
+                }
+            });
+        Ok(Response::new(Box::pin(flight.chain(marker))))
     }
 
     /// Streams one metadata batch.
@@ -863,28 +882,47 @@ impl Drop for ExecutionGuard {
     }
 }
 
-/// Chains the result streams, ending with an error on cancellation or timeout.
+/// The row limit of one `DoGet` result and the flag that records a cut.
+struct RowCut {
+    limit: Option<u64>,
+    /// Set when the result had more rows than `limit` and was cut.
+    truncated: Arc<AtomicBool>,
+}
+
+/// Builds the `FlightData` sent after the last batch of a result cut at
+/// `row_limit` rows: no header and no body, only `app_metadata` with the
+/// JSON object `{"truncated":true,"row_limit":N}`.
+fn truncation_message(row_limit: u64) -> FlightData {
+    let metadata = serde_json::json!({ "truncated": true, "row_limit": row_limit });
+    FlightData::new().with_app_metadata(metadata.to_string().into_bytes())
+}
+
+/// Chains the result streams, ending with an error on cancellation or
+/// timeout, or early when the rows reach the row limit.
 ///
-/// When the token fires or the deadline passes, the query streams are
-/// dropped, which stops DataFusion's work on them.
+/// When the token fires, the deadline passes or the rows are cut, the
+/// query streams are dropped, which stops DataFusion's work on them.
 fn guarded_batches(
     streams: Vec<SendableRecordBatchStream>,
     token: CancellationToken,
     deadline: tokio::time::Instant,
     timeout: Duration,
     guard: ExecutionGuard,
+    cut: RowCut,
 ) -> impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static {
     struct State {
         streams: VecDeque<SendableRecordBatchStream>,
         token: CancellationToken,
         guard: Option<ExecutionGuard>,
         rows: u64,
+        cut: RowCut,
     }
     let state = State {
         streams: streams.into(),
         token,
         guard: Some(guard),
         rows: 0,
+        cut,
     };
     futures::stream::unfold(state, move |mut state| async move {
         loop {
@@ -910,7 +948,25 @@ fn guarded_batches(
             };
             match next {
                 Ok(Some(Ok(batch))) => {
-                    state.rows += batch.num_rows() as u64;
+                    let count = batch.num_rows() as u64;
+                    let remaining = state
+                        .cut
+                        .limit
+                        .map_or(u64::MAX, |limit| limit.saturating_sub(state.rows));
+                    if count > remaining {
+                        // Dropping the streams stops the query; the loop then ends the result.
+                        state.streams.clear();
+                        state.cut.truncated.store(true, Ordering::Release);
+                        metrics::counter!("apitrail_query_truncations_total", "protocol" => "flight")
+                            .increment(1);
+                        tracing::debug!(row_limit = remaining + state.rows, "flight sql result cut at the row limit");
+                        if remaining == 0 {
+                            continue;
+                        }
+                        state.rows += remaining;
+                        return Some((Ok(batch.slice(0, remaining as usize)), state));
+                    }
+                    state.rows += count;
                     return Some((Ok(batch), state));
                 }
                 Ok(Some(Err(e))) => {

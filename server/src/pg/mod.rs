@@ -6,7 +6,9 @@
 //! API uses, that reads the same `apitrail.public` tables and functions plus
 //! `pg_catalog` and the PostgreSQL compatibility functions.
 //!
-//! - [`handlers`]: startup parameters, cancellation, logs, metrics.
+//! - [`handlers`]: startup parameters, cancellation, the per-query memory
+//!   and row limits, logs, metrics.
+//! - [`notices`]: the WARNING sent after a result cut at the row limit.
 //! - [`hooks`]: the read-only rule and session statements.
 //! - [`settings`]: reported settings and `version()`/`current_setting()`.
 //! - [`errors`]: SQLSTATE codes.
@@ -14,6 +16,7 @@
 pub mod errors;
 pub mod handlers;
 pub mod hooks;
+pub mod notices;
 pub mod settings;
 
 use std::net::SocketAddr;
@@ -37,7 +40,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::pg::handlers::{DisconnectTokens, Handlers};
+use crate::pg::handlers::{DisconnectTokens, Handlers, QuerySessions};
 
 /// Catalog and schema that hold the apitrail tables, as the engine names them.
 const CATALOG: &str = "apitrail";
@@ -70,9 +73,20 @@ impl PgServer {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        let service = DfSessionService::new_with_hooks(ctx, hooks);
+        let service = DfSessionService::new_with_hooks(Arc::clone(&ctx), hooks.clone());
+        let sessions = QuerySessions {
+            ctx,
+            hooks,
+            query_memory_bytes: engine.limits().query_memory_bytes,
+            max_rows: engine.limits().max_rows,
+        };
         let tokens = DisconnectTokens::default();
-        let handlers = Arc::new(Handlers::new(service, query_timeout, Arc::clone(&tokens)));
+        let handlers = Arc::new(Handlers::new(
+            service,
+            sessions,
+            query_timeout,
+            Arc::clone(&tokens),
+        ));
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the PostgreSQL address {addr}"))?;
@@ -106,8 +120,9 @@ impl PgHandle {
 }
 
 /// Builds the PostgreSQL session: the engine's state (functions, runtime and
-/// memory limit, settings) over a catalog list of its own, so that
-/// `pg_catalog` and the compatibility functions stay out of the HTTP API.
+/// memory limit, settings, the scan limit rule) over a catalog list of its
+/// own, so that `pg_catalog` and the compatibility functions stay out of the
+/// HTTP API.
 fn build_context(engine: &QueryEngine) -> anyhow::Result<SessionContext> {
     let engine_ctx = engine.context();
     let public = engine_ctx
