@@ -257,7 +257,10 @@ mod tests {
 
     use datafusion::execution::memory_pool::GreedyMemoryPool;
 
-    fn pools(shared_bytes: usize, query_bytes: usize) -> (Arc<dyn MemoryPool>, Arc<dyn MemoryPool>) {
+    fn pools(
+        shared_bytes: usize,
+        query_bytes: usize,
+    ) -> (Arc<dyn MemoryPool>, Arc<dyn MemoryPool>) {
         let shared: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(shared_bytes));
         let query: Arc<dyn MemoryPool> =
             Arc::new(QueryMemoryPool::new(Arc::clone(&shared), query_bytes));
@@ -282,7 +285,11 @@ mod tests {
             "the message names the setting: {message}"
         );
         assert_eq!(query.reserved(), 60, "the failed grow reserves nothing");
-        assert_eq!(shared.reserved(), 60, "the shared pool holds the same bytes");
+        assert_eq!(
+            shared.reserved(),
+            60,
+            "the shared pool holds the same bytes"
+        );
     }
 
     #[test]
@@ -435,7 +442,11 @@ mod scan_tests {
             .downcast_ref::<ScanLimitExceeded>()
             .unwrap_or_else(|| panic!("the root error is ScanLimitExceeded, got {inner}"));
         assert_eq!(exceeded.scan_bytes, first + second, "bytes in the error");
-        assert_eq!(exceeded.max_bytes, first.max(second) + 1, "limit in the error");
+        assert_eq!(
+            exceeded.max_bytes,
+            first.max(second) + 1,
+            "limit in the error"
+        );
 
         let pruned = plan_bytes(&limited, "SELECT sum(v) FROM t WHERE day = '2024-01-02'").await;
         assert!(

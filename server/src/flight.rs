@@ -17,9 +17,8 @@
 //! `GetXdbcTypeInfo` and the key commands, which are empty since apitrail
 //! tables have no keys) round-trip through `DoGet` the same way.
 //!
-//! A result longer than the row limit is cut, and its stream ends with a
-//! `FlightData` message that has only `app_metadata`:
-//! `{"truncated":true,"row_limit":N}`.
+//! A result longer than the row limit is cut, and its stream ends with an
+//! empty record batch whose `app_metadata` is `{"truncated":true,"row_limit":N}`.
 
 mod info;
 
@@ -31,7 +30,7 @@ use std::time::{Duration, Instant};
 use apitrail_query::{QueryEngine, QueryError};
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::ipc::writer::IpcWriteOptions;
+use arrow::ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
@@ -197,15 +196,18 @@ impl FlightSqlServer {
             },
         );
         let flight = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
+            .with_schema(Arc::clone(&schema))
             .build(batches.map_err(FlightError::from))
             .map_err(Status::from);
         // Polled only after the last batch, when the cut is known.
         let marker = futures::stream::once(async move { truncated.load(Ordering::Acquire) })
-            .filter_map(move |cut| async move {
-                match (cut, row_limit) {
-                    (true, Some(limit)) => Some(Ok(truncation_message(limit))),
-                    _ => None,
+            .filter_map(move |cut| {
+                let schema = Arc::clone(&schema);
+                async move {
+                    match (cut, row_limit) {
+                        (true, Some(limit)) => Some(truncation_message(&schema, limit)),
+                        _ => None,
+                    }
                 }
             });
         Ok(Response::new(Box::pin(flight.chain(marker))))
@@ -889,12 +891,35 @@ struct RowCut {
     truncated: Arc<AtomicBool>,
 }
 
-/// Builds the `FlightData` sent after the last batch of a result cut at
-/// `row_limit` rows: no header and no body, only `app_metadata` with the
+/// Builds the message sent after the last batch of a result cut at
+/// `row_limit` rows: a record batch of no rows whose `app_metadata` is the
 /// JSON object `{"truncated":true,"row_limit":N}`.
-fn truncation_message(row_limit: u64) -> FlightData {
+///
+/// The message carries an empty batch, and not metadata alone, because the
+/// Go Arrow IPC reader of the ADBC Flight SQL driver 1.13 fails on a
+/// `FlightData` without a data header. pyarrow's `read_chunk()` returns it
+/// as a chunk of no rows with the metadata. Dictionary columns are sent
+/// with their values, as the `DoGet` encoder sends them.
+fn truncation_message(schema: &Schema, row_limit: u64) -> Result<FlightData, Status> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Dictionary(_, value) => field.as_ref().clone().with_data_type(*value.clone()),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    let batch = RecordBatch::new_empty(Arc::new(Schema::new(fields)));
+    let (_, encoded) = IpcDataGenerator::default()
+        .encode(
+            &batch,
+            &mut DictionaryTracker::new(false),
+            &IpcWriteOptions::default(),
+            &mut IpcWriteContext::default(),
+        )
+        .map_err(|e| Status::internal(format!("encoding the truncation message: {e}")))?;
     let metadata = serde_json::json!({ "truncated": true, "row_limit": row_limit });
-    FlightData::new().with_app_metadata(metadata.to_string().into_bytes())
+    Ok(FlightData::from(encoded).with_app_metadata(metadata.to_string().into_bytes()))
 }
 
 /// Chains the result streams, ending with an error on cancellation or
@@ -959,7 +984,10 @@ fn guarded_batches(
                         state.cut.truncated.store(true, Ordering::Release);
                         metrics::counter!("apitrail_query_truncations_total", "protocol" => "flight")
                             .increment(1);
-                        tracing::debug!(row_limit = remaining + state.rows, "flight sql result cut at the row limit");
+                        tracing::debug!(
+                            row_limit = remaining + state.rows,
+                            "flight sql result cut at the row limit"
+                        );
                         if remaining == 0 {
                             continue;
                         }

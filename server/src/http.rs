@@ -389,11 +389,7 @@ async fn query(
         deadline,
         state.query_timeout,
     )));
-    let mut response = (
-        [(header::CONTENT_TYPE, format.content_type())],
-        body,
-    )
-        .into_response();
+    let mut response = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
     let response_headers = response.headers_mut();
     match row_limit {
         Some(limit) => {

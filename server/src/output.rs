@@ -470,9 +470,16 @@ mod tests {
         out.extend(encoder.batch(&sample()).unwrap());
         out.extend(encoder.finish(true).unwrap());
         let text = String::from_utf8(out).unwrap();
-        assert!(text.ends_with('\n'), "the object ends with a line feed: {text:?}");
+        assert!(
+            text.ends_with('\n'),
+            "the object ends with a line feed: {text:?}"
+        );
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value["rows"].as_array().map(Vec::len), Some(2), "rows: {value}");
+        assert_eq!(
+            value["rows"].as_array().map(Vec::len),
+            Some(2),
+            "rows: {value}"
+        );
         assert_eq!(value["truncated"], true, "truncated: {value}");
         assert_eq!(value["row_limit"], 2, "row_limit: {value}");
     }
@@ -484,17 +491,28 @@ mod tests {
         let mut out = encoder.begin().unwrap();
         out.extend(encoder.batch(&sample()).unwrap());
         out.extend(encoder.finish(true).unwrap());
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
-                .expect("the body is a Parquet file");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(out),
+        )
+        .expect("the body is a Parquet file");
         let pairs: Vec<(String, Option<String>)> = reader
             .metadata()
             .file_metadata()
             .key_value_metadata()
-            .map(|kv| kv.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect())
+            .map(|kv| {
+                kv.iter()
+                    .map(|kv| (kv.key.clone(), kv.value.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
-        for (key, expected) in [(PARQUET_TRUNCATED_KEY, "true"), (PARQUET_ROW_LIMIT_KEY, "1")] {
-            let value = pairs.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_deref());
+        for (key, expected) in [
+            (PARQUET_TRUNCATED_KEY, "true"),
+            (PARQUET_ROW_LIMIT_KEY, "1"),
+        ] {
+            let value = pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| v.as_deref());
             assert_eq!(value, Some(expected), "footer key {key} in {pairs:?}");
         }
     }

@@ -319,24 +319,25 @@ def read_chunks(client, sql):
     cmd = command("CommandStatementQuery", field_bytes(1, sql.encode()))
     info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd))
     reader = client.do_get(info.endpoints[0].ticket)
-    out = {"rows": 0, "last": None, "metadata": [], "metadata_only_chunks": 0}
+    out = {"rows": 0, "last": None, "metadata": [], "marker_chunks": 0}
     while True:
         try:
             chunk = reader.read_chunk()
         except StopIteration:
             break
-        if chunk.data is not None and chunk.data.num_rows > 0:
-            out["rows"] += chunk.data.num_rows
+        rows = chunk.data.num_rows if chunk.data is not None else 0
+        if rows > 0:
+            out["rows"] += rows
             out["last"] = chunk.data.column(0)[-1].as_py()
         if chunk.app_metadata is not None:
             out["metadata"].append(json.loads(chunk.app_metadata.to_pybytes()))
-            if chunk.data is None:
-                out["metadata_only_chunks"] += 1
+            if rows == 0:
+                out["marker_chunks"] += 1
     return out
 
 
 def scenario_truncated(url, limit):
-    """A result longer than the row limit ends with a metadata-only message."""
+    """A result longer than the row limit ends with an empty batch that carries app_metadata."""
     limit = int(limit)
     client = flight.connect(url)
     long_sql = f"SELECT value FROM generate_series(1, {limit * 10}) AS t(value)"
@@ -344,7 +345,7 @@ def scenario_truncated(url, limit):
         "long": read_chunks(client, long_sql),
         "exact": read_chunks(client, f"SELECT value FROM generate_series(1, {limit}) AS t(value)"),
     }
-    # Readers that take the whole stream skip the metadata-only message.
+    # Readers that take the whole stream see the empty batch as no rows.
     cmd = command("CommandStatementQuery", field_bytes(1, long_sql.encode()))
     info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd))
     out["read_all_rows"] = client.do_get(info.endpoints[0].ticket).read_all().num_rows
