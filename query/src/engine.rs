@@ -72,8 +72,8 @@ impl QueryEngine {
             .with_batch_size(limits.batch_size)
             .with_information_schema(true)
             .with_default_catalog_and_schema("apitrail", "public");
-        // The scan rule is last, so it sees the file groups that the other
-        // rules left. Sessions built from this state inherit it.
+        // The scan rule runs last, so it counts the file groups that the
+        // other rules left. Sessions built from this state inherit it.
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)

@@ -240,7 +240,7 @@ impl ResultEncoder {
         self.finish(false)
     }
 
-    /// Bytes that close the result; `truncated` tells whether the rows were
+    /// Bytes that close the result. `truncated` is true when the rows were
     /// cut at the row limit, which JSON and Parquet output record.
     pub fn finish(&mut self, truncated: bool) -> Result<Vec<u8>, ArrowError> {
         match self.format {
