@@ -4,14 +4,16 @@ use std::sync::Arc;
 
 use apitrail_storage::Store;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::error::QueryError;
 use crate::events_table::EventsTable;
 use crate::inventory::Inventory;
+use crate::limits::{ScanBytesLimit, query_runtime};
 use crate::views::ViewOptions;
 
 /// Limits applied to every query.
@@ -19,6 +21,12 @@ use crate::views::ViewOptions;
 pub struct QueryLimits {
     /// Memory that all running queries may use together, in bytes.
     pub memory_bytes: usize,
+    /// Memory that one query may use, in bytes, within `memory_bytes`; 0 for no per-query limit.
+    pub query_memory_bytes: usize,
+    /// Rows a result may have before the protocols cut it; 0 for no limit.
+    pub max_rows: u64,
+    /// Bytes of data files the scans of one query may read; 0 for no limit.
+    pub max_scan_bytes: u64,
     /// Rows per batch produced by operators.
     pub batch_size: usize,
 }
@@ -27,6 +35,9 @@ impl Default for QueryLimits {
     fn default() -> Self {
         QueryLimits {
             memory_bytes: 2 * 1024 * 1024 * 1024,
+            query_memory_bytes: 1024 * 1024 * 1024,
+            max_rows: 0,
+            max_scan_bytes: 0,
             batch_size: 8192,
         }
     }
@@ -36,6 +47,7 @@ impl Default for QueryLimits {
 #[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
+    limits: QueryLimits,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -60,7 +72,15 @@ impl QueryEngine {
             .with_batch_size(limits.batch_size)
             .with_information_schema(true)
             .with_default_catalog_and_schema("apitrail", "public");
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        // The scan rule runs last, so it counts the file groups that the
+        // other rules left. Sessions built from this state inherit it.
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(ScanBytesLimit::new(limits.max_scan_bytes)))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         crate::functions::register_all(&ctx);
         crate::inventory::register_inventory(&ctx, inventory)
             .map_err(QueryError::from_datafusion)?;
@@ -69,7 +89,10 @@ impl QueryEngine {
         crate::views::register_views(&ctx, store, inventory, views)
             .await
             .map_err(QueryError::from_datafusion)?;
-        Ok(QueryEngine { ctx })
+        Ok(QueryEngine {
+            ctx,
+            limits: limits.clone(),
+        })
     }
 
     /// Plans `sql`, rejecting anything that is not a query.
@@ -90,23 +113,32 @@ impl QueryEngine {
     }
 
     /// Runs a plan made by [`QueryEngine::plan`], after any placeholders in it were bound.
+    ///
+    /// The query runs with a memory pool of its own, limited to
+    /// [`QueryLimits::query_memory_bytes`] within the shared pool.
     pub async fn execute_plan(
         &self,
         plan: LogicalPlan,
     ) -> Result<SendableRecordBatchStream, QueryError> {
-        let frame = self
-            .ctx
-            .execute_logical_plan(plan)
+        let state = self.ctx.state();
+        let physical = state
+            .create_physical_plan(&plan)
             .await
             .map_err(QueryError::from_datafusion)?;
-        frame
-            .execute_stream()
-            .await
+        let runtime = query_runtime(state.runtime_env(), self.limits.query_memory_bytes)
+            .map_err(QueryError::from_datafusion)?;
+        let task = TaskContext::from(&state).with_runtime(runtime);
+        datafusion::physical_plan::execute_stream(physical, Arc::new(task))
             .map_err(QueryError::from_datafusion)
     }
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Returns the limits this engine was built with.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
     }
 }
 

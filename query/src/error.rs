@@ -2,6 +2,8 @@
 
 use datafusion::error::DataFusionError;
 
+use crate::limits::ScanLimitExceeded;
+
 /// Errors of the query layer.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -18,6 +20,10 @@ pub enum QueryError {
     /// The query hit a memory or time limit.
     #[error("query exceeded a resource limit: {0}")]
     ResourcesExhausted(String),
+
+    /// The query's scans would read more bytes of data files than its limit allows.
+    #[error("query exceeded a resource limit: {0}")]
+    ScanLimit(ScanLimitExceeded),
 
     /// The query ran longer than its time limit.
     #[error("query exceeded a resource limit: it ran longer than the {0:?} time limit")]
@@ -43,6 +49,10 @@ impl QueryError {
             DataFusionError::ResourcesExhausted(message) => {
                 QueryError::ResourcesExhausted(message.clone())
             }
+            DataFusionError::External(inner) => match inner.downcast_ref::<ScanLimitExceeded>() {
+                Some(exceeded) => QueryError::ScanLimit(exceeded.clone()),
+                None => QueryError::Execution(error),
+            },
             _ => QueryError::Execution(error),
         }
     }

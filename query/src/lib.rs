@@ -14,6 +14,8 @@
 //! - [`inventory`]: templater, specs and consumer map shared with ingest,
 //!   and the SQL functions that read them.
 //! - [`functions`]: the SQL functions registered in every session.
+//! - [`limits`]: the per-query memory pool and the rule that caps the bytes
+//!   of data files one query may scan.
 //! - [`error`]: query errors, classified as the caller's or the server's fault.
 
 pub mod baselines;
@@ -22,10 +24,12 @@ pub mod error;
 pub mod events_table;
 pub mod functions;
 pub mod inventory;
+pub mod limits;
 pub mod views;
 
 pub use engine::{QueryEngine, QueryLimits, check_read_only};
 pub use error::QueryError;
 pub use events_table::EventsTable;
 pub use inventory::Inventory;
+pub use limits::ScanLimitExceeded;
 pub use views::ViewOptions;

@@ -40,6 +40,12 @@ pub struct ServerConfig {
     pub query_memory_bytes: usize,
     /// Time limit of one query, in seconds.
     pub query_timeout_secs: u64,
+    /// Memory one query may use, in bytes, within `query_memory_bytes`; 0 for no per-query limit.
+    pub query_max_memory_bytes: usize,
+    /// Rows a result may have; a longer result is cut at this many rows. 0 for no limit.
+    pub query_max_rows: u64,
+    /// Bytes of data files one query may scan; a query over it is rejected before it runs. 0 for no limit.
+    pub query_max_scan_bytes: u64,
     /// Key of the hash that replaces secrets, as `v<version>:<hex>`; `None`
     /// means the key file in the data directory, created on first start.
     pub secret_key: Option<String>,
@@ -135,6 +141,9 @@ impl Default for ServerConfig {
             flush_max_age_secs: 30.0,
             query_memory_bytes: 2 * 1024 * 1024 * 1024,
             query_timeout_secs: 300,
+            query_max_memory_bytes: 1024 * 1024 * 1024,
+            query_max_rows: 0,
+            query_max_scan_bytes: 0,
             secret_key: None,
             previous_secret_keys: Vec::new(),
             consumer_map: None,
@@ -154,6 +163,17 @@ impl ServerConfig {
             .with_context(|| format!("reading configuration file {}", path.display()))?;
         toml::from_str(&text)
             .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+
+    /// Derives the query limits from this configuration.
+    pub fn query_limits(&self) -> apitrail_query::QueryLimits {
+        apitrail_query::QueryLimits {
+            memory_bytes: self.query_memory_bytes,
+            query_memory_bytes: self.query_max_memory_bytes,
+            max_rows: self.query_max_rows,
+            max_scan_bytes: self.query_max_scan_bytes,
+            ..apitrail_query::QueryLimits::default()
+        }
     }
 
     /// Derives the storage settings from this configuration.
@@ -223,6 +243,28 @@ mod tests {
         assert_eq!(
             config.query_timeout_secs,
             ServerConfig::default().query_timeout_secs
+        );
+    }
+
+    #[test]
+    fn query_limits_from_file() {
+        let config: ServerConfig = toml::from_str(
+            "query_memory_bytes = 1000000\nquery_max_memory_bytes = 250000\n\
+             query_max_rows = 500\nquery_max_scan_bytes = 4096\n",
+        )
+        .unwrap();
+        let limits = config.query_limits();
+        assert_eq!(limits.memory_bytes, 1_000_000, "total query memory");
+        assert_eq!(limits.query_memory_bytes, 250_000, "memory of one query");
+        assert_eq!(limits.max_rows, 500, "row limit");
+        assert_eq!(limits.max_scan_bytes, 4096, "scan limit");
+        let defaults = ServerConfig::default().query_limits();
+        assert_eq!(defaults.max_rows, 0, "no row limit by default");
+        assert_eq!(defaults.max_scan_bytes, 0, "no scan limit by default");
+        assert_eq!(
+            defaults.query_memory_bytes,
+            defaults.memory_bytes / 2,
+            "one query may use half of the default total"
         );
     }
 

@@ -38,6 +38,12 @@ pub fn error_codes(error: &QueryError) -> ErrorCodes {
             // out_of_memory: DataFusion reports a full memory pool this way.
             sqlstate: "53200",
         },
+        QueryError::ScanLimit(_) => ErrorCodes {
+            http: StatusCode::UNPROCESSABLE_ENTITY,
+            grpc: tonic::Code::ResourceExhausted,
+            // program_limit_exceeded
+            sqlstate: "54000",
+        },
         QueryError::TimedOut(_) => ErrorCodes {
             http: StatusCode::UNPROCESSABLE_ENTITY,
             grpc: tonic::Code::DeadlineExceeded,
@@ -120,5 +126,17 @@ mod tests {
         let memory = error_codes(&QueryError::ResourcesExhausted("memory".into()));
         assert_eq!(memory.http, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(memory.grpc, tonic::Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn scan_limit_codes() {
+        let error = QueryError::ScanLimit(apitrail_query::ScanLimitExceeded {
+            scan_bytes: 2000,
+            max_bytes: 1000,
+        });
+        let codes = error_codes(&error);
+        assert_eq!(codes.http, StatusCode::UNPROCESSABLE_ENTITY, "HTTP status");
+        assert_eq!(codes.grpc, tonic::Code::ResourceExhausted, "gRPC code");
+        assert_eq!(codes.sqlstate, "54000", "SQLSTATE");
     }
 }

@@ -16,11 +16,15 @@
 //! `GetDbSchemas`, `GetTables`, `GetTableTypes`, `GetSqlInfo`,
 //! `GetXdbcTypeInfo` and the key commands, which are empty since apitrail
 //! tables have no keys) round-trip through `DoGet` the same way.
+//!
+//! A result longer than the row limit is cut, and its stream ends with an
+//! empty record batch whose `app_metadata` is `{"truncated":true,"row_limit":N}`.
 
 mod auth;
 mod info;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +32,7 @@ use anyhow::Context;
 use apitrail_query::{QueryEngine, QueryError};
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::ipc::writer::IpcWriteOptions;
+use arrow::ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
@@ -43,7 +47,7 @@ use arrow_flight::sql::{
     DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
     FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket,
 };
 use bytes::Bytes;
@@ -201,18 +205,35 @@ impl FlightSqlServer {
         // The first stream's schema is the one its batches carry; a plan's
         // logical schema can differ from it in nullability or metadata.
         let schema = streams.first().map(|s| s.schema()).unwrap_or(schema);
+        let row_limit = Some(self.engine.limits().max_rows).filter(|limit| *limit > 0);
+        let truncated = Arc::new(AtomicBool::new(false));
         let batches = guarded_batches(
             streams,
             token,
             tokio::time::Instant::now() + self.options.query_timeout,
             self.options.query_timeout,
             guard,
+            RowCut {
+                limit: row_limit,
+                truncated: Arc::clone(&truncated),
+            },
         );
         let flight = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
+            .with_schema(Arc::clone(&schema))
             .build(batches.map_err(FlightError::from))
             .map_err(Status::from);
-        Ok(Response::new(Box::pin(flight)))
+        // Polled only after the last batch, when the cut is known.
+        let marker = futures::stream::once(async move { truncated.load(Ordering::Acquire) })
+            .filter_map(move |cut| {
+                let schema = Arc::clone(&schema);
+                async move {
+                    match (cut, row_limit) {
+                        (true, Some(limit)) => Some(truncation_message(&schema, limit)),
+                        _ => None,
+                    }
+                }
+            });
+        Ok(Response::new(Box::pin(flight.chain(marker))))
     }
 
     /// Streams one metadata batch.
@@ -900,28 +921,70 @@ impl Drop for ExecutionGuard {
     }
 }
 
-/// Chains the result streams, ending with an error on cancellation or timeout.
+/// The row limit of one `DoGet` result and the flag that records a cut.
+struct RowCut {
+    limit: Option<u64>,
+    /// Set when the result had more rows than `limit` and was cut.
+    truncated: Arc<AtomicBool>,
+}
+
+/// Builds the message sent after the last batch of a result cut at
+/// `row_limit` rows: a record batch of no rows whose `app_metadata` is the
+/// JSON object `{"truncated":true,"row_limit":N}`.
 ///
-/// When the token fires or the deadline passes, the query streams are
-/// dropped, which stops DataFusion's work on them.
+/// The message carries an empty batch, and not metadata alone, because the
+/// Go Arrow IPC reader of the ADBC Flight SQL driver 1.13 fails on a
+/// `FlightData` without a data header. pyarrow's `read_chunk()` returns it
+/// as a chunk of no rows with the metadata. Dictionary columns are sent
+/// with their values, as the `DoGet` encoder sends them.
+fn truncation_message(schema: &Schema, row_limit: u64) -> Result<FlightData, Status> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Dictionary(_, value) => field.as_ref().clone().with_data_type(*value.clone()),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    let batch = RecordBatch::new_empty(Arc::new(Schema::new(fields)));
+    let (_, encoded) = IpcDataGenerator::default()
+        .encode(
+            &batch,
+            &mut DictionaryTracker::new(false),
+            &IpcWriteOptions::default(),
+            &mut IpcWriteContext::default(),
+        )
+        .map_err(|e| Status::internal(format!("encoding the truncation message: {e}")))?;
+    let metadata = serde_json::json!({ "truncated": true, "row_limit": row_limit });
+    Ok(FlightData::from(encoded).with_app_metadata(metadata.to_string().into_bytes()))
+}
+
+/// Chains the result streams, ending with an error on cancellation or
+/// timeout, or early when the rows reach the row limit.
+///
+/// When the token fires, the deadline passes or the rows are cut, the
+/// query streams are dropped, which stops DataFusion's work on them.
 fn guarded_batches(
     streams: Vec<SendableRecordBatchStream>,
     token: CancellationToken,
     deadline: tokio::time::Instant,
     timeout: Duration,
     guard: ExecutionGuard,
+    cut: RowCut,
 ) -> impl Stream<Item = Result<RecordBatch, Status>> + Send + 'static {
     struct State {
         streams: VecDeque<SendableRecordBatchStream>,
         token: CancellationToken,
         guard: Option<ExecutionGuard>,
         rows: u64,
+        cut: RowCut,
     }
     let state = State {
         streams: streams.into(),
         token,
         guard: Some(guard),
         rows: 0,
+        cut,
     };
     futures::stream::unfold(state, move |mut state| async move {
         loop {
@@ -947,7 +1010,28 @@ fn guarded_batches(
             };
             match next {
                 Ok(Some(Ok(batch))) => {
-                    state.rows += batch.num_rows() as u64;
+                    let count = batch.num_rows() as u64;
+                    let remaining = state
+                        .cut
+                        .limit
+                        .map_or(u64::MAX, |limit| limit.saturating_sub(state.rows));
+                    if count > remaining {
+                        // Dropping the streams stops the query; the loop then ends the result.
+                        state.streams.clear();
+                        state.cut.truncated.store(true, Ordering::Release);
+                        metrics::counter!("apitrail_query_truncations_total", "protocol" => "flight")
+                            .increment(1);
+                        tracing::debug!(
+                            row_limit = remaining + state.rows,
+                            "flight sql result cut at the row limit"
+                        );
+                        if remaining == 0 {
+                            continue;
+                        }
+                        state.rows += remaining;
+                        return Some((Ok(batch.slice(0, remaining as usize)), state));
+                    }
+                    state.rows += count;
                     return Some((Ok(batch), state));
                 }
                 Ok(Some(Err(e))) => {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use apitrail_ingest::Format;
 use apitrail_query::{QueryEngine, QueryError};
 use apitrail_storage::Store;
+use arrow::record_batch::RecordBatch;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::extract::{ConnectInfo, Query, State};
@@ -64,6 +65,14 @@ const READ: Access = Access::Role(Role::Read, Schemes::Bearer);
 /// Event intake, where log shippers may also send Basic or ApiKey credentials.
 const INGEST: Access = Access::Role(Role::Ingest, Schemes::Shipper);
 const ADMIN: Access = Access::Role(Role::Admin, Schemes::Bearer);
+
+/// Trailer field `apitrail-truncated: true`, sent after a result that was cut
+/// at the row limit, when the client sent `TE: trailers`.
+pub const TRUNCATED_TRAILER: HeaderName = HeaderName::from_static("apitrail-truncated");
+
+/// Response header with the row limit that applies to a query result, sent
+/// when there is one.
+pub const ROW_LIMIT_HEADER: HeaderName = HeaderName::from_static("apitrail-row-limit");
 
 /// The routes of the API and the list of its operations, built together so
 /// that the list cannot miss a route.
@@ -390,6 +399,8 @@ fn body_too_large(limit: u64) -> ApiError {
 #[derive(Debug, Deserialize)]
 struct QueryParams {
     output: Option<String>,
+    /// Row limit of this request; it can lower the server's `query_max_rows`, never raise it.
+    max_rows: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -409,9 +420,11 @@ async fn query(
         ))
     })?;
     let format = output_format(params.output.as_deref(), &headers)?;
+    let row_limit = effective_row_limit(state.engine.limits().max_rows, params.max_rows)?;
     let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + state.query_timeout;
 
-    let stream = tokio::time::timeout(state.query_timeout, state.engine.execute(&request.sql))
+    let mut stream = tokio::time::timeout_at(deadline, state.engine.execute(&request.sql))
         .await
         .map_err(|_| query_timeout(state.query_timeout))??;
     metrics::counter!("apitrail_queries_total").increment(1);
@@ -430,7 +443,16 @@ async fn query(
             field.data_type()
         )));
     }
-    let mut encoder = ResultEncoder::new(format, stream.schema());
+    // The first batch is awaited before the status is sent, so a query that
+    // fails before its first row, as blocking operators over a memory limit
+    // do, gets its error status instead of 200.
+    let first = match tokio::time::timeout_at(deadline, stream.next()).await {
+        Err(_) => return Err(query_timeout(state.query_timeout)),
+        Ok(Some(Err(e))) => return Err(QueryError::from_datafusion(e).into()),
+        Ok(Some(Ok(batch))) => Some(batch),
+        Ok(None) => None,
+    };
+    let mut encoder = ResultEncoder::new(format, stream.schema()).with_row_limit(row_limit);
     let head = encoder
         .begin()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -439,51 +461,117 @@ async fn query(
         "query planned"
     );
 
-    let body = Body::new(StreamBody::new(result_body(
-        stream,
-        encoder,
-        head,
-        state.query_timeout,
-    )));
-    Ok((
-        [
-            (header::CONTENT_TYPE, format.content_type()),
-            (header::TRAILER, ERROR_TRAILER.as_str()),
-        ],
-        body,
-    )
-        .into_response())
-}
-
-/// Streams an encoded result, one batch at a time, for at most `timeout`.
-///
-/// An error after the first bytes were sent cannot change the status any
-/// more. The body then ends with the format's error ending
-/// ([`ResultEncoder::fail`]) followed by the trailer [`ERROR_TRAILER`]. Hyper
-/// sends that trailer only to HTTP/1.1 clients that sent `TE: trailers` and
-/// otherwise ends the chunked body without it.
-fn result_body(
-    stream: datafusion::execution::SendableRecordBatchStream,
-    encoder: ResultEncoder,
-    head: Vec<u8>,
-    timeout: Duration,
-) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::convert::Infallible>> + Send {
-    let deadline = tokio::time::Instant::now() + timeout;
-    struct Progress {
-        stream: datafusion::execution::SendableRecordBatchStream,
-        encoder: ResultEncoder,
-        head: Option<Vec<u8>>,
-        /// Trailers to send after the error ending, once it has been sent.
-        trailers: Option<HeaderMap>,
-        done: bool,
-    }
-    let start = Progress {
-        stream,
+    let progress = Progress {
+        stream: Some(stream),
+        first,
         encoder,
         head: Some(head),
         trailers: None,
         done: false,
+        rows: 0,
+        row_limit,
     };
+    let body = Body::new(StreamBody::new(result_body(
+        progress,
+        deadline,
+        state.query_timeout,
+    )));
+    let mut response = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    let response_headers = response.headers_mut();
+    match row_limit {
+        Some(limit) => {
+            response_headers.insert(
+                header::TRAILER,
+                HeaderValue::from_static("apitrail-error, apitrail-truncated"),
+            );
+            response_headers.insert(ROW_LIMIT_HEADER, HeaderValue::from(limit));
+        }
+        None => {
+            response_headers.insert(header::TRAILER, HeaderValue::from_static("apitrail-error"));
+        }
+    }
+    Ok(response)
+}
+
+/// Returns the row limit of one request: the server's `query_max_rows`
+/// (0 for none), lowered by the request's `max_rows`.
+fn effective_row_limit(server: u64, requested: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match (server, requested) {
+        (_, Some(0)) => Err(ApiError::bad_request(
+            "max_rows must be at least 1; leave it out for the server's row limit",
+        )),
+        (0, requested) => Ok(requested),
+        (server, Some(requested)) => Ok(Some(requested.min(server))),
+        (server, None) => Ok(Some(server)),
+    }
+}
+
+/// State of one result body while it streams.
+struct Progress {
+    /// The query's batches; `None` once the result was cut at the row limit,
+    /// which drops the stream and stops the query.
+    stream: Option<datafusion::execution::SendableRecordBatchStream>,
+    /// The batch read before the response started, sent before the others.
+    first: Option<RecordBatch>,
+    encoder: ResultEncoder,
+    head: Option<Vec<u8>>,
+    /// Trailers to send after the last data frame, once it has been sent.
+    trailers: Option<HeaderMap>,
+    done: bool,
+    /// Rows sent so far.
+    rows: u64,
+    row_limit: Option<u64>,
+}
+
+impl Progress {
+    /// Encodes one batch, or the part of it up to the row limit followed by
+    /// the end of a cut result.
+    fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, String> {
+        let count = batch.num_rows() as u64;
+        let Some(limit) = self.row_limit else {
+            return self.encode_rows(batch);
+        };
+        let remaining = limit.saturating_sub(self.rows);
+        if count <= remaining {
+            self.rows += count;
+            return self.encode_rows(batch);
+        }
+        let mut out = self.encode_rows(&batch.slice(0, remaining as usize))?;
+        out.extend(
+            self.encoder
+                .finish(true)
+                .map_err(|e| format!("query failed: encoding the result failed: {e}"))?,
+        );
+        self.rows = limit;
+        self.done = true;
+        self.stream = None;
+        self.trailers = Some(truncated_trailers());
+        metrics::counter!("apitrail_query_truncations_total", "protocol" => "http").increment(1);
+        tracing::debug!(row_limit = limit, "query result cut at the row limit");
+        Ok(out)
+    }
+
+    fn encode_rows(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, String> {
+        self.encoder
+            .batch(batch)
+            .map_err(|e| format!("query failed: encoding the result failed: {e}"))
+    }
+}
+
+/// Streams an encoded result, one batch at a time, until `deadline`.
+///
+/// An error after the first bytes were sent cannot change the status any
+/// more. The body then ends with the format's error ending
+/// ([`ResultEncoder::fail`]) followed by the trailer [`ERROR_TRAILER`]. A
+/// result longer than the row limit ends after the rows up to the limit,
+/// with the format's normal ending and the trailer [`TRUNCATED_TRAILER`].
+/// Hyper sends trailers only to HTTP/1.1 clients that sent `TE: trailers`
+/// and otherwise ends the chunked body without them.
+fn result_body(
+    start: Progress,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> impl futures::Stream<Item = Result<Frame<Bytes>, std::convert::Infallible>> + Send {
     futures::stream::unfold(start, move |mut progress| async move {
         if let Some(trailers) = progress.trailers.take() {
             return Some((Ok(Frame::trailers(trailers)), progress));
@@ -494,15 +582,17 @@ fn result_body(
         if let Some(head) = progress.head.take() {
             return Some((Ok(Frame::data(Bytes::from(head))), progress));
         }
-        let item = match tokio::time::timeout_at(deadline, progress.stream.next()).await {
+        let next = match (progress.first.take(), progress.stream.as_mut()) {
+            (Some(batch), _) => Ok(Some(Ok(batch))),
+            (None, Some(stream)) => tokio::time::timeout_at(deadline, stream.next()).await,
+            (None, None) => Ok(None),
+        };
+        let item = match next {
             Err(_) => Err(format!(
                 "query exceeded a resource limit: sending its result took longer than the \
                  {timeout:?} time limit"
             )),
-            Ok(Some(Ok(batch))) => progress
-                .encoder
-                .batch(&batch)
-                .map_err(|e| format!("query failed: encoding the result failed: {e}")),
+            Ok(Some(Ok(batch))) => progress.encode(&batch),
             Ok(Some(Err(e))) => Err(QueryError::from_datafusion(e).to_string()),
             Ok(None) => {
                 progress.done = true;
@@ -523,6 +613,13 @@ fn result_body(
         };
         Some((Ok(Frame::data(Bytes::from(bytes))), progress))
     })
+}
+
+/// Builds the trailer section `apitrail-truncated: true`.
+fn truncated_trailers() -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert(TRUNCATED_TRAILER, HeaderValue::from_static("true"));
+    trailers
 }
 
 /// Builds the trailer section `apitrail-error: <message>`.
@@ -761,6 +858,26 @@ mod tests {
                 format.name()
             );
         }
+    }
+
+    #[test]
+    fn row_limit_is_lowered_never_raised() {
+        let cases = [
+            (0, None, None),
+            (0, Some(5), Some(5)),
+            (100, None, Some(100)),
+            (100, Some(5), Some(5)),
+            (100, Some(500), Some(100)),
+        ];
+        for (server, requested, expected) in cases {
+            let limit = effective_row_limit(server, requested)
+                .unwrap_or_else(|e| panic!("server {server}, max_rows {requested:?}: {e:?}"));
+            assert_eq!(limit, expected, "server {server}, max_rows {requested:?}");
+        }
+        assert!(
+            effective_row_limit(100, Some(0)).is_err(),
+            "max_rows=0 is rejected"
+        );
     }
 
     #[test]

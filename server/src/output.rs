@@ -9,12 +9,17 @@
 //! A query can fail after the first bytes were sent. [`ResultEncoder::fail`]
 //! then ends the body in a way each format's readers detect; the section
 //! "HTTP" of `docs/protocols.md` describes the endings.
+//!
+//! When a row limit applies, JSON output is an object with the rows and the
+//! fields `truncated` and `row_limit` after them, and Parquet output records
+//! the same two facts in its footer's key-value metadata.
 
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 /// Estimated encoded size at which a Parquet row group is closed and sent.
@@ -23,6 +28,10 @@ pub const PARQUET_MAX_ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
 pub const PARQUET_MAX_ROW_GROUP_ROWS: usize = 1024 * 1024;
 /// Start of the text that carries an error message in a failed result body.
 pub const ERROR_PREFIX: &str = "apitrail-error: ";
+/// Parquet footer key whose value is `true` when the result was cut at the row limit.
+pub const PARQUET_TRUNCATED_KEY: &str = "apitrail.truncated";
+/// Parquet footer key whose value is the row limit that applied to the result.
+pub const PARQUET_ROW_LIMIT_KEY: &str = "apitrail.row_limit";
 
 /// Result encodings of `POST /api/v1/query`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +109,8 @@ pub struct ResultEncoder {
     format: OutputFormat,
     schema: SchemaRef,
     batches_written: usize,
+    /// Row limit that applies to the result, which JSON and Parquet output record.
+    row_limit: Option<u64>,
     arrow: Option<arrow::ipc::writer::StreamWriter<Vec<u8>>>,
     parquet: Option<ArrowWriter<Vec<u8>>>,
 }
@@ -110,14 +121,26 @@ impl ResultEncoder {
             format,
             schema,
             batches_written: 0,
+            row_limit: None,
             arrow: None,
             parquet: None,
         }
     }
 
+    /// Returns this encoder for a result that is cut at `row_limit` rows.
+    ///
+    /// JSON output becomes `{"rows":[...],"truncated":...,"row_limit":N}`,
+    /// and Parquet output records [`PARQUET_TRUNCATED_KEY`] and
+    /// [`PARQUET_ROW_LIMIT_KEY`] in its footer. The caller cuts the rows.
+    pub fn with_row_limit(mut self, row_limit: Option<u64>) -> Self {
+        self.row_limit = row_limit;
+        self
+    }
+
     /// Bytes that open the result (the CSV header, `[` of a JSON array).
     pub fn begin(&mut self) -> Result<Vec<u8>, ArrowError> {
         match self.format {
+            OutputFormat::Json if self.row_limit.is_some() => Ok(b"{\"rows\":[".to_vec()),
             OutputFormat::Json => Ok(b"[".to_vec()),
             OutputFormat::JsonLines => Ok(Vec::new()),
             OutputFormat::Csv => {
@@ -212,10 +235,21 @@ impl ResultEncoder {
         Ok(out)
     }
 
-    /// Bytes that close the result.
+    /// Bytes that close a complete result.
     pub fn end(&mut self) -> Result<Vec<u8>, ArrowError> {
+        self.finish(false)
+    }
+
+    /// Bytes that close the result. `truncated` is true when the rows were
+    /// cut at the row limit, which JSON and Parquet output record.
+    pub fn finish(&mut self, truncated: bool) -> Result<Vec<u8>, ArrowError> {
         match self.format {
-            OutputFormat::Json => Ok(b"]\n".to_vec()),
+            OutputFormat::Json => Ok(match self.row_limit {
+                Some(limit) => {
+                    format!("],\"truncated\":{truncated},\"row_limit\":{limit}}}\n").into_bytes()
+                }
+                None => b"]\n".to_vec(),
+            }),
             OutputFormat::JsonLines | OutputFormat::Csv => Ok(Vec::new()),
             OutputFormat::Arrow => {
                 let mut writer = self.arrow.take().expect("begin() opens the Arrow stream");
@@ -223,7 +257,17 @@ impl ResultEncoder {
                 Ok(std::mem::take(writer.get_mut()))
             }
             OutputFormat::Parquet => {
-                let writer = self.parquet.take().expect("begin() opens the Parquet file");
+                let mut writer = self.parquet.take().expect("begin() opens the Parquet file");
+                if let Some(limit) = self.row_limit {
+                    writer.append_key_value_metadata(KeyValue::new(
+                        PARQUET_ROW_LIMIT_KEY.to_string(),
+                        limit.to_string(),
+                    ));
+                    writer.append_key_value_metadata(KeyValue::new(
+                        PARQUET_TRUNCATED_KEY.to_string(),
+                        truncated.to_string(),
+                    ));
+                }
                 // Writes the last row group and the footer.
                 writer.into_inner().map_err(parquet_error)
             }
@@ -415,6 +459,62 @@ mod tests {
             sample().schema().field(0).data_type(),
             "the timestamp keeps its unit and time zone"
         );
+    }
+
+    #[test]
+    fn json_with_row_limit_is_an_object() {
+        let mut encoder =
+            ResultEncoder::new(OutputFormat::Json, sample().schema()).with_row_limit(Some(2));
+        let mut out = encoder.begin().unwrap();
+        out.extend(encoder.batch(&sample()).unwrap());
+        out.extend(encoder.batch(&sample()).unwrap());
+        out.extend(encoder.finish(true).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with('\n'),
+            "the object ends with a line feed: {text:?}"
+        );
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            value["rows"].as_array().map(Vec::len),
+            Some(2),
+            "rows: {value}"
+        );
+        assert_eq!(value["truncated"], true, "truncated: {value}");
+        assert_eq!(value["row_limit"], 2, "row_limit: {value}");
+    }
+
+    #[test]
+    fn parquet_footer_records_the_cut() {
+        let mut encoder =
+            ResultEncoder::new(OutputFormat::Parquet, sample().schema()).with_row_limit(Some(1));
+        let mut out = encoder.begin().unwrap();
+        out.extend(encoder.batch(&sample()).unwrap());
+        out.extend(encoder.finish(true).unwrap());
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(out),
+        )
+        .expect("the body is a Parquet file");
+        let pairs: Vec<(String, Option<String>)> = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .map(|kv| {
+                kv.iter()
+                    .map(|kv| (kv.key.clone(), kv.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (key, expected) in [
+            (PARQUET_TRUNCATED_KEY, "true"),
+            (PARQUET_ROW_LIMIT_KEY, "1"),
+        ] {
+            let value = pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| v.as_deref());
+            assert_eq!(value, Some(expected), "footer key {key} in {pairs:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use apitrail_query::{QueryEngine, QueryLimits, ViewOptions};
+use apitrail_query::{QueryEngine, ViewOptions};
 use apitrail_storage::Store;
 use apitrail_storage::documents::DocumentStore;
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -58,6 +58,15 @@ pub struct ServeArgs {
     /// PEM private key file of --tls-cert.
     #[arg(long, env = "APITRAIL_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Memory one query may use, in bytes; 0 for no per-query limit [default: 1 GiB].
+    #[arg(long, env = "APITRAIL_QUERY_MAX_MEMORY_BYTES")]
+    query_max_memory_bytes: Option<usize>,
+    /// Rows a query result may have before it is cut; 0 for no limit [default: 0].
+    #[arg(long, env = "APITRAIL_QUERY_MAX_ROWS")]
+    query_max_rows: Option<u64>,
+    /// Bytes of data files one query may scan; 0 for no limit [default: 0].
+    #[arg(long, env = "APITRAIL_QUERY_MAX_SCAN_BYTES")]
+    query_max_scan_bytes: Option<u64>,
     /// Log lines as JSON objects instead of text.
     #[arg(long, env = "APITRAIL_LOG_JSON")]
     log_json: bool,
@@ -101,6 +110,15 @@ impl ServeArgs {
         }
         if let Some(v) = &self.tls_key {
             config.tls.key_file = Some(v.clone());
+        }
+        if let Some(v) = self.query_max_memory_bytes {
+            config.query_max_memory_bytes = v;
+        }
+        if let Some(v) = self.query_max_rows {
+            config.query_max_rows = v;
+        }
+        if let Some(v) = self.query_max_scan_bytes {
+            config.query_max_scan_bytes = v;
         }
         if let Ok(key) = std::env::var("APITRAIL_SECRET_KEY") {
             config.secret_key = Some(key);
@@ -146,10 +164,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let documents = DocumentStore::open(&store_config.views_url, &store_config.storage_options)?;
     let store = Store::open(store_config).await?;
     let pipeline = Arc::new(IngestPipeline::load(&config, documents).await?);
-    let limits = QueryLimits {
-        memory_bytes: config.query_memory_bytes,
-        ..QueryLimits::default()
-    };
+    let limits = config.query_limits();
     let view_options = ViewOptions {
         orphan_window_days: config.views.orphan_window_days,
         baseline_window_weeks: config.views.baseline_window_weeks,

@@ -1,6 +1,6 @@
 """Flight SQL client checks, run by tests/tests/flight_sql.rs.
 
-Usage: flight_sql.py SCENARIO grpc://127.0.0.1:PORT
+Usage: flight_sql.py SCENARIO grpc://127.0.0.1:PORT [ARGS...]
 
 Each scenario connects with a stock driver: the ADBC Flight SQL driver, or
 pyarrow.flight for the raw protocol. It asserts what it can check on its own
@@ -314,6 +314,65 @@ def scenario_cancel(url):
     return out
 
 
+def read_chunks(client, sql):
+    """Runs `sql` with GetFlightInfo and DoGet and reads the stream chunk by chunk."""
+    cmd = command("CommandStatementQuery", field_bytes(1, sql.encode()))
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd))
+    reader = client.do_get(info.endpoints[0].ticket)
+    out = {"rows": 0, "last": None, "metadata": [], "marker_chunks": 0}
+    while True:
+        try:
+            chunk = reader.read_chunk()
+        except StopIteration:
+            break
+        rows = chunk.data.num_rows if chunk.data is not None else 0
+        if rows > 0:
+            out["rows"] += rows
+            out["last"] = chunk.data.column(0)[-1].as_py()
+        if chunk.app_metadata is not None:
+            out["metadata"].append(json.loads(chunk.app_metadata.to_pybytes()))
+            if rows == 0:
+                out["marker_chunks"] += 1
+    return out
+
+
+def scenario_truncated(url, limit):
+    """A result longer than the row limit ends with an empty batch that carries app_metadata."""
+    limit = int(limit)
+    client = flight.connect(url)
+    long_sql = f"SELECT value FROM generate_series(1, {limit * 10}) AS t(value)"
+    out = {
+        "long": read_chunks(client, long_sql),
+        "exact": read_chunks(client, f"SELECT value FROM generate_series(1, {limit}) AS t(value)"),
+    }
+    # Readers that take the whole stream see the empty batch as no rows.
+    cmd = command("CommandStatementQuery", field_bytes(1, long_sql.encode()))
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd))
+    out["read_all_rows"] = client.do_get(info.endpoints[0].ticket).read_all().num_rows
+    with flightsql.connect(url) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(long_sql)
+            out["adbc"] = {"rows": cur.fetch_arrow_table().num_rows}
+        except Exception as e:  # noqa: BLE001 - the type is what the test reports
+            out["adbc"] = {"error": f"{type(e).__name__}: {e}"}
+    return out
+
+
+def scenario_failures(url, *statements):
+    """Runs each statement through DoGet and reports the error it raises, or null."""
+    client = flight.connect(url)
+    out = {}
+    for sql in statements:
+        cmd = command("CommandStatementQuery", field_bytes(1, sql.encode()))
+        try:
+            info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd))
+            client.do_get(info.endpoints[0].ticket).read_all()
+            out[sql] = None
+        except (flight.FlightError, pa.ArrowException) as e:
+            out[sql] = {"error": type(e).__name__, "message": str(e)}
+    return out
+
+
 SCENARIOS = {
     "query": scenario_query,
     "stream": scenario_stream,
@@ -321,13 +380,15 @@ SCENARIOS = {
     "metadata": scenario_metadata,
     "errors": scenario_errors,
     "cancel": scenario_cancel,
+    "truncated": scenario_truncated,
+    "failures": scenario_failures,
 }
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in SCENARIOS:
-        sys.exit(f"usage: flight_sql.py {{{','.join(SCENARIOS)}}} grpc://HOST:PORT")
-    result = SCENARIOS[sys.argv[1]](sys.argv[2])
+    if len(sys.argv) < 3 or sys.argv[1] not in SCENARIOS:
+        sys.exit(f"usage: flight_sql.py {{{','.join(SCENARIOS)}}} grpc://HOST:PORT [ARGS...]")
+    result = SCENARIOS[sys.argv[1]](sys.argv[2], *sys.argv[3:])
     print(json.dumps(result, default=str))
 
 

@@ -274,6 +274,52 @@ def scenario_fixtures(address, *paths):
     assert not failures, "catalog queries failed:\n" + "\n".join(failures)
 
 
+def scenario_truncated(address, limit):
+    """A result longer than the row limit is cut with a WARNING notice, on
+    the extended protocol (the default cursor) and the simple one
+    (ClientCursor). Prints a JSON line for the Rust test to check."""
+    limit = int(limit)
+    out = {}
+    with connect(address) as conn:
+        notices = []
+        conn.add_notice_handler(
+            lambda diag: notices.append(
+                {"severity": diag.severity, "sqlstate": diag.sqlstate, "message": diag.message_primary}
+            )
+        )
+        sql = f"SELECT value FROM generate_series(1, {limit * 10}) AS t(value)"
+        for name, cursor in [("extended", conn.cursor()), ("simple", psycopg.ClientCursor(conn))]:
+            notices.clear()
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            out[name] = {
+                "rows": len(rows),
+                "last": rows[-1][0] if rows else None,
+                "status": cursor.statusmessage,
+                "notices": list(notices),
+            }
+        notices.clear()
+        short = conn.execute(f"SELECT value FROM generate_series(1, {limit}) AS t(value)").fetchall()
+        out["exact"] = {"rows": len(short), "notices": list(notices)}
+        # The connection still runs queries after a cut.
+        out["after"] = conn.execute("SELECT 41 + 1").fetchone()[0]
+    print(json.dumps(out))
+
+
+def scenario_errors(address, *statements):
+    """Runs each statement and prints its SQLSTATE and message as JSON, or null when it succeeds."""
+    out = {}
+    with connect(address) as conn:
+        for sql in statements:
+            try:
+                conn.execute(sql).fetchall()
+                out[sql] = None
+            except psycopg.Error as error:
+                out[sql] = {"sqlstate": error.sqlstate, "message": str(error)}
+        out["after"] = conn.execute("SELECT 41 + 1").fetchone()[0]
+    print(json.dumps(out))
+
+
 SCENARIOS = {
     "simple": scenario_simple,
     "params": scenario_params,
@@ -285,6 +331,8 @@ SCENARIOS = {
     "cancel": scenario_cancel,
     "slow": scenario_slow,
     "fixtures": scenario_fixtures,
+    "truncated": scenario_truncated,
+    "errors": scenario_errors,
 }
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
 pub const OUT_OF_MEMORY: &str = "53200";
+pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 pub const QUERY_CANCELED: &str = "57014";
 pub const DIVISION_BY_ZERO: &str = "22012";
 pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
@@ -84,6 +85,9 @@ pub fn sqlstate_of(error: &DataFusionError) -> &'static str {
         DataFusionError::Plan(message) => sqlstate_of_plan_message(message),
         DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
         DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
+        DataFusionError::External(inner) if inner.is::<apitrail_query::ScanLimitExceeded>() => {
+            PROGRAM_LIMIT_EXCEEDED
+        }
         DataFusionError::Execution(message)
             if message.contains("unrecognized configuration parameter") =>
         {
@@ -149,6 +153,23 @@ mod tests {
     fn resources_map_to_53200() {
         let error = DataFusionError::ResourcesExhausted("memory".to_owned());
         assert_eq!(code_of(from_datafusion(&error)), OUT_OF_MEMORY);
+    }
+
+    #[test]
+    fn scan_limit_maps_to_54000() {
+        let exceeded = apitrail_query::ScanLimitExceeded {
+            scan_bytes: 2000,
+            max_bytes: 1000,
+        };
+        let error = DataFusionError::Context(
+            "apitrail_scan_bytes_limit".to_owned(),
+            Box::new(DataFusionError::External(Box::new(exceeded))),
+        );
+        assert_eq!(
+            code_of(from_datafusion(&error)),
+            PROGRAM_LIMIT_EXCEEDED,
+            "a scan over the limit, wrapped as the physical planner wraps it"
+        );
     }
 
     #[test]

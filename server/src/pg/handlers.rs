@@ -3,7 +3,7 @@
 //! Query parsing, planning and result encoding (text and binary) come from
 //! `datafusion-postgres`. These handlers wrap it to add the startup
 //! parameters, cancellation by CancelRequest, disconnect or time limit,
-//! SQLSTATE mapping, logs and metrics.
+//! the per-query memory and row limits, SQLSTATE mapping, logs and metrics.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use datafusion::prelude::SessionContext;
 use datafusion_postgres::pgwire::api::Type;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
@@ -28,13 +29,16 @@ use datafusion_postgres::pgwire::api::{
 };
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
-use datafusion_postgres::{DfSessionService, Parser};
+use datafusion_postgres::pgwire::messages::extendedquery::Execute;
+use datafusion_postgres::pgwire::messages::simplequery::Query;
+use datafusion_postgres::{DfSessionService, Parser, QueryHook};
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::pg::errors;
 use crate::pg::hooks::{read_only_parse_error, statement_kind};
+use crate::pg::notices::{NoticeClient, PendingNotices};
 use crate::pg::startup::{ApitrailStartup, LoginPolicy};
 
 /// Cause of a running query's early stop.
@@ -87,9 +91,42 @@ pub struct Handlers {
     cancel: Arc<DefaultCancelHandler>,
 }
 
+/// What runs each query: the PostgreSQL session and its hooks, from which
+/// every query gets a session of its own with a memory pool limited to
+/// `query_memory_bytes`, and the row limit of results.
+pub struct QuerySessions {
+    pub ctx: Arc<SessionContext>,
+    pub hooks: Vec<Arc<dyn QueryHook>>,
+    /// Memory one query may use, in bytes; 0 for no per-query limit.
+    pub query_memory_bytes: usize,
+    /// Rows after which a result is cut; 0 for no limit.
+    pub max_rows: u64,
+}
+
+impl QuerySessions {
+    /// Returns the `datafusion-postgres` service that runs one query.
+    ///
+    /// The service plans and executes on the session it was built with, so
+    /// a memory pool per query needs a service per query, over a copy of the
+    /// shared session's state with the query's own runtime.
+    fn service(&self, shared: &Arc<DfSessionService>) -> PgWireResult<Arc<DfSessionService>> {
+        if self.query_memory_bytes == 0 {
+            return Ok(Arc::clone(shared));
+        }
+        let state = apitrail_query::limits::query_state(&self.ctx.state(), self.query_memory_bytes)
+            .map_err(|error| errors::from_datafusion(&error))?;
+        let ctx = Arc::new(SessionContext::new_with_state(state));
+        Ok(Arc::new(DfSessionService::new_with_hooks(
+            ctx,
+            self.hooks.clone(),
+        )))
+    }
+}
+
 impl Handlers {
     pub fn new(
         inner: DfSessionService,
+        sessions: QuerySessions,
         query_timeout: Duration,
         tokens: DisconnectTokens,
         login: LoginPolicy,
@@ -101,6 +138,7 @@ impl Handlers {
                     inner: inner.query_parser(),
                 }),
                 inner: Arc::new(inner),
+                sessions,
                 query_timeout,
             }),
             startup: Arc::new(ApitrailStartup::new(Arc::clone(&manager), tokens, login)),
@@ -155,9 +193,12 @@ impl ErrorHandler for SqlstateErrorHandler {
 }
 
 /// Query handler: delegates to `datafusion-postgres` and makes the result
-/// stop on cancel, disconnect or time limit.
+/// stop on cancel, disconnect or time limit, and end at the row limit.
 pub struct ApitrailSession {
+    /// The service whose parser plans extended-protocol statements, and which
+    /// runs queries when there is no per-query memory limit.
     inner: Arc<DfSessionService>,
+    sessions: QuerySessions,
     parser: Arc<ApitrailParser>,
     query_timeout: Duration,
 }
@@ -248,6 +289,8 @@ struct QueryRecord {
     started: Instant,
     rows: u64,
     outcome: &'static str,
+    /// Whether the result was cut at the row limit.
+    truncated: bool,
 }
 
 impl Drop for QueryRecord {
@@ -267,6 +310,7 @@ impl Drop for QueryRecord {
             rows = self.rows,
             elapsed_ms,
             outcome = self.outcome,
+            truncated = self.truncated,
             "postgres statement"
         );
     }
@@ -279,33 +323,67 @@ type RowStream = Pin<
     >,
 >;
 
+/// The row limit of one result and the queue for the warning of a cut.
+#[derive(Clone)]
+struct RowCut {
+    /// Rows after which the result is cut; `None` for no limit.
+    limit: Option<u64>,
+    notices: Arc<PendingNotices>,
+}
+
 /// Wraps a result's rows so that they end with a 57014 error when
-/// `interrupt` fires, and records the statement when the stream is dropped.
-fn guard_rows(rows: RowStream, interrupt: InterruptFuture, record: QueryRecord) -> RowStream {
+/// `interrupt` fires, end after `cut.limit` rows with a warning when the
+/// result has more, and records the statement when the stream is dropped.
+///
+/// Ending the stream drops the query's own stream, which stops the query.
+/// pgwire then sends CommandComplete with the number of rows sent.
+fn guard_rows(
+    rows: RowStream,
+    interrupt: InterruptFuture,
+    record: QueryRecord,
+    cut: RowCut,
+) -> RowStream {
     let stream = futures::stream::unfold(
         (rows, interrupt, record, false),
-        |(mut rows, mut interrupt, mut record, done)| async move {
-            if done {
-                return None;
-            }
-            tokio::select! {
-                biased;
-                reason = &mut interrupt => {
-                    record.outcome = reason.outcome();
-                    Some((Err(reason.error()), (rows, interrupt, record, true)))
+        move |(mut rows, mut interrupt, mut record, done)| {
+            let cut = cut.clone();
+            async move {
+                if done {
+                    return None;
                 }
-                item = rows.next() => {
-                    match &item {
-                        Some(Ok(_)) => record.rows += 1,
-                        Some(Err(_)) => record.outcome = "error",
-                        None => {}
+                tokio::select! {
+                    biased;
+                    reason = &mut interrupt => {
+                        record.outcome = reason.outcome();
+                        Some((Err(reason.error()), (rows, interrupt, record, true)))
                     }
-                    item.map(|item| (item, (rows, interrupt, record, false)))
+                    item = rows.next() => {
+                        match &item {
+                            Some(Ok(_)) if cut.limit.is_some_and(|limit| record.rows >= limit) => {
+                                record.truncated = true;
+                                report_cut(&cut, record.rows);
+                                return None;
+                            }
+                            Some(Ok(_)) => record.rows += 1,
+                            Some(Err(_)) => record.outcome = "error",
+                            None => {}
+                        }
+                        item.map(|item| (item, (rows, interrupt, record, false)))
+                    }
                 }
             }
         },
     );
     Box::pin(stream)
+}
+
+/// Queues the warning that a result was cut at `rows` rows and counts the cut.
+fn report_cut(cut: &RowCut, rows: u64) {
+    metrics::counter!("apitrail_query_truncations_total", "protocol" => "postgres").increment(1);
+    cut.notices.warn(format!(
+        "the result was truncated to {rows} rows by the server's row limit (query_max_rows); \
+         add a LIMIT or a narrower WHERE clause to get the rows you need"
+    ));
 }
 
 /// Statement details for its record, taken before the query borrows the client.
@@ -315,6 +393,7 @@ struct QueryStart {
     kind: &'static str,
     started: Instant,
     interrupt: InterruptFuture,
+    cut: RowCut,
 }
 
 impl QueryStart {
@@ -326,6 +405,7 @@ impl QueryStart {
             started: self.started,
             rows: 0,
             outcome,
+            truncated: false,
         }
     }
 }
@@ -343,6 +423,10 @@ impl ApitrailSession {
             kind: statement_kind(sql),
             started: Instant::now(),
             interrupt: self.interruption(client).await,
+            cut: RowCut {
+                limit: Some(self.sessions.max_rows).filter(|limit| *limit > 0),
+                notices: PendingNotices::of(client),
+            },
         }
     }
 }
@@ -374,7 +458,12 @@ where
             Response::Query(mut query) => {
                 let rows =
                     std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
-                query.data_rows = guard_rows(rows, start.interrupt.clone(), start.record("ok"));
+                query.data_rows = guard_rows(
+                    rows,
+                    start.interrupt.clone(),
+                    start.record("ok"),
+                    start.cut.clone(),
+                );
                 Response::Query(query)
             }
             Response::Error(error) => {
@@ -392,6 +481,19 @@ where
 
 #[async_trait]
 impl SimpleQueryHandler for ApitrailSession {
+    /// Runs pgwire's own handling with a connection that sends the warnings
+    /// of cut results after their CommandComplete.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut client = NoticeClient::new(client);
+        self._on_query(&mut client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -400,7 +502,7 @@ impl SimpleQueryHandler for ApitrailSession {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let start = self.start(&*client, "simple", query).await;
-        let inner = Arc::clone(&self.inner);
+        let inner = self.sessions.service(&self.inner)?;
         run_guarded(start, SimpleQueryHandler::do_query(&*inner, client, query))
             .await
             .map_err(|error| read_only_parse_error(query, error))
@@ -414,6 +516,19 @@ impl ExtendedQueryHandler for ApitrailSession {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::clone(&self.parser)
+    }
+
+    /// Runs pgwire's own handling with a connection that sends the warnings
+    /// of cut results after their CommandComplete.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut client = NoticeClient::new(client);
+        self._on_execute(&mut client, message).await
     }
 
     async fn do_query<C>(
@@ -431,7 +546,7 @@ impl ExtendedQueryHandler for ApitrailSession {
         let start = self
             .start(&*client, "extended", &portal.statement.statement.0)
             .await;
-        let inner = Arc::clone(&self.inner);
+        let inner = self.sessions.service(&self.inner)?;
         let query = async {
             ExtendedQueryHandler::do_query(&*inner, client, portal, max_rows)
                 .await

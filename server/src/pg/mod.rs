@@ -7,7 +7,9 @@
 //! `pg_catalog` and the PostgreSQL compatibility functions.
 //!
 //! - [`startup`]: login (SCRAM-SHA-256 or a password over TLS) and startup parameters.
-//! - [`handlers`]: query execution, cancellation, logs, metrics.
+//! - [`handlers`]: query execution, cancellation, the per-query memory and
+//!   row limits, logs, metrics.
+//! - [`notices`]: the WARNING sent after a result cut at the row limit.
 //! - [`hooks`]: the read-only rule and session statements.
 //! - [`settings`]: reported settings and `version()`/`current_setting()`.
 //! - [`compat`], [`functions`], [`catalog`]: statement rewrites, functions
@@ -20,6 +22,7 @@ pub mod errors;
 pub mod functions;
 pub mod handlers;
 pub mod hooks;
+pub mod notices;
 pub mod settings;
 pub mod startup;
 
@@ -45,14 +48,14 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::pg::handlers::{DisconnectTokens, Handlers};
+use crate::pg::handlers::{DisconnectTokens, Handlers, QuerySessions};
 
 /// Catalog and schema that hold the apitrail tables, as the engine names them.
 const CATALOG: &str = "apitrail";
 const SCHEMA: &str = "public";
 
 /// Settings of the PostgreSQL listener.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgOptions {
     /// Maximum time a statement may run.
     pub query_timeout: Duration,
@@ -96,7 +99,13 @@ impl PgServer {
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
         ];
-        let service = DfSessionService::new_with_hooks(ctx, hooks);
+        let service = DfSessionService::new_with_hooks(Arc::clone(&ctx), hooks.clone());
+        let sessions = QuerySessions {
+            ctx,
+            hooks,
+            query_memory_bytes: engine.limits().query_memory_bytes,
+            max_rows: engine.limits().max_rows,
+        };
         let tokens = DisconnectTokens::default();
         let login = startup::LoginPolicy {
             auth: options.auth,
@@ -104,6 +113,7 @@ impl PgServer {
         };
         let handlers = Arc::new(Handlers::new(
             service,
+            sessions,
             options.query_timeout,
             Arc::clone(&tokens),
             login,
@@ -142,8 +152,9 @@ impl PgHandle {
 }
 
 /// Builds the PostgreSQL session: the engine's state (functions, runtime and
-/// memory limit, settings) over a catalog list of its own, so that
-/// `pg_catalog` and the compatibility functions stay out of the HTTP API.
+/// memory limit, settings, the scan limit rule) over a catalog list of its
+/// own, so that `pg_catalog` and the compatibility functions stay out of the
+/// HTTP API.
 fn build_context(engine: &QueryEngine) -> anyhow::Result<SessionContext> {
     let engine_ctx = engine.context();
     let public = engine_ctx
