@@ -549,3 +549,53 @@ fn invalid_cert_file_fails_start() {
         "the error names the certificate file: {stderr}"
     );
 }
+
+/// Creates a token with `apitrail token create` and returns its name and secret.
+fn create_token(data_dir: &Path, name: &str) -> (String, String) {
+    let output = Command::new(apitrail_tests::binary_path())
+        .args(["token", "create", "--json", "--role", "read", "--data-dir"])
+        .arg(data_dir)
+        .arg(name)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running apitrail token create");
+    assert!(
+        output.status.success(),
+        "token create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token: Value = serde_json::from_slice(&output.stdout).expect("token create prints JSON");
+    let secret = token["secret"].as_str().expect("a secret").to_owned();
+    (name.to_owned(), secret)
+}
+
+#[test]
+fn postgres_cleartext_password_only_over_tls() {
+    let certificate = self_signed();
+    let config_dir = tempfile::tempdir().expect("creating a temporary directory");
+    let config = config_dir.path().join("apitrail.toml");
+    std::fs::write(&config, "[auth]\npg_password_method = \"password\"\n")
+        .expect("writing the configuration file");
+    let mut options = ServerOptions::quick_flush().with_tls(certificate.files.clone());
+    options
+        .extra_args
+        .extend(["--config".to_string(), config.display().to_string()]);
+    let server = TestServer::start(options);
+    let (name, secret) = create_token(server.data_dir(), "legacy-client");
+
+    let pg = server.pg_addr();
+    run_python(
+        "auth_clients.py",
+        &[
+            "pg_cleartext_over_tls",
+            pg,
+            &name,
+            &secret,
+            certificate.cert_str(),
+        ],
+    );
+    run_python(
+        "auth_clients.py",
+        &["pg_scram_without_tls", pg, &name, &secret],
+    );
+}
