@@ -90,6 +90,17 @@ impl Target {
         }
     }
 
+    /// Returns what a command-line user can do about a 401 or 403 answer.
+    fn auth_hint(status: reqwest::StatusCode) -> &'static str {
+        match status {
+            reqwest::StatusCode::UNAUTHORIZED => {
+                "; pass a token's secret with --token or APITRAIL_TOKEN"
+            }
+            reqwest::StatusCode::FORBIDDEN => "; use a token that has the role this command needs",
+            _ => "",
+        }
+    }
+
     /// Builds an HTTP client that sends the token, if one was given, with every request.
     fn http_client(&self) -> anyhow::Result<reqwest::Client> {
         let mut builder = reqwest::Client::builder();

@@ -326,9 +326,10 @@ fn cli_sends_token() {
     let output = apitrail(&["query", "--server", server.url(), "SELECT 7 AS seven"]);
     assert!(!output.status.success(), "the CLI queried without a token");
     let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("authentication required"), "{message}");
     assert!(
-        message.contains("401") || message.contains("authentication required"),
-        "{message}"
+        message.contains("--token"),
+        "the CLI error does not name --token: {message}"
     );
 
     let stdout = apitrail_ok(&[

@@ -185,7 +185,8 @@ async fn import_via_server(
             .as_str()
             .unwrap_or("no error message")
             .to_string();
-        FileResult::Failed(format!("server answered {status}: {message}"), report)
+        let hint = crate::Target::auth_hint(status);
+        FileResult::Failed(format!("server answered {status}: {message}{hint}"), report)
     }
 }
 

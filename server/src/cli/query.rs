@@ -73,7 +73,7 @@ async fn query_server(
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        bail!("{message}");
+        bail!("{message}{}", crate::Target::auth_hint(status));
     }
     let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
         .context("decoding the Arrow result")?;

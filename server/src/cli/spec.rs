@@ -94,10 +94,11 @@ async fn load_via_server(
         .context("reading the server's answer")?;
     if !status.is_success() {
         bail!(
-            "{}",
+            "{}{}",
             body["error"]
                 .as_str()
-                .unwrap_or("the server rejected the document")
+                .unwrap_or("the server rejected the document"),
+            crate::Target::auth_hint(status)
         );
     }
     Ok(body)

@@ -22,7 +22,7 @@ enum TokenCommand {
     Create(CreateArgs),
     /// List the tokens: names, roles and creation times, never secrets.
     List(ListArgs),
-    /// Revoke a token; clients using it are refused from their next request.
+    /// Revoke a token: new requests and logins with it are rejected.
     Revoke(RevokeArgs),
 }
 
