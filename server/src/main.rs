@@ -77,6 +77,9 @@ struct Target {
     /// Secret of an access token, sent to the server as a Bearer token.
     #[arg(long, env = "APITRAIL_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM file of the CA (or the self-signed certificate) that an https --server uses.
+    #[arg(long, env = "APITRAIL_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 impl Target {
@@ -113,6 +116,16 @@ impl Target {
             let mut headers = reqwest::header::HeaderMap::new();
             headers.insert(reqwest::header::AUTHORIZATION, value);
             builder = builder.default_headers(headers);
+        }
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("reading the CA file {}: {e}", path.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                anyhow::anyhow!("{} holds no valid PEM certificate: {e}", path.display())
+            })?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
         }
         builder
             .build()

@@ -599,3 +599,33 @@ fn postgres_cleartext_password_only_over_tls() {
         &["pg_scram_without_tls", pg, &name, &secret],
     );
 }
+
+#[test]
+fn cli_queries_https_with_ca_cert() {
+    let certificate = self_signed();
+    let server = tls_server(&certificate);
+    let output = run_cli([
+        "query",
+        "--server",
+        server.url(),
+        "--ca-cert",
+        certificate.cert_str(),
+        "SELECT count(*) AS n FROM events",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "apitrail query over https failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&EVENTS.to_string()),
+        "query output: {stdout}"
+    );
+
+    let untrusted = run_cli(["query", "--server", server.url(), "SELECT 1"]);
+    assert!(
+        !untrusted.status.success(),
+        "apitrail query trusted a self-signed certificate without --ca-cert"
+    );
+}
