@@ -387,7 +387,7 @@ mod scan_tests {
         std::fs::metadata(path).expect("the file exists").len()
     }
 
-    /// A session with the scan rule at `max_bytes` and a table `t` partitioned by `day`.
+    /// Builds a session with the scan rule at `max_bytes` and a table `t` partitioned by `day`.
     async fn session(dir: &Path, max_bytes: u64) -> SessionContext {
         let state = SessionStateBuilder::new()
             .with_config(SessionConfig::new())

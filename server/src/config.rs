@@ -60,7 +60,7 @@ pub struct ServerConfig {
     pub templater: apitrail_ingest::TemplaterConfig,
     /// Settings of the continuous views.
     pub views: ViewsConfig,
-    /// Who may connect.
+    /// Token requirements and the PostgreSQL password method.
     pub auth: AuthConfig,
     /// Certificate and key of the three listeners; without them all three are plain text.
     pub tls: TlsConfig,
@@ -73,7 +73,7 @@ pub struct AuthConfig {
     /// Require a token on loopback listeners too, even before any token
     /// exists; listeners beyond loopback always require one.
     pub required: bool,
-    /// How PostgreSQL clients send their password on TLS connections.
+    /// Password method of PostgreSQL clients on TLS connections.
     /// Connections without TLS always use SCRAM-SHA-256.
     pub pg_password_method: PgPasswordMethod,
 }

@@ -51,7 +51,7 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("../openapi.json");
 /// result began, when the client sent `TE: trailers`.
 pub const ERROR_TRAILER: HeaderName = HeaderName::from_static("apitrail-error");
 
-/// Who may call a route.
+/// Access rule of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, without a token: health checks and the API description.
@@ -173,11 +173,11 @@ async fn require_role(role: Role, schemes: Schemes, mut request: Request, next: 
     }
 }
 
-/// Answers a refused request: 401 with a `WWW-Authenticate` challenge when
+/// Builds the response to a rejected request: 401 with a `WWW-Authenticate` challenge when
 /// the client should authenticate, 403 when its token lacks the role.
 fn auth_error_response(error: &AuthError, schemes: Schemes, path: &str) -> Response {
     metrics::counter!("apitrail_auth_failures_total", "protocol" => "http").increment(1);
-    tracing::info!(path, error = %error, "request refused");
+    tracing::info!(path, error = %error, "request rejected");
     if !error.is_unauthenticated() {
         return ApiError::new(StatusCode::FORBIDDEN, error.to_string()).into_response();
     }
@@ -399,7 +399,7 @@ fn body_too_large(limit: u64) -> ApiError {
 #[derive(Debug, Deserialize)]
 struct QueryParams {
     output: Option<String>,
-    /// Row limit of this request; it can lower the server's `query_max_rows`, never raise it.
+    /// Row limit of this request, which can lower the server's `query_max_rows` but never raise it.
     max_rows: Option<u64>,
 }
 

@@ -93,7 +93,7 @@ impl Target {
         }
     }
 
-    /// Returns what a command-line user can do about a 401 or 403 answer.
+    /// Returns the fix a command-line user can apply to a 401 or 403 response.
     fn auth_hint(status: reqwest::StatusCode) -> &'static str {
         match status {
             reqwest::StatusCode::UNAUTHORIZED => {
@@ -121,7 +121,7 @@ impl Target {
             let pem = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("reading the CA file {}: {e}", path.display()))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                anyhow::anyhow!("{} holds no valid PEM certificate: {e}", path.display())
+                anyhow::anyhow!("{} contains no valid PEM certificate: {e}", path.display())
             })?;
             for certificate in certificates {
                 builder = builder.add_root_certificate(certificate);

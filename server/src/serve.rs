@@ -182,7 +182,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let tokens = Arc::new(TokenStore::open(&config.data_dir)?);
     let authenticator =
         |addr: SocketAddr| Authenticator::new(Arc::clone(&tokens), addr, config.auth.required);
-    log_auth_policy(&config, &tokens);
+    log_auth_policy(&config, authenticator);
 
     let state = AppState {
         store: Arc::clone(&store),
@@ -281,14 +281,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs, per listener, whether clients need a token.
-fn log_auth_policy(config: &ServerConfig, tokens: &TokenStore) {
-    let count = tokens.current().len();
+fn log_auth_policy(config: &ServerConfig, authenticator: impl Fn(SocketAddr) -> Authenticator) {
     for (protocol, addr) in [
         ("http", config.http_addr),
         ("flight", config.flight_addr),
         ("postgres", config.pg_addr),
     ] {
-        let required = config.auth.required || !addr.ip().is_loopback() || count > 0;
+        let auth = authenticator(addr);
+        let required = auth.required();
+        let count = auth.tokens().current().len();
         tracing::info!(protocol, %addr, token_required = required, tokens = count, "authentication");
         if required && count == 0 {
             tracing::warn!(

@@ -927,3 +927,37 @@ pub fn read_file(path: &Path) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     bytes
 }
+
+/// A token made by `apitrail token create`.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub name: String,
+    pub secret: String,
+}
+
+/// Creates a token with `roles` in `data_dir` through `apitrail token create --json`.
+pub fn create_token(data_dir: &Path, name: &str, roles: &[&str]) -> Token {
+    let mut args = vec!["token".to_owned(), "create".to_owned(), "--json".to_owned()];
+    args.extend(["--data-dir".to_owned(), data_dir.display().to_string()]);
+    for role in roles {
+        args.extend(["--role".to_owned(), (*role).to_owned()]);
+    }
+    args.push(name.to_owned());
+    let output = run_cli(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "apitrail {args:?} failed with {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let object: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("token create --json printed {stdout:?}: {e}"));
+    Token {
+        name: object["name"].as_str().expect("a token name").to_owned(),
+        secret: object["secret"]
+            .as_str()
+            .expect("a token secret")
+            .to_owned(),
+    }
+}

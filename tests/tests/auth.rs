@@ -10,14 +10,9 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use apitrail_tests::{ServerOptions, TestServer, binary_path, clf_line, run_python};
-use serde_json::Value;
-
-/// A token made by `apitrail token create`.
-struct Token {
-    name: String,
-    secret: String,
-}
+use apitrail_tests::{
+    ServerOptions, TestServer, Token, binary_path, clf_line, create_token, run_python,
+};
 
 fn apitrail(args: &[&str]) -> Output {
     Command::new(binary_path())
@@ -41,22 +36,6 @@ fn apitrail_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-fn create_token(data_dir: &Path, name: &str, roles: &[&str]) -> Token {
-    let dir = data_dir.to_str().expect("the data directory path is UTF-8");
-    let mut args = vec!["token", "create", "--data-dir", dir, "--json"];
-    for role in roles {
-        args.extend(["--role", role]);
-    }
-    args.push(name);
-    let stdout = apitrail_ok(&args);
-    let object: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("token create --json printed {stdout:?}: {e}"));
-    Token {
-        name: object["name"].as_str().expect("name").to_owned(),
-        secret: object["secret"].as_str().expect("secret").to_owned(),
-    }
 }
 
 fn revoke_token(data_dir: &Path, name: &str) {

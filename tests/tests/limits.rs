@@ -487,7 +487,7 @@ fn server_with_two_days() -> (TestServer, TempDir, u64, u64) {
 }
 
 /// Scans both days: `status > 0` keeps the scan in the plan, where a bare
-/// `count(*)` could be answered from file statistics.
+/// `count(*)` could be computed from file statistics.
 const BOTH_DAYS_SQL: &str = "SELECT count(*) AS n FROM events WHERE status > 0";
 const ONE_DAY_SQL: &str =
     "SELECT count(*) AS n FROM events WHERE status > 0 AND time >= '2024-03-02T00:00:00Z'";

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use apitrail_tests::{
-    ServerOptions, TestServer, TlsFiles, clf_line, poll_until, run_cli, run_python,
+    ServerOptions, TestServer, TlsFiles, clf_line, create_token, poll_until, run_cli, run_python,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -550,25 +550,6 @@ fn invalid_cert_file_fails_start() {
     );
 }
 
-/// Creates a token with `apitrail token create` and returns its name and secret.
-fn create_token(data_dir: &Path, name: &str) -> (String, String) {
-    let output = Command::new(apitrail_tests::binary_path())
-        .args(["token", "create", "--json", "--role", "read", "--data-dir"])
-        .arg(data_dir)
-        .arg(name)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running apitrail token create");
-    assert!(
-        output.status.success(),
-        "token create failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token: Value = serde_json::from_slice(&output.stdout).expect("token create prints JSON");
-    let secret = token["secret"].as_str().expect("a secret").to_owned();
-    (name.to_owned(), secret)
-}
-
 #[test]
 fn postgres_cleartext_password_only_over_tls() {
     let certificate = self_signed();
@@ -581,7 +562,8 @@ fn postgres_cleartext_password_only_over_tls() {
         .extra_args
         .extend(["--config".to_string(), config.display().to_string()]);
     let server = TestServer::start(options);
-    let (name, secret) = create_token(server.data_dir(), "legacy-client");
+    let token = create_token(server.data_dir(), "legacy-client", &["read"]);
+    let (name, secret) = (token.name, token.secret);
 
     let pg = server.pg_addr();
     run_python(

@@ -5,9 +5,9 @@
 //! A secret is 32 random bytes, so a plain SHA-256 cannot be reversed by
 //! guessing, and the file never contains anything that logs a client in on
 //! its own. The `apitrail token` commands write the file under an exclusive
-//! lock and replace it atomically; a running server notices a change by the
+//! lock and replace it atomically. A running server notices a change by the
 //! file's modification time and size and reloads it, so a revocation takes
-//! effect on the next request.
+//! effect on the next request or login.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -94,10 +94,8 @@ impl TokenSet {
 
     /// Finds the token `name` if `secret` is its secret.
     pub fn check_name_and_secret(&self, name: &str, secret: &str) -> Option<&TokenRecord> {
-        let record = self.by_name.get(name)?;
-        let expected = decode_digest(&record.secret_sha256).ok()?;
-        let actual: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        constant_time_eq(&expected, &actual).then_some(record)
+        self.find_by_secret(secret)
+            .filter(|record| record.name == name)
     }
 }
 

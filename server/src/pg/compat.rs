@@ -19,7 +19,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 pub const SCALAR_SUBQUERY_VALUE: &str = "scalar_subquery_value";
 
 /// Applies every rewrite of this module to `statement`. `is_aggregate`
-/// tells whether a function name is an aggregate or window function of the
+/// returns whether a function name is an aggregate or window function of the
 /// session. Returns whether anything changed.
 pub fn rewrite_catalog_syntax(
     statement: &mut Statement,

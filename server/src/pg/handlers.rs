@@ -91,7 +91,7 @@ pub struct Handlers {
     cancel: Arc<DefaultCancelHandler>,
 }
 
-/// What runs each query: the PostgreSQL session and its hooks, from which
+/// Source of each query's session: the PostgreSQL session and its hooks, from which
 /// every query gets a session of its own with a memory pool limited to
 /// `query_memory_bytes`, and the row limit of results.
 pub struct QuerySessions {

@@ -59,7 +59,7 @@ const SCHEMA: &str = "public";
 pub struct PgOptions {
     /// Maximum time a statement may run.
     pub query_timeout: Duration,
-    /// Who may log in.
+    /// Token policy of the listener.
     pub auth: crate::auth::Authenticator,
     /// Password method on TLS connections.
     pub password_method: crate::config::PgPasswordMethod,
