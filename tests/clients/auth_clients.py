@@ -54,7 +54,7 @@ def flight_wrong_password(uri, name, secret):
     expect_adbc_failure(uri, "UNAUTHENTICATED", username=name, password=secret + "x")
 
 
-def flight_anonymous_refused(uri, name=None, secret=None):
+def flight_anonymous_rejected(uri, name=None, secret=None):
     expect_adbc_failure(uri, "UNAUTHENTICATED")
 
 
@@ -159,7 +159,7 @@ SCENARIOS = {
     "flight_bearer": flight_bearer,
     "flight_password": flight_password,
     "flight_wrong_password": flight_wrong_password,
-    "flight_anonymous_refused": flight_anonymous_refused,
+    "flight_anonymous_rejected": flight_anonymous_rejected,
     "flight_forbidden": flight_forbidden,
     "pyarrow_basic_token": pyarrow_basic_token,
     "pg_scram": pg_scram,

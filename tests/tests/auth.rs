@@ -269,7 +269,7 @@ fn ingest_takes_shipper_credentials() {
 }
 
 #[test]
-fn revoked_token_refused_while_running() {
+fn revoked_token_rejected_while_running() {
     let server = TestServer::start(ServerOptions::quick_flush());
     let reader = create_token(server.data_dir(), "reader", &["read"]);
     let admin = create_token(server.data_dir(), "root", &["admin"]);
@@ -340,7 +340,7 @@ fn flight_sql_bearer_and_handshake() {
         "auth_clients.py",
         &["flight_wrong_password", url, &reader.name, &reader.secret],
     );
-    run_python("auth_clients.py", &["flight_anonymous_refused", url]);
+    run_python("auth_clients.py", &["flight_anonymous_rejected", url]);
     run_python(
         "auth_clients.py",
         &["flight_forbidden", url, &shipper.name, &shipper.secret],

@@ -32,11 +32,11 @@ impl AuthInterceptor {
 
 impl Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let credentials = credentials(&request).map_err(refused)?;
+        let credentials = credentials(&request).map_err(rejected)?;
         let principal = self
             .auth
             .authorize(credentials.as_ref(), Role::Read)
-            .map_err(refused)?;
+            .map_err(rejected)?;
         request.extensions_mut().insert(principal);
         Ok(request)
     }
@@ -53,7 +53,7 @@ fn credentials<T>(request: &Request<T>) -> Result<Option<Credentials>, AuthError
     parse_authorization(text, Schemes::Shipper).map(Some)
 }
 
-fn refused(error: AuthError) -> Status {
+fn rejected(error: AuthError) -> Status {
     metrics::counter!("apitrail_auth_failures_total", "protocol" => "flight").increment(1);
     tracing::info!(error = %error, "Flight SQL call rejected");
     if error.is_unauthenticated() {
@@ -69,7 +69,7 @@ type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Statu
 /// this returns the Bearer header for the secret that was sent, or nothing
 /// for an anonymous loopback client.
 pub fn handshake<T>(request: &Request<T>) -> Result<Response<HandshakeStream>, Status> {
-    let credentials = credentials(request).map_err(refused)?;
+    let credentials = credentials(request).map_err(rejected)?;
     let response: HandshakeStream = Box::pin(futures::stream::once(async {
         Ok(HandshakeResponse {
             protocol_version: 0,

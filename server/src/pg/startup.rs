@@ -147,7 +147,7 @@ impl ApitrailStartup {
                     .login
                     .auth
                     .authorize(Some(&credentials), Role::Read)
-                    .map_err(|error| login_refused(&user, &error))?;
+                    .map_err(|error| login_rejected(&user, &error))?;
                 self.finish(client, principal).await
             }
             Some(LoginStep::ScramStarted) => {
@@ -298,8 +298,8 @@ fn login_forbidden(user: &str, error: &AuthError) -> PgWireError {
     fatal(INVALID_AUTHORIZATION, error.to_string())
 }
 
-/// Maps a refused token check to the login error it stands for.
-fn login_refused(user: &str, error: &AuthError) -> PgWireError {
+/// Maps a rejected token check to its login error.
+fn login_rejected(user: &str, error: &AuthError) -> PgWireError {
     if error.is_unauthenticated() {
         login_failed(user, &error.to_string())
     } else {
