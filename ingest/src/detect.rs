@@ -1,90 +1,80 @@
-//! Guesses the format of an input from its first lines.
+//! Guesses the format of an input from its first records.
 //!
-//! Each of the first non-blank lines goes to the parsers: a line that starts
-//! with `{` to the API Gateway parser only, any other line to the ALB and CLF
-//! parsers. A line votes for a format whose parser accepts or skips it. The
-//! format with the most votes wins if more than half of the lines voted for
-//! it. A line that the ALB parser accepts or skips is not tried as CLF.
+//! The first non-blank records of a sample (see [`crate::framing`]) go to a
+//! fresh parser of every format that can be detected, each parser seeing all
+//! of them in order, so header-driven formats learn their columns from the
+//! header as they would on the real input. A record votes for every format
+//! whose parser accepts or skips it. The format with the most votes wins if
+//! more than half of the records voted for it; on a tie the format listed
+//! first in [`Format::ALL`] wins, which puts the most specific first.
+//!
+//! A sample too short to hold one whole record can still be recognised by
+//! its start: a JSON object with `"log"` and `"entries"` keys is a HAR
+//! capture, which is one JSON document of any size.
 
 use crate::format::Format;
-use crate::formats::{alb, apigateway, clf};
-use crate::parse::LineOutcome;
+use crate::formats::{RecordParser, new_probe};
+use crate::framing::{FrameState, records};
+use crate::parse::{LineOutcome, ParseContext};
+use crate::redact::Redactor;
 use crate::text::decode_line;
 
-/// Maximum number of non-blank lines looked at.
-const MAX_SAMPLE_LINES: usize = 20;
+/// Maximum number of non-blank records looked at.
+const MAX_SAMPLE_RECORDS: usize = 20;
 
-/// Returns the format that the first non-blank lines of `sample` look like,
-/// or `None` if no format matches more than half of them.
+/// Maximum number of bytes looked at.
+pub const MAX_SAMPLE_BYTES: usize = 1024 * 1024;
+
+/// Returns the format that the first non-blank records of `sample` look
+/// like, or `None` if no format matches more than half of them.
 ///
-/// The sample may end in the middle of a line. That last part counts only
-/// when it parses, so a cut line cannot spoil the vote.
+/// The sample may end in the middle of a record. That last record counts
+/// only when it parses, so a cut line cannot spoil the vote.
 pub fn detect_format(sample: &[u8]) -> Option<Format> {
-    let mut votes = [0usize; Format::ALL.len()];
+    let sample = &sample[..sample.len().min(MAX_SAMPLE_BYTES)];
+    let redactor = Redactor::new(b"format-detection".to_vec(), 1);
+    let ctx = ParseContext::new(&redactor);
+    let mut probes: Vec<(Format, Box<dyn RecordParser>)> = Format::ALL
+        .into_iter()
+        .filter_map(|format| new_probe(format).map(|probe| (format, probe)))
+        .collect();
+    let mut votes = vec![0usize; probes.len()];
     let mut voters = 0;
 
-    for (line, complete) in sample_lines(sample).take(MAX_SAMPLE_LINES) {
-        let format = classify_line(&decode_line(line));
-        if format.is_none() && !complete {
-            continue;
+    for record in records(sample, 1, FrameState::default()).take(MAX_SAMPLE_RECORDS) {
+        let text = decode_line(record.bytes);
+        let mut matched = false;
+        for (index, (_, probe)) in probes.iter_mut().enumerate() {
+            if matches_format(probe.parse(&text, &ctx)) {
+                votes[index] += 1;
+                matched = true;
+            }
         }
-        voters += 1;
-        if let Some(format) = format {
-            votes[format_index(format)] += 1;
+        if matched || record.complete {
+            voters += 1;
         }
+    }
+    if voters == 0 {
+        return sniff_document(sample);
     }
 
     let (index, &count) = votes
         .iter()
         .enumerate()
         .max_by_key(|&(index, &count)| (count, std::cmp::Reverse(index)))?;
-    (count * 2 > voters).then(|| Format::ALL[index])
+    (count * 2 > voters).then(|| probes.swap_remove(index).0)
 }
 
-/// Non-blank lines of the sample, each with whether a newline ended it.
-fn sample_lines(sample: &[u8]) -> impl Iterator<Item = (&[u8], bool)> {
-    let mut rest = sample;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let (line, complete) = match memchr::memchr(b'\n', rest) {
-            Some(end) => {
-                let line = &rest[..end];
-                rest = &rest[end + 1..];
-                (line, true)
-            }
-            None => (std::mem::take(&mut rest), false),
-        };
-        Some((line.strip_suffix(b"\r").unwrap_or(line), complete))
-    })
-    .filter(|(line, _)| !line.iter().all(u8::is_ascii_whitespace))
-}
-
-/// Returns the format whose parser accepts or skips `line`.
-fn classify_line(line: &str) -> Option<Format> {
-    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
-    if line.trim_start().starts_with('{') {
-        return matches_format(apigateway::parse_record(line)).then_some(Format::AwsApiGateway);
-    }
-    if matches_format(alb::parse_record(line)) {
-        return Some(Format::AwsAlb);
-    }
-    if matches_format(clf::parse_record(line)) {
-        return Some(Format::Clf);
-    }
-    None
+/// Recognises a single JSON document from its first bytes.
+fn sniff_document(sample: &[u8]) -> Option<Format> {
+    let text = decode_line(sample);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    (text.starts_with('{') && text.contains("\"log\"") && text.contains("\"entries\""))
+        .then_some(Format::Har)
 }
 
 fn matches_format(outcome: LineOutcome) -> bool {
     !matches!(outcome, LineOutcome::Rejected(_))
-}
-
-fn format_index(format: Format) -> usize {
-    Format::ALL
-        .iter()
-        .position(|&candidate| candidate == format)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -103,6 +93,15 @@ mod tests {
     const CLF_LINE: &str =
         r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#;
     const APIGATEWAY_LINE: &str = r#"{"requestId":"c6af9ac6-7b61-11e6-9a41-93e8deadbeef","ip":"192.0.2.1","requestTime":"10/Jun/2023:15:36:28 +0000","httpMethod":"GET","resourcePath":"/pets","status":"200","protocol":"HTTP/1.1","responseLength":"184"}"#;
+
+    /// Parses `line` with a fresh parser of every format; a panic fails the test.
+    fn parse_with_every_format(line: &str) {
+        let redactor = Redactor::new(b"test".to_vec(), 1);
+        let ctx = ParseContext::new(&redactor);
+        for format in Format::ALL {
+            let _ = crate::formats::new_parser(format).parse(line, &ctx);
+        }
+    }
 
     fn lines(lines: &[&str]) -> Vec<u8> {
         let mut text = lines.join("\n");
@@ -213,17 +212,13 @@ mod tests {
         #[test]
         fn parsers_never_panic(fragments in prop::collection::vec(line_fragment(), 0..40)) {
             let line = fragments.concat();
-            let _ = alb::parse_record(&line);
-            let _ = clf::parse_record(&line);
-            let _ = apigateway::parse_record(&line);
+            parse_with_every_format(&line);
             let _ = detect_format(line.as_bytes());
         }
 
         #[test]
         fn parsers_never_panic_on_any_text(line in "\\PC{0,200}") {
-            let _ = alb::parse_record(&line);
-            let _ = clf::parse_record(&line);
-            let _ = apigateway::parse_record(&line);
+            parse_with_every_format(&line);
         }
 
         #[test]

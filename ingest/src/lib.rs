@@ -4,9 +4,11 @@
 //!
 //! - [`event`]: the canonical event row, its Arrow schema and the batch builder.
 //! - [`format`]: the names of the input formats.
-//! - [`formats`]: one parser per format (`aws_alb`, `clf`, `aws_apigateway`),
-//!   each turning a line into a raw event, a skip or a rejection.
-//! - [`detect`]: guesses the format of a body from its first lines.
+//! - [`formats`]: one parser per format, each turning a record into raw
+//!   events, a skip or a rejection.
+//! - [`framing`]: cuts input into records (lines, or JSON values spread over
+//!   lines) and into chunks that end between records.
+//! - [`detect`]: guesses the format of a body from its first records.
 //! - [`parse`]: the shared driver that numbers lines, isolates failures,
 //!   normalises paths, redacts secrets and builds batches.
 //! - [`redact`]: the keyed hash that replaces secrets before anything is stored,
@@ -28,6 +30,7 @@ pub mod detect;
 pub mod event;
 pub mod format;
 pub mod formats;
+pub mod framing;
 pub mod identity;
 pub mod parse;
 pub mod redact;
@@ -41,7 +44,9 @@ pub use detect::detect_format;
 pub use event::{Event, EventBatchBuilder, SCHEMA_VERSION, event_schema};
 pub use format::{Format, UnknownFormat};
 pub use identity::{Identity, IdentityConfig, IdentityConfigError, IdentityRule};
-pub use parse::{LineOutcome, ParseContext, ParsedChunk, parse_chunk};
+pub use formats::{RecordParser, new_parser};
+pub use framing::{Chunk, FrameState, RecordChunker};
+pub use parse::{LineOutcome, ParseContext, ParsedChunk, parse_chunk, parse_records};
 pub use redact::{DuplicateKeyVersion, Redactor};
 pub use report::{IngestReport, LineError, MAX_REPORTED_ERRORS, RejectedLine};
 pub use spec::{ApiSpec, SpecCatalog, SpecError, SpecMatch, SpecStatus, parse_spec};

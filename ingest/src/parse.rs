@@ -19,7 +19,8 @@ use arrow::record_batch::RecordBatch;
 
 use crate::event::{Event, EventBatchBuilder};
 use crate::format::Format;
-use crate::formats;
+use crate::formats::{self, RecordParser};
+use crate::framing::{self, FrameState};
 use crate::identity::IdentityConfig;
 use crate::redact::Redactor;
 use crate::report::{IngestReport, RejectedLine};
@@ -33,6 +34,8 @@ pub enum LineOutcome {
     Event(Box<Event>),
     /// A valid record that is not an HTTP request; the reason is a short snake_case tag.
     Skipped(&'static str),
+    /// Several requests from one record (a HAR capture, an OTLP export).
+    Events(Vec<Event>),
     /// The line is not a record of this format.
     Rejected(String),
 }
@@ -79,15 +82,38 @@ pub struct ParsedChunk {
     pub rejects: Vec<RejectedLine>,
 }
 
-/// Parses the complete lines in `data`, numbering them from `first_line`.
+/// Parses the records in `data` with a new parser for `format`, numbering
+/// lines from `first_line`.
 ///
 /// Blank lines are ignored without being counted. A final line without a
 /// trailing newline is parsed like the others, so callers that stream must
-/// pass only complete lines.
+/// pass only whole records (see [`crate::framing::RecordChunker`]).
 pub fn parse_chunk(
     format: Format,
     data: &[u8],
     first_line: u64,
+    ctx: &ParseContext<'_>,
+) -> ParsedChunk {
+    let mut parser = formats::new_parser(format);
+    parse_records(
+        format,
+        parser.as_mut(),
+        data,
+        first_line,
+        FrameState::default(),
+        ctx,
+    )
+}
+
+/// Parses the records in `data` with `parser`, which carries what earlier
+/// chunks of the same input told it; `state` is the framer state at the
+/// start of `data`.
+pub fn parse_records(
+    format: Format,
+    parser: &mut dyn RecordParser,
+    data: &[u8],
+    first_line: u64,
+    state: FrameState,
     ctx: &ParseContext<'_>,
 ) -> ParsedChunk {
     let mut events = Vec::new();
@@ -97,30 +123,30 @@ pub fn parse_chunk(
     };
     let mut rejects = Vec::new();
 
-    for (index, raw) in data.split(|&b| b == b'\n').enumerate() {
-        let line_number = first_line + index as u64;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let line = decode_line(raw);
-
-        match parse_line_isolated(format, &line, ctx) {
-            LineOutcome::Event(mut event) => {
-                normalise(&mut event, ctx);
-                events.push(*event);
-                report.accepted += 1;
+    for record in framing::records(data, first_line, state) {
+        let line = decode_line(record.bytes);
+        let parsed = match parse_record_isolated(format, parser, &line, ctx) {
+            LineOutcome::Event(event) => vec![*event],
+            LineOutcome::Events(many) => many,
+            LineOutcome::Skipped(reason) => {
+                report.record_skip(reason);
+                continue;
             }
-            LineOutcome::Skipped(reason) => report.record_skip(reason),
             LineOutcome::Rejected(reason) => {
                 report.rejected += 1;
-                report.record_error(line_number, reason.clone());
+                report.record_error(record.line, reason.clone());
                 rejects.push(RejectedLine {
-                    line: line_number,
+                    line: record.line,
                     reason,
                     text: ctx.redactor.scrub_text(&line),
                 });
+                continue;
             }
+        };
+        report.accepted += parsed.len() as u64;
+        for mut event in parsed {
+            normalise(&mut event, ctx);
+            events.push(event);
         }
     }
 
@@ -158,9 +184,14 @@ fn template_learned(events: &mut [Event], templater: &RwLock<Templater>) {
     }
 }
 
-/// Runs the format parser, turning a panic into a rejection of that one line.
-fn parse_line_isolated(format: Format, line: &str, ctx: &ParseContext<'_>) -> LineOutcome {
-    match catch_unwind(AssertUnwindSafe(|| formats::parse_line(format, line, ctx))) {
+/// Runs the format parser, turning a panic into a rejection of that one record.
+fn parse_record_isolated(
+    format: Format,
+    parser: &mut dyn RecordParser,
+    record: &str,
+    ctx: &ParseContext<'_>,
+) -> LineOutcome {
+    match catch_unwind(AssertUnwindSafe(|| parser.parse(record, ctx))) {
         Ok(outcome) => outcome,
         Err(_) => LineOutcome::Rejected(format!(
             "internal error in the {format} parser; the line is kept in the rejects file"
@@ -242,4 +273,70 @@ fn resolve_identity(event: &mut Event, identity: &IdentityConfig, ctx: &ParseCon
     }
     event.consumer = Some(resolved.consumer);
     event.consumer_kind = Some(resolved.kind.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    /// Emits one event per comma-separated value of a record, after a
+    /// `#count` header line that it remembers across chunks.
+    struct Counting {
+        header_seen: bool,
+    }
+
+    impl RecordParser for Counting {
+        fn parse(&mut self, record: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
+            if record == "#count" {
+                self.header_seen = true;
+                return LineOutcome::Skipped("header");
+            }
+            if !self.header_seen {
+                return LineOutcome::Rejected("no header before the data".to_string());
+            }
+            LineOutcome::Events(
+                record
+                    .split(',')
+                    .map(|value| {
+                        let mut event = Event::new("json", 0);
+                        event.path = Some(format!("/{value}"));
+                        event
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    #[test]
+    fn one_record_can_yield_many_events_and_state_spans_chunks() {
+        let redactor = Redactor::new(b"k".to_vec(), 1);
+        let ctx = ParseContext::new(&redactor);
+        let mut parser = Counting { header_seen: false };
+        let first = parse_records(
+            Format::Json,
+            &mut parser,
+            b"#count\na,b,c\n",
+            1,
+            FrameState::default(),
+            &ctx,
+        );
+        assert_eq!(first.report.accepted, 3, "{:?}", first.report);
+        assert_eq!(first.report.skipped, 1);
+        assert_eq!(first.batch.num_rows(), 3);
+        let second = parse_records(
+            Format::Json,
+            &mut parser,
+            b"d\n",
+            3,
+            FrameState::default(),
+            &ctx,
+        );
+        assert_eq!(
+            (second.report.accepted, second.report.rejected),
+            (1, 0),
+            "the header of the first chunk should still hold: {:?}",
+            second.report.errors
+        );
+    }
 }

@@ -2,15 +2,20 @@
 //!
 //! Input arrives as a byte stream (a request body or a file), plain, gzip or
 //! zstd: the compression is recognised by its magic bytes. The stream is cut
-//! into chunks of whole lines of about [`CHUNK_BYTES`], so memory stays
+//! into chunks of whole records of about 4 MiB, so memory stays
 //! bounded whatever the input size. Each chunk is parsed on a blocking
-//! thread, its rejected lines are appended to the rejects file, and its
+//! thread by the input's one parser, which carries header state from chunk
+//! to chunk; its rejected records are appended to the rejects file, and its
 //! events go to a sink: the WAL (server) or a table writer (direct import).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use apitrail_ingest::{Format, IngestReport, ParsedChunk, detect_format, parse_chunk};
+use apitrail_ingest::detect::MAX_SAMPLE_BYTES;
+use apitrail_ingest::{
+    Chunk, Format, IngestReport, ParsedChunk, RecordChunker, RecordParser, detect_format,
+    new_parser, parse_records,
+};
 use apitrail_storage::store::ImportWriter;
 use apitrail_storage::{StorageError, Store};
 
@@ -18,15 +23,12 @@ use crate::pipeline::IngestPipeline;
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
-/// Size of the line chunks the input is cut into, in bytes.
-pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
-
 /// Errors that stop an ingest before the end of its input.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The input's format was not given and could not be recognised.
     #[error(
-        "could not detect the log format from the first lines; name it with the format parameter (HTTP) or --format (CLI): aws_alb, clf or aws_apigateway"
+        "could not detect the log format from the first lines; name it with the format parameter (HTTP) or --format (CLI): {}", Format::names()
     )]
     UnknownFormat,
     /// The input could not be read or decompressed.
@@ -90,7 +92,8 @@ where
         }
     };
     let mut format = options.format;
-    let mut chunker = LineChunker::default();
+    let mut parser: Option<Box<dyn RecordParser>> = format.map(new_parser);
+    let mut chunker = RecordChunker::default();
     let mut buf = vec![0u8; 256 * 1024];
     // Chunk N is parsed while chunk N-1 is written, so parsing and the WAL's
     // fsync overlap.
@@ -100,40 +103,50 @@ where
         let read = match reader.read(&mut buf).await {
             Ok(read) => read,
             Err(source) => {
-                let lines_read = chunker.next_line - 1;
+                let lines_read = chunker.next_line() - 1;
                 return IngestOutcome {
                     report,
                     error: Some(IngestError::Read { lines_read, source }),
                 };
             }
         };
-        let chunks = if read == 0 {
+        if format.is_none() && read > 0 && chunker.pending().len() + read < MAX_SAMPLE_BYTES {
+            // Detection waits for a full sample (or the end of the input).
+            chunker.push(&buf[..read]);
+            continue;
+        }
+        if format.is_none() && read == 0 && chunker.pending().trim_ascii().is_empty() {
+            break;
+        }
+        if format.is_none() {
+            let mut sample = chunker.pending().to_vec();
+            sample.extend_from_slice(&buf[..read]);
+            match detect_format(&sample) {
+                Some(detected) => {
+                    format = Some(detected);
+                    parser = Some(new_parser(detected));
+                }
+                None => {
+                    return IngestOutcome {
+                        report,
+                        error: Some(IngestError::UnknownFormat),
+                    };
+                }
+            }
+        }
+        let chunks: Vec<Chunk> = if read == 0 {
             chunker.finish().into_iter().collect()
         } else {
             chunker.push(&buf[..read])
         };
-        for (first_line, chunk) in chunks {
-            let chunk_format = match format {
-                Some(f) => f,
-                None => match detect_format(&chunk) {
-                    Some(f) => *format.insert(f),
-                    None => {
-                        return IngestOutcome {
-                            report,
-                            error: Some(IngestError::UnknownFormat),
-                        };
-                    }
-                },
+        for chunk in chunks {
+            let (Some(chunk_format), Some(chunk_parser)) = (format, parser.take()) else {
+                unreachable!("the format is known before the first chunk");
             };
-            let parse = parse_blocking(
-                chunk_format,
-                chunk,
-                first_line,
-                options.sensor.clone(),
-                pipeline,
-            );
+            let parse = parse_blocking(chunk_format, chunk_parser, chunk, options.sensor.clone(), pipeline);
             let write = write_parsed(pending.take(), options, store, &mut sink);
-            let (parsed, written) = tokio::join!(parse, write);
+            let ((chunk_parser, parsed), written) = tokio::join!(parse, write);
+            parser = Some(chunk_parser);
             if let Err(e) = written.map(|r| report.merge(r)) {
                 return IngestOutcome {
                     report,
@@ -205,20 +218,29 @@ async fn write_parsed(
     Ok(report)
 }
 
+/// Parses one chunk on a blocking thread, handing the parser back for the next chunk.
 async fn parse_blocking(
     format: Format,
-    chunk: Vec<u8>,
-    first_line: u64,
+    mut parser: Box<dyn RecordParser>,
+    chunk: Chunk,
     sensor: Option<String>,
     pipeline: &Arc<IngestPipeline>,
-) -> ParsedChunk {
+) -> (Box<dyn RecordParser>, ParsedChunk) {
     let pipeline = Arc::clone(pipeline);
     tokio::task::spawn_blocking(move || {
         let ctx = pipeline.context(sensor.as_deref());
-        parse_chunk(format, &chunk, first_line, &ctx)
+        let parsed = parse_records(
+            format,
+            parser.as_mut(),
+            &chunk.data,
+            chunk.first_line,
+            chunk.state,
+            &ctx,
+        );
+        (parser, parsed)
     })
     .await
-    .expect("parse_chunk isolates parser panics per line")
+    .expect("parse_records isolates parser panics per record")
 }
 
 /// Wraps `input` in a gzip or zstd decoder when its first bytes are that format's magic.
@@ -236,111 +258,5 @@ where
         Ok(Box::pin(ZstdDecoder::new(reader)))
     } else {
         Ok(Box::pin(reader))
-    }
-}
-
-/// Cuts a byte stream into chunks that end on a line break.
-#[derive(Debug)]
-pub struct LineChunker {
-    pending: Vec<u8>,
-    /// 1-based number of the first line in `pending`.
-    next_line: u64,
-    chunk_bytes: usize,
-}
-
-impl Default for LineChunker {
-    fn default() -> Self {
-        LineChunker::with_chunk_bytes(CHUNK_BYTES)
-    }
-}
-
-impl LineChunker {
-    pub fn with_chunk_bytes(chunk_bytes: usize) -> Self {
-        LineChunker {
-            pending: Vec::new(),
-            next_line: 1,
-            chunk_bytes,
-        }
-    }
-
-    /// Adds input; returns the chunks that are complete, each with its first line number.
-    ///
-    /// A single line longer than the chunk size is kept whole: the chunk
-    /// grows until its line break arrives.
-    pub fn push(&mut self, data: &[u8]) -> Vec<(u64, Vec<u8>)> {
-        self.pending.extend_from_slice(data);
-        let mut chunks = Vec::new();
-        while self.pending.len() >= self.chunk_bytes {
-            let Some(cut) = memchr_last_newline(&self.pending) else {
-                break;
-            };
-            let rest = self.pending.split_off(cut + 1);
-            let chunk = std::mem::replace(&mut self.pending, rest);
-            chunks.push(self.take_numbered(chunk));
-        }
-        chunks
-    }
-
-    /// Returns what is left at the end of the input, if anything.
-    pub fn finish(&mut self) -> Option<(u64, Vec<u8>)> {
-        if self.pending.is_empty() {
-            return None;
-        }
-        let chunk = std::mem::take(&mut self.pending);
-        Some(self.take_numbered(chunk))
-    }
-
-    fn take_numbered(&mut self, chunk: Vec<u8>) -> (u64, Vec<u8>) {
-        let first_line = self.next_line;
-        self.next_line += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-        (first_line, chunk)
-    }
-}
-
-fn memchr_last_newline(data: &[u8]) -> Option<usize> {
-    data.iter().rposition(|&b| b == b'\n')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunker_numbers_lines_across_chunks() {
-        let mut chunker = LineChunker::with_chunk_bytes(8);
-        let mut chunks = chunker.push(b"a\nbb\nccc\ndddd\nee");
-        chunks.extend(chunker.push(b"e\nf"));
-        chunks.extend(chunker.finish());
-        let joined: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.clone()).collect();
-        assert_eq!(
-            joined,
-            b"a\nbb\nccc\ndddd\neee\nf".to_vec(),
-            "no byte may be lost or repeated"
-        );
-        for (first_line, chunk) in &chunks {
-            let expected = joined[..joined.len()]
-                .windows(chunk.len())
-                .position(|w| w == chunk.as_slice())
-                .map(|offset| joined[..offset].iter().filter(|&&b| b == b'\n').count() as u64 + 1)
-                .unwrap();
-            assert_eq!(
-                *first_line, expected,
-                "chunk {chunk:?} starts at the wrong line"
-            );
-        }
-        assert!(
-            chunks[..chunks.len() - 1]
-                .iter()
-                .all(|(_, c)| c.ends_with(b"\n"))
-        );
-    }
-
-    #[test]
-    fn chunker_keeps_long_line_whole() {
-        let mut chunker = LineChunker::with_chunk_bytes(4);
-        assert!(chunker.push(b"0123456789").is_empty());
-        let chunks = chunker.push(b"\nab");
-        assert_eq!(chunks, vec![(1, b"0123456789\n".to_vec())]);
-        assert_eq!(chunker.finish(), Some((2, b"ab".to_vec())));
     }
 }
