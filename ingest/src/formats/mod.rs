@@ -10,6 +10,7 @@
 pub mod alb;
 pub mod apigateway;
 pub mod clf;
+pub(crate) mod json;
 
 use crate::format::Format;
 use crate::parse::{LineOutcome, ParseContext};
