@@ -17,6 +17,7 @@ use std::sync::{Mutex, RwLock};
 
 use arrow::record_batch::RecordBatch;
 
+use crate::envelope;
 use crate::event::{Event, EventBatchBuilder};
 use crate::format::Format;
 use crate::formats::{self, RecordParser};
@@ -184,15 +185,42 @@ fn template_learned(events: &mut [Event], templater: &RwLock<Templater>) {
     }
 }
 
-/// Runs the format parser, turning a panic into a rejection of that one record.
+/// Runs the format parser, turning a panic into a rejection of that one
+/// record. A record the parser rejects that is a shipper's envelope is
+/// parsed again as the line it wraps.
 fn parse_record_isolated(
     format: Format,
     parser: &mut dyn RecordParser,
     record: &str,
     ctx: &ParseContext<'_>,
 ) -> LineOutcome {
-    match catch_unwind(AssertUnwindSafe(|| parser.parse(record, ctx))) {
+    let outcome = match catch_unwind(AssertUnwindSafe(|| parser.parse(record, ctx))) {
         Ok(outcome) => outcome,
+        Err(_) => LineOutcome::Rejected(format!(
+            "internal error in the {format} parser; the line is kept in the rejects file"
+        )),
+    };
+    let LineOutcome::Rejected(_) = outcome else {
+        return outcome;
+    };
+    let Some(unwrapped) = envelope::unwrap(record) else {
+        return outcome;
+    };
+    match catch_unwind(AssertUnwindSafe(|| parser.parse(&unwrapped.line, ctx))) {
+        Ok(LineOutcome::Event(mut event)) => {
+            event.attributes.extend(unwrapped.fields);
+            LineOutcome::Event(event)
+        }
+        Ok(LineOutcome::Events(mut events)) => {
+            for event in &mut events {
+                event.attributes.extend(unwrapped.fields.iter().cloned());
+            }
+            LineOutcome::Events(events)
+        }
+        Ok(LineOutcome::Skipped(reason)) => LineOutcome::Skipped(reason),
+        Ok(LineOutcome::Rejected(reason)) => {
+            LineOutcome::Rejected(format!("in the shipper's envelope: {reason}"))
+        }
         Err(_) => LineOutcome::Rejected(format!(
             "internal error in the {format} parser; the line is kept in the rejects file"
         )),
@@ -277,6 +305,8 @@ fn resolve_identity(event: &mut Event, identity: &IdentityConfig, ctx: &ParseCon
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::{Array, AsArray};
+
     use super::*;
     use crate::event::Event;
 
@@ -337,6 +367,47 @@ mod tests {
             (1, 0),
             "the header of the first chunk should still hold: {:?}",
             second.report.errors
+        );
+    }
+
+    #[test]
+    fn shipper_envelopes_are_parsed_as_the_line_they_wrap() {
+        let redactor = Redactor::new(b"k".to_vec(), 1);
+        let ctx = ParseContext::new(&redactor);
+        let line =
+            r#"10.1.2.3 - - [10/Oct/2000:13:55:36 -0700] "GET /v1/orders/7 HTTP/1.1" 200 12"#;
+        let wrapped = serde_json::json!({ "message": line, "file": "/var/log/access.log" });
+        let bad = serde_json::json!({ "message": "not an access log line" });
+        let body = format!("{wrapped}\n{bad}\n");
+        let parsed = parse_chunk(Format::Clf, body.as_bytes(), 1, &ctx);
+        assert_eq!(
+            (parsed.report.accepted, parsed.report.rejected),
+            (1, 1),
+            "{:?}",
+            parsed.report.errors
+        );
+        assert!(
+            parsed.report.errors[0]
+                .reason
+                .starts_with("in the shipper's envelope: "),
+            "{:?}",
+            parsed.report.errors
+        );
+        let attributes = parsed
+            .batch
+            .column_by_name("attributes")
+            .expect("attributes column")
+            .as_map()
+            .value(0);
+        let keys = attributes.column(0).as_string::<i32>();
+        let values = attributes.column(1).as_string::<i32>();
+        let file = (0..keys.len())
+            .find(|&i| keys.value(i) == "shipper.file")
+            .map(|i| values.value(i));
+        assert_eq!(
+            file,
+            Some("/var/log/access.log"),
+            "the envelope's fields become attributes"
         );
     }
 }
