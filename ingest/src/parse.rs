@@ -60,6 +60,10 @@ pub struct ParseContext<'a> {
     /// Record of consumers with aliases, so a consumer map written under an
     /// old key still names them.
     pub aliases: Option<&'a ConsumerAliases>,
+    /// Records starting at or before this line are parsed (so headers still
+    /// set the parser's state) but not counted: an earlier attempt at the
+    /// same batch stored them.
+    pub skip_through_line: u64,
 }
 
 impl<'a> ParseContext<'a> {
@@ -71,6 +75,7 @@ impl<'a> ParseContext<'a> {
             identity: None,
             templater: None,
             aliases: None,
+            skip_through_line: 0,
         }
     }
 }
@@ -126,7 +131,11 @@ pub fn parse_records(
 
     for record in framing::records(data, first_line, state) {
         let line = decode_line(record.bytes);
-        let parsed = match parse_record_isolated(format, parser, &line, ctx) {
+        let outcome = parse_record_isolated(format, parser, &line, ctx);
+        if record.line <= ctx.skip_through_line {
+            continue;
+        }
+        let parsed = match outcome {
             LineOutcome::Event(event) => vec![*event],
             LineOutcome::Events(many) => many,
             LineOutcome::Skipped(reason) => {
@@ -408,6 +417,30 @@ mod tests {
             file,
             Some("/var/log/access.log"),
             "the envelope's fields become attributes"
+        );
+    }
+
+    #[test]
+    fn skipped_lines_still_reach_the_parser_but_are_not_counted() {
+        let redactor = Redactor::new(b"k".to_vec(), 1);
+        let ctx = ParseContext {
+            skip_through_line: 2,
+            ..ParseContext::new(&redactor)
+        };
+        let mut parser = Counting { header_seen: false };
+        let parsed = parse_records(
+            Format::Json,
+            &mut parser,
+            b"#count\na,b\nc\n",
+            1,
+            FrameState::default(),
+            &ctx,
+        );
+        assert_eq!(
+            (parsed.report.accepted, parsed.report.skipped, parsed.report.rejected),
+            (1, 0, 0),
+            "only line 3 counts, and the header on line 1 still applies: {:?}",
+            parsed.report
         );
     }
 }

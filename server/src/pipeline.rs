@@ -60,6 +60,7 @@ impl IngestPipeline {
             identity: Some(&self.identity),
             templater: Some(&self.inventory.templater),
             aliases: Some(&self.inventory.aliases),
+            skip_through_line: 0,
         }
     }
 

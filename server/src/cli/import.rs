@@ -215,6 +215,7 @@ async fn import_direct(
         format,
         sensor: sensor.map(str::to_string),
         origin: path.display().to_string(),
+        batch_id: None,
     };
     let reader = bar.wrap_async_read(file);
     let outcome = ingest_reader(reader, &options, pipeline, store, Sink::Table(&mut writer)).await;
