@@ -45,10 +45,13 @@ pub use consumer_map::{ConsumerInfo, ConsumerMap, ConsumerMapError};
 pub use detect::detect_format;
 pub use event::{Event, EventBatchBuilder, SCHEMA_VERSION, event_schema};
 pub use format::{Format, UnknownFormat};
+pub use formats::generic_json::{JsonMapping, JsonMappingConfig, JsonMappingError};
 pub use formats::{RecordParser, new_parser};
 pub use framing::{Chunk, FrameState, RecordChunker};
 pub use identity::{Identity, IdentityConfig, IdentityConfigError, IdentityRule};
-pub use parse::{LineOutcome, ParseContext, ParsedChunk, parse_chunk, parse_records};
+pub use parse::{
+    FutureTolerance, LineOutcome, ParseContext, ParsedChunk, parse_chunk, parse_records,
+};
 pub use redact::{DuplicateKeyVersion, Redactor};
 pub use report::{IngestReport, LineError, MAX_REPORTED_ERRORS, RejectedLine};
 pub use spec::{ApiSpec, SpecCatalog, SpecError, SpecMatch, SpecStatus, parse_spec};
