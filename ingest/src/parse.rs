@@ -125,7 +125,7 @@ impl FutureTolerance {
         self.now.saturating_add(tolerance)
     }
 
-    /// Returns the reject reason for a record whose events include one past [`Self::latest`].
+    /// Checks that no event is later than [`Self::latest`], returning the reject reason otherwise.
     fn check(&self, events: &[Event]) -> Result<(), String> {
         let latest = self.latest();
         let mut too_late = events.iter().filter(|event| event.time > latest);

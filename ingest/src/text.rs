@@ -850,6 +850,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Writes microseconds since the epoch as RFC 3339 UTC text, with a fraction only when it is not zero.
+pub(crate) fn format_time_micros(micros: i64) -> String {
+    match chrono::DateTime::from_timestamp_micros(micros) {
+        Some(time) => time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => format!("{micros} microseconds since the epoch"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -1467,13 +1475,5 @@ mod tests {
                 prop_assert!(line[field.start..field.end].contains(field.text));
             }
         }
-    }
-}
-
-/// Writes microseconds since the epoch as RFC 3339 UTC text, with a fraction only when it is not zero.
-pub(crate) fn format_time_micros(micros: i64) -> String {
-    match chrono::DateTime::from_timestamp_micros(micros) {
-        Some(time) => time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => format!("{micros} microseconds since the epoch"),
     }
 }

@@ -61,6 +61,8 @@ impl IngestPipeline {
             templater: Some(&self.inventory.templater),
             aliases: Some(&self.inventory.aliases),
             skip_through_line: 0,
+            json_mapping: None,
+            future_tolerance: None,
         }
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::time::{TimeFormat, TimeSpec, Unit, Zone};
 
-/// What a mapping entry fills: a canonical column, or `url` or `request`,
+/// The target of a mapping entry: a canonical column, or `url` or `request`,
 /// which are split into several columns.
 ///
 /// The order of the variants is the order entries are applied in, so the
@@ -80,7 +80,7 @@ impl Target {
         Target::Request,
     ];
 
-    /// The name of the entry in `fields`, which is the column name for a column.
+    /// Returns the name of the entry in `fields`, which is the column name for a column.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Target::Request => "request",
@@ -152,7 +152,7 @@ pub struct JsonMappingConfig {
     pub name: String,
     /// Entries by column name (or `url`, `request`); `time` is required.
     pub fields: BTreeMap<String, FieldConfig>,
-    /// Which fields that no entry names become attributes; all of them by default.
+    /// Selection of the fields without an entry that become attributes; all of them by default.
     #[serde(default)]
     pub attributes: AttributeSelection,
     /// Prefix removed from the start of attribute names that have it.
@@ -171,7 +171,7 @@ pub struct JsonMappingConfig {
 /// `format` and `time_zone` (for `time`) or `unit` (for `duration_ms`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldConfig {
-    /// Paths tried in order; the first that holds a value is used.
+    /// Paths tried in order. The first that has a value is used.
     pub paths: Vec<String>,
     /// Time format of a `time` entry; `rfc3339` when absent.
     pub format: Option<String>,
@@ -191,7 +191,7 @@ impl FieldConfig {
     }
 }
 
-/// Which fields that no mapping entry names are kept as attributes.
+/// Selection of the fields without a mapping entry that are kept as attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AttributeSelection {
     /// Every field (`attributes = "all"`, the default).
@@ -256,7 +256,7 @@ pub(crate) struct Entry {
     pub(crate) conversion: Conversion,
 }
 
-/// How an entry's value is read, besides the column's own type.
+/// Conversion of an entry's value, besides the column's own type.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Conversion {
     Plain,
@@ -264,7 +264,7 @@ pub(crate) enum Conversion {
     Duration(Unit),
 }
 
-/// Where one path of an entry reads: `entries[entry].paths[priority]`.
+/// Position of one path of an entry: `entries[entry].paths[priority]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PathUse {
     pub(crate) entry: usize,
@@ -306,10 +306,11 @@ impl JsonMapping {
     ///
     /// # Errors
     ///
-    /// The first problem found, naming the mapping and the entry: an empty
-    /// name, no `time` entry, an unknown or derived column, an invalid path,
-    /// time format, time zone or unit, an option given to an entry it does
-    /// not apply to, or an empty `strip_prefix`, `sensor` or attribute name.
+    /// The first problem found, naming the mapping and the entry. Problems
+    /// are an empty name, no `time` entry, or an unknown or derived column.
+    /// An invalid path, time format, time zone or unit is one too, and so is
+    /// an option on an entry it does not apply to. So is an empty
+    /// `strip_prefix`, `sensor` or attribute name.
     pub fn new(config: JsonMappingConfig) -> Result<JsonMapping, JsonMappingError> {
         let error = |entry: &str, problem: String| JsonMappingError {
             mapping: config.name.clone(),
@@ -359,7 +360,7 @@ impl JsonMapping {
         &self.config.name
     }
 
-    /// The mapping as it was configured.
+    /// Returns the mapping as it was configured.
     pub fn config(&self) -> &JsonMappingConfig {
         &self.config
     }
@@ -403,18 +404,17 @@ fn check_options(config: &JsonMappingConfig) -> Result<(), (&'static str, String
             "the sensor label is empty: remove the option or name the sensor".to_string(),
         ));
     }
-    if let AttributeSelection::Only(names) = &config.attributes {
-        if let Some(name) = names
+    if let AttributeSelection::Only(names) = &config.attributes
+        && let Some(name) = names
             .iter()
             .find(|name| name.is_empty() || name.trim() != name.as_str())
-        {
-            return Err((
-                "attributes",
-                format!(
-                    "invalid field name {name:?}: names must be non-empty and have no surrounding whitespace"
-                ),
-            ));
-        }
+    {
+        return Err((
+            "attributes",
+            format!(
+                "invalid field name {name:?}: names must be non-empty and have no surrounding whitespace"
+            ),
+        ));
     }
     Ok(())
 }
@@ -562,7 +562,9 @@ fn read_bracket(
                 Some('\\') => match chars.next() {
                     Some(escaped @ ('"' | '\\')) => quoted.push(escaped),
                     _ => {
-                        return Err("only \\\" and \\\\ may be escaped in a quoted name".to_string());
+                        return Err(
+                            "only \\\" and \\\\ may be escaped in a quoted name".to_string()
+                        );
                     }
                 },
                 Some(c) => quoted.push(c),

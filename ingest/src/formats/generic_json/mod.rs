@@ -3,7 +3,7 @@
 //! Any log-management export (Splunk, Datadog, Elastic, Loki, a company's
 //! own gateway) that writes one JSON object per record can be read without
 //! code: a [`JsonMapping`] names, for each canonical column, the field that
-//! holds it. The parser reads the mapping from
+//! contains it. The parser reads the mapping from
 //! [`ParseContext::json_mapping`] and rejects every record when there is
 //! none, which is also why format detection never picks this format.
 //!
@@ -188,10 +188,10 @@ fn find_member<'v, 'a>(
         let nested = name
             .strip_prefix(key.as_ref())
             .and_then(|rest| rest.strip_prefix('.'));
-        if let (Some(rest), Json::Object(inner)) = (nested, value) {
-            if let Some(found) = find_member(inner, rest) {
-                return Some(found);
-            }
+        if let (Some(rest), Json::Object(inner)) = (nested, value)
+            && let Some(found) = find_member(inner, rest)
+        {
+            return Some(found);
         }
     }
     None
@@ -223,7 +223,7 @@ fn push_attribute(event: &mut Event, mapping: &JsonMapping, key: &str, value: &J
         .push((attribute_name(mapping, key).to_string(), text.into_owned()));
 }
 
-/// The attribute name of a field: its flattened name without the mapping's `strip_prefix`.
+/// Returns the attribute name of a field: its flattened name without the mapping's `strip_prefix`.
 fn attribute_name<'k>(mapping: &JsonMapping, key: &'k str) -> &'k str {
     mapping
         .config()
@@ -412,7 +412,7 @@ fn set_request_line(event: &mut Event, raw: &str) {
     }
 }
 
-/// Reads an integer from a number or numeric text; `200.0` counts as 200.
+/// Reads an integer from a number or numeric text. `200.0` counts as 200.
 fn read_integer(field: &str, column: &str, value: &Json<'_>) -> Result<i64, String> {
     let parsed = match value {
         Json::Number(number) => number
@@ -464,7 +464,7 @@ fn read_port(field: &str, value: &Json<'_>) -> Result<i32, String> {
     }
 }
 
-/// Reads a size in bytes; a negative size, such as `-1`, is unknown.
+/// Reads a size in bytes. A negative size, such as `-1`, is unknown.
 fn read_size(field: &str, column: &str, value: &Json<'_>) -> Result<Option<i64>, String> {
     let size = read_integer(field, column, value)?;
     Ok((size >= 0).then_some(size))

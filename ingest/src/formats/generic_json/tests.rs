@@ -35,7 +35,7 @@ fn attributes(event: &Event) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// A mapping with only an RFC 3339 `time` in field `ts`, plus `extra` lines.
+/// Builds a mapping with only an RFC 3339 `time` in field `ts`, plus `extra` lines.
 fn with_time(extra: &str) -> JsonMapping {
     mapping(&format!(
         "name = \"test\"\n[fields]\ntime = \"ts\"\n{extra}"
@@ -723,7 +723,7 @@ proptest! {
     }
 }
 
-/// A mapping that reads every column from a few keys, for the no-panic property tests.
+/// Builds a mapping that reads every column from a few keys, for the no-panic property tests.
 fn every_column_mapping(time_format: &str) -> JsonMapping {
     let zone = if time_format.starts_with("epoch") {
         ""

@@ -53,7 +53,7 @@ impl Unit {
         Unit::ALL.into_iter().find(|unit| unit.suffix() == name)
     }
 
-    /// The unit's short name: `s`, `ms`, `us` or `ns`.
+    /// Returns the unit's short name: `s`, `ms`, `us` or `ns`.
     pub(crate) fn suffix(self) -> &'static str {
         match self {
             Unit::Seconds => "s",
@@ -153,7 +153,7 @@ fn earliest<T: TimeZone>(result: LocalResult<DateTime<T>>) -> Option<DateTime<T>
     }
 }
 
-/// How a `time` entry reads its value.
+/// Format of the values of a `time` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TimeFormat {
     /// ISO 8601 text such as `2024-03-05T10:15:30.123+01:00`.
@@ -348,7 +348,7 @@ fn implausible_epoch(field: &str, unit: Unit, text: &str, micros: i128) -> Strin
     )
 }
 
-/// Writes microseconds as an RFC 3339 time, or says how far out of range they are.
+/// Writes microseconds as an RFC 3339 time, or as the year range they fall outside of.
 fn describe_micros(micros: i128) -> String {
     match i64::try_from(micros)
         .ok()
