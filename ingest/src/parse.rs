@@ -307,11 +307,11 @@ fn parse_record_isolated(
             "internal error in the {format} parser; the line is kept in the rejects file"
         )),
     };
-    let LineOutcome::Rejected(_) = outcome else {
+    let LineOutcome::Rejected(record_reason) = outcome else {
         return outcome;
     };
     let Some(unwrapped) = envelope::unwrap(record) else {
-        return outcome;
+        return LineOutcome::Rejected(record_reason);
     };
     match catch_unwind(AssertUnwindSafe(|| parser.parse(&unwrapped.line, ctx))) {
         Ok(LineOutcome::Event(mut event)) => {
@@ -325,6 +325,9 @@ fn parse_record_isolated(
             LineOutcome::Events(events)
         }
         Ok(LineOutcome::Skipped(reason)) => LineOutcome::Skipped(reason),
+        Ok(LineOutcome::Rejected(reason)) if format == Format::Json => {
+            LineOutcome::Rejected(json_envelope_rejection(record_reason, reason))
+        }
         Ok(LineOutcome::Rejected(reason)) => {
             LineOutcome::Rejected(format!("in the shipper's envelope: {reason}"))
         }
@@ -332,6 +335,17 @@ fn parse_record_isolated(
             "internal error in the {format} parser; the line is kept in the rejects file"
         )),
     }
+}
+
+/// Words the rejection of a `json` record whose `message` or `log` line was rejected too.
+///
+/// A `json` mapping reads the record's own fields, and many exports carry
+/// a `message` field that is no envelope, so the record's reason comes first.
+fn json_envelope_rejection(record_reason: String, line_reason: String) -> String {
+    if record_reason == line_reason {
+        return record_reason;
+    }
+    format!("{record_reason} (and as a shipper's envelope: {line_reason})")
 }
 
 /// Hashes JWT-shaped tokens in a value that has no credential-named field around them.
@@ -624,7 +638,11 @@ mod tests {
             &ctx,
         );
         assert_eq!(
-            (parsed.report.accepted, parsed.report.skipped, parsed.report.rejected),
+            (
+                parsed.report.accepted,
+                parsed.report.skipped,
+                parsed.report.rejected
+            ),
             (1, 0, 0),
             "only line 3 counts, and the header on line 1 still applies: {:?}",
             parsed.report

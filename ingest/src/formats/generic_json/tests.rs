@@ -1,3 +1,4 @@
+use arrow::array::{Array, AsArray};
 use proptest::prelude::*;
 
 use super::*;
@@ -540,6 +541,39 @@ fn rejects_non_objects_and_other_formats() {
     );
 }
 
+#[test]
+fn message_field_keeps_record_reason() {
+    let mapping = with_time("status = \"status\"");
+    let redactor = Redactor::new(b"k".to_vec(), 1);
+    let ctx = ParseContext {
+        json_mapping: Some(&mapping),
+        ..ParseContext::new(&redactor)
+    };
+    let data = concat!(
+        r#"{"ts":"2024-03-05T10:15:30Z","status":"OK","message":"GET /x 200"}"#,
+        "\n",
+        r#"{"log":"{\"ts\":\"2024-03-05T10:15:30Z\",\"status\":201}\n","stream":"stdout"}"#,
+        "\n",
+    );
+    let chunk = parse_chunk(Format::Json, data.as_bytes(), 1, &ctx);
+    assert_eq!(chunk.report.accepted, 1, "{:?}", chunk.report.errors);
+    assert_eq!(chunk.report.rejected, 1);
+    let reason = &chunk.rejects[0].reason;
+    assert!(
+        reason.starts_with(r#"invalid number "OK" in field status (column status) (and as a shipper's envelope: invalid JSON: "#),
+        "{reason}"
+    );
+
+    let status = chunk.batch.column_by_name("status").unwrap();
+    let status = status.as_primitive::<arrow::datatypes::Int32Type>();
+    assert_eq!(
+        status.value(0),
+        201,
+        "a Docker envelope of a JSON line is unwrapped"
+    );
+    assert!(status.is_valid(0));
+}
+
 /// A made-up record in the shape of a Datadog log search export.
 const DATADOG_RECORD: &str = r#"{"id":"AgAAAY4WZx1","type":"log","content":{"timestamp":"2024-03-05T10:15:30.123Z","host":"i-0abc123","service":"checkout-api","tags":["env:prod","team:payments"],"attributes":{"http":{"method":"POST","status_code":201,"url":"https://api.example.com:8443/v1/orders?expand=items","useragent":"okhttp/4.12.0","request_id":"c0ffee","referer":"-"},"network":{"client":{"ip":"203.0.113.7","port":52311},"bytes_written":2048},"duration":48210000,"usr":{"id":"acct_42"},"level":"info"}}}"#;
 
@@ -669,7 +703,6 @@ fn driver_normalises_and_applies_future_tolerance() {
 
     let batch = &chunk.batch;
     let column = |name: &str| {
-        use arrow::array::AsArray;
         batch
             .column_by_name(name)
             .unwrap()
