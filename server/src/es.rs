@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use apitrail_ingest::{Format, IngestReport, ParsedChunk, detect_format, parse_chunk};
+use apitrail_ingest::{
+    Format, IngestReport, ParseContext, ParsedChunk, detect_format, parse_chunk,
+};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -47,6 +49,8 @@ const ANNOUNCED_VERSION: &str = "8.11.0";
 pub struct BulkParams {
     format: Option<String>,
     sensor: Option<String>,
+    /// Mapping of the generic `json` format.
+    mapping: Option<String>,
 }
 
 /// `GET /api/v1/es`: the cluster information shippers read the version from.
@@ -126,6 +130,7 @@ async fn bulk_into(
     let started = Instant::now();
     crate::http::check_content_encoding(&headers)?;
     let forced = match params.format.as_deref() {
+        _ if params.mapping.is_some() => Some(Format::Json),
         None | Some("") | Some("auto") => None,
         Some(name) => Some(
             name.parse::<Format>()
@@ -171,8 +176,7 @@ async fn bulk_into(
     let mut outcomes: BTreeMap<GroupKey, GroupOutcome> = BTreeMap::new();
     let origin = format!("http:{}:es_bulk", peer.ip());
     for (key, documents) in groups {
-        let outcome = ingest_group(&state, key.0, &documents, params.sensor.as_deref(), &origin)
-            .await?;
+        let outcome = ingest_group(&state, key.0, &documents, &params, &origin).await?;
         outcomes.insert(key, outcome);
     }
 
@@ -248,7 +252,7 @@ async fn ingest_group(
     state: &AppState,
     format: Option<Format>,
     documents: &[(u64, String)],
-    sensor: Option<&str>,
+    params: &BulkParams,
     origin: &str,
 ) -> Result<GroupOutcome, ApiError> {
     let mut data = String::with_capacity(documents.iter().map(|(_, d)| d.len() + 1).sum());
@@ -270,10 +274,24 @@ async fn ingest_group(
         });
     };
 
+    if format == Format::Json {
+        state
+            .pipeline
+            .json_mapping(params.mapping.as_deref())
+            .map_err(ApiError::bad_request)?;
+    }
     let pipeline = std::sync::Arc::clone(&state.pipeline);
-    let sensor = sensor.map(str::to_string);
+    let sensor = params.sensor.clone();
+    let mapping = params.mapping.clone();
     let parsed: ParsedChunk = tokio::task::spawn_blocking(move || {
-        let ctx = pipeline.context(sensor.as_deref());
+        let json_mapping = match format {
+            Format::Json => pipeline.json_mapping(mapping.as_deref()).ok(),
+            _ => None,
+        };
+        let ctx = ParseContext {
+            json_mapping,
+            ..pipeline.context(sensor.as_deref())
+        };
         parse_chunk(format, data.as_bytes(), 1, &ctx)
     })
     .await

@@ -279,6 +279,8 @@ struct IngestParams {
     source: Option<String>,
     /// The client's id for this body; a retry with the same id adds nothing.
     batch_id: Option<String>,
+    /// Mapping of the generic `json` format.
+    mapping: Option<String>,
 }
 
 /// Longest accepted `batch_id`, in bytes.
@@ -317,6 +319,7 @@ async fn ingest(
     }
     let options = IngestOptions {
         batch_id: params.batch_id,
+        mapping: params.mapping,
         format,
         sensor: params.sensor,
         origin: params
@@ -369,7 +372,9 @@ async fn ingest(
     };
 
     let (status, message) = match &error {
-        IngestError::UnknownFormat => (StatusCode::BAD_REQUEST, error.to_string()),
+        IngestError::UnknownFormat | IngestError::Mapping(_) => {
+            (StatusCode::BAD_REQUEST, error.to_string())
+        }
         IngestError::Read { source, .. } if source.kind() == std::io::ErrorKind::FileTooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than the limit of {limit} bytes"),

@@ -27,6 +27,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 /// Errors that stop an ingest before the end of its input.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The `json` format has no usable mapping.
+    #[error("{0}")]
+    Mapping(String),
     /// The input's format was not given and could not be recognised.
     #[error(
         "could not detect the log format from the first lines; name it with the format parameter (HTTP) or --format (CLI): {}", Format::names()
@@ -59,6 +62,8 @@ pub struct IngestOptions {
     pub sensor: Option<String>,
     /// Label of the input in the rejects file: a file name or the HTTP peer.
     pub origin: String,
+    /// Name of the mapping of the generic `json` format; giving one implies that format.
+    pub mapping: Option<String>,
     /// The client's id for this input; a retry with the same id adds nothing
     /// that the first attempt stored (see `apitrail_storage::batches`).
     pub batch_id: Option<String>,
@@ -85,6 +90,19 @@ where
     R: AsyncRead + Unpin + Send,
 {
     let mut report = IngestReport::default();
+    let mut format = match (options.format, &options.mapping) {
+        (None, Some(_)) => Some(Format::Json),
+        (format, _) => format,
+    };
+    if format == Some(Format::Json)
+        && let Err(message) = pipeline.json_mapping(options.mapping.as_deref())
+    {
+        return IngestOutcome {
+            report,
+            error: Some(IngestError::Mapping(message)),
+            replayed: false,
+        };
+    }
     let mut skip_through_line = 0;
     let _batch_guard = match (&options.batch_id, &sink) {
         (Some(id), Sink::Store(_)) => {
@@ -124,7 +142,6 @@ where
             };
         }
     };
-    let mut format = options.format;
     let mut parser: Option<Box<dyn RecordParser>> = format.map(new_parser);
     let mut chunker = RecordChunker::default();
     let mut buf = vec![0u8; 256 * 1024];
@@ -184,6 +201,7 @@ where
                 chunk_parser,
                 chunk,
                 options.sensor.clone(),
+                options.mapping.clone(),
                 skip_through_line,
                 pipeline,
             );
@@ -303,13 +321,19 @@ async fn parse_blocking(
     mut parser: Box<dyn RecordParser>,
     chunk: Chunk,
     sensor: Option<String>,
+    mapping: Option<String>,
     skip_through_line: u64,
     pipeline: &Arc<IngestPipeline>,
 ) -> (Box<dyn RecordParser>, ParsedChunk, u64) {
     let pipeline = Arc::clone(pipeline);
     tokio::task::spawn_blocking(move || {
+        let json_mapping = match format {
+            Format::Json => pipeline.json_mapping(mapping.as_deref()).ok(),
+            _ => None,
+        };
         let ctx = ParseContext {
             skip_through_line,
+            json_mapping,
             ..pipeline.context(sensor.as_deref())
         };
         let parsed = parse_records(
