@@ -20,7 +20,7 @@
 //! The cluster-information and health routes answer what shippers check
 //! before they send.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -140,7 +140,9 @@ async fn bulk_into(
     let text = read_body(body, state.max_body_bytes).await?;
 
     let mut actions = Vec::new();
-    let mut groups: BTreeMap<GroupKey, Vec<(u64, String)>> = BTreeMap::new();
+    let mut groups: HashMap<GroupKey, Vec<(u64, String)>> = HashMap::new();
+    // Groups in the order of their first document, so that ingest order follows the body.
+    let mut group_order: Vec<GroupKey> = Vec::new();
     let mut lines = text
         .split('\n')
         .enumerate()
@@ -162,7 +164,11 @@ async fn bulk_into(
                 Some((doc_line, document)) => {
                     let index = action.index.clone().unwrap_or_default();
                     let format = forced.or_else(|| format_of_index(&index));
-                    let group = groups.entry((format, index.clone())).or_default();
+                    let key = (format, index.clone());
+                    if !groups.contains_key(&key) {
+                        group_order.push(key.clone());
+                    }
+                    let group = groups.entry(key).or_default();
                     action.document = Some(((format, index), group.len()));
                     group.push((doc_line, document.to_string()));
                 }
@@ -173,9 +179,10 @@ async fn bulk_into(
         actions.push(action);
     }
 
-    let mut outcomes: BTreeMap<GroupKey, GroupOutcome> = BTreeMap::new();
+    let mut outcomes: HashMap<GroupKey, GroupOutcome> = HashMap::new();
     let origin = format!("http:{}:es_bulk", peer.ip());
-    for (key, documents) in groups {
+    for key in group_order {
+        let documents = groups.remove(&key).unwrap_or_default();
         let outcome = ingest_group(&state, key.0, &documents, &params, &origin).await?;
         outcomes.insert(key, outcome);
     }
@@ -192,7 +199,7 @@ async fn bulk_into(
             let index = action.index.clone().unwrap_or_default();
             let error = action.error.clone().or_else(|| {
                 let (key, slot) = action.document.as_ref()?;
-                outcomes.get(key)?.errors.get(slot).cloned().flatten()
+                outcomes.get(key)?.errors.get(*slot).cloned().flatten()
             });
             let body = match error {
                 Some((kind, reason)) => {
