@@ -10,6 +10,7 @@
 pub mod alb;
 pub mod apigateway;
 pub mod clf;
+pub mod elb;
 pub(crate) mod json;
 
 use crate::format::Format;
@@ -34,6 +35,7 @@ impl RecordParser for Stateless {
 pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
     match format {
         Format::AwsAlb => Box::new(Stateless(alb::parse_line)),
+        Format::AwsElb => Box::new(Stateless(elb::parse_line)),
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
         other => Box::new(NotYetSupported(other)),
