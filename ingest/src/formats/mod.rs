@@ -10,6 +10,8 @@
 pub mod alb;
 pub mod apigateway;
 pub mod clf;
+pub mod cloudfront;
+pub mod cloudfront_realtime;
 pub mod elb;
 pub(crate) mod json;
 
@@ -36,6 +38,10 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
     match format {
         Format::AwsAlb => Box::new(Stateless(alb::parse_line)),
         Format::AwsElb => Box::new(Stateless(elb::parse_line)),
+        Format::AwsCloudFront => Box::new(cloudfront::CloudFrontParser::new()),
+        Format::AwsCloudFrontRealtime => {
+            Box::new(cloudfront_realtime::CloudFrontRealtimeParser::new())
+        }
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
         other => Box::new(NotYetSupported(other)),
