@@ -1385,10 +1385,7 @@ mod tests {
         let last_micro = 1_483_228_799_999_999;
         assert_eq!(parse_iso8601("2016-12-31T23:59:60Z"), Some(last_micro));
         assert_eq!(parse_iso8601("2016-12-31T23:59:60.5Z"), Some(last_micro));
-        assert_eq!(
-            parse_iso8601("2017-01-01T00:59:60+01:00"),
-            Some(last_micro)
-        );
+        assert_eq!(parse_iso8601("2017-01-01T00:59:60+01:00"), Some(last_micro));
         assert_eq!(
             parse_clf_time("31/Dec/2016:23:59:60 +0000"),
             Some(last_micro)

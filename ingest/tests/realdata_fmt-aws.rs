@@ -87,7 +87,10 @@ fn cloudfront_elastic_standard_log() {
     assert_eq!(int32(batch, "client_port", 0), Some(11040));
     assert_eq!(text(batch, "method", 0), some("GET"));
     assert_eq!(text(batch, "scheme", 0), some("https"));
-    assert_eq!(text(batch, "host", 0), some("d111111abcdef8.cloudfront.net"));
+    assert_eq!(
+        text(batch, "host", 0),
+        some("d111111abcdef8.cloudfront.net")
+    );
     assert_eq!(text(batch, "path", 0), some("/index.html"));
     assert_eq!(int32(batch, "status", 0), Some(200));
     assert_eq!(int64(batch, "request_bytes", 0), Some(23));

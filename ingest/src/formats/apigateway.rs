@@ -89,8 +89,9 @@ fn build_event(line: &str) -> Result<Event, String> {
     }
     match serde_json::from_str::<Json<'_>>(line) {
         Ok(value) => build_json_event(&value),
-        Err(error) => recover::build_event(line)
-            .unwrap_or_else(|| Err(format!("invalid JSON: {error}"))),
+        Err(error) => {
+            recover::build_event(line).unwrap_or_else(|| Err(format!("invalid JSON: {error}")))
+        }
     }
 }
 
@@ -648,8 +649,9 @@ mod tests {
         assert_eq!(http.time, 1_663_811_436_000_000);
         let rest = parse_event(r#"{"requestTimeEpoch":"1663964129948","resourceId":"abc123"}"#);
         assert_eq!(rest.time, 1_663_964_129_948_000);
-        let websocket =
-            parse_event(r#"{"requestTimeEpoch":"1663964129948","eventType":"MESSAGE","routeKey":"$default"}"#);
+        let websocket = parse_event(
+            r#"{"requestTimeEpoch":"1663964129948","eventType":"MESSAGE","routeKey":"$default"}"#,
+        );
         assert_eq!(websocket.time, 1_663_964_129_948_000);
     }
 
@@ -821,7 +823,9 @@ mod tests {
             r#"invalid request id "\"-\"" after the status: expected a UUID or an API Gateway id"#
         );
         assert_eq!(
-            rejection(r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1 "curl/8.0""#),
+            rejection(
+                r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1 "curl/8.0""#
+            ),
             r#"invalid request id "\"curl/8.0\"" after the status: expected a UUID or an API Gateway id"#
         );
         assert_eq!(
@@ -829,7 +833,9 @@ mod tests {
             r#"expected a quoted request after the [requestTime] field, found "GET / HTTP/1.0 200 1 r""#
         );
         assert_eq!(
-            rejection(r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" OK 1 Y1qkyit4CYcEP2g="#),
+            rejection(
+                r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" OK 1 Y1qkyit4CYcEP2g="#
+            ),
             r#"invalid number "OK" in key status"#
         );
     }

@@ -267,10 +267,7 @@ impl RecordParser for CloudFrontParser {
             {
                 return LineOutcome::Skipped("header");
             }
-            return LineOutcome::Rejected(format!(
-                "unknown W3C directive {}",
-                quote_excerpt(line)
-            ));
+            return LineOutcome::Rejected(format!("unknown W3C directive {}", quote_excerpt(line)));
         }
 
         let found = count_fields(line);
@@ -427,9 +424,12 @@ impl<'a> Record<'a> {
                 }
                 self.event.query = Some(query.into_owned());
             }
-            Column::Status => self.set_status(field, value).map_err(|()| invalid("status"))?,
+            Column::Status => self
+                .set_status(field, value)
+                .map_err(|()| invalid("status"))?,
             Column::RequestBytes => {
-                event.request_bytes = Some(parse_digits(value).ok_or_else(|| invalid("byte count"))?);
+                event.request_bytes =
+                    Some(parse_digits(value).ok_or_else(|| invalid("byte count"))?);
             }
             Column::ResponseBytes => {
                 event.response_bytes =
@@ -781,7 +781,10 @@ mod tests {
             "cs(User-Agent)",
             "Mozilla/5.0%2520(X11;%2520Linux)",
         )]));
-        assert_eq!(event.user_agent.as_deref(), Some("Mozilla/5.0 (X11; Linux)"));
+        assert_eq!(
+            event.user_agent.as_deref(),
+            Some("Mozilla/5.0 (X11; Linux)")
+        );
         assert_eq!(
             event.attribute("cs(User-Agent)"),
             Some("Mozilla/5.0%2520(X11;%2520Linux)")
@@ -888,7 +891,8 @@ mod tests {
 
     #[test]
     fn other_formats_are_rejected() {
-        let clf = r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326"#;
+        let clf =
+            r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326"#;
         assert_eq!(
             rejection(clf),
             "expected 33 tab-separated fields (the default CloudFront standard log fields), found 1"

@@ -175,7 +175,9 @@ impl CloudFrontRealtimeParser {
     fn field_count_reason(&self, found: usize) -> String {
         let expected = self.fields.len();
         if self.from_header {
-            format!("expected {expected} tab-separated fields as the #Fields line lists, found {found}")
+            format!(
+                "expected {expected} tab-separated fields as the #Fields line lists, found {found}"
+            )
         } else {
             format!(
                 "expected {expected} tab-separated fields (every real-time log field, in CloudFront's order), \
@@ -359,8 +361,12 @@ mod tests {
     fn headers_are_redacted_by_the_driver() {
         let redactor = Redactor::new(b"test".to_vec(), 1);
         let event = parse_event(&record_with(&[]));
-        let headers = redactor.redact_attribute("cs-headers", event.attribute("cs-headers").unwrap());
-        assert!(headers.starts_with("Host:api.example.com\nAuthorization:Bearer h1:"), "{headers}");
+        let headers =
+            redactor.redact_attribute("cs-headers", event.attribute("cs-headers").unwrap());
+        assert!(
+            headers.starts_with("Host:api.example.com\nAuthorization:Bearer h1:"),
+            "{headers}"
+        );
         assert!(!headers.contains("abcdefghij1234567890"), "{headers}");
         let cookie = redactor.redact_attribute("cs-cookie", event.attribute("cs-cookie").unwrap());
         assert!(!cookie.contains("abc123"), "{cookie}");
@@ -486,7 +492,11 @@ mod tests {
             reasons[1],
             r#"the #Fields line must list the timestamp field, which gives the event time; found "c-ip sc-status""#
         );
-        assert!(reasons[2].starts_with("expected 43 tab-separated fields"), "{}", reasons[2]);
+        assert!(
+            reasons[2].starts_with("expected 43 tab-separated fields"),
+            "{}",
+            reasons[2]
+        );
     }
 
     #[test]
@@ -495,7 +505,10 @@ mod tests {
         standard[0] = "2019-12-04";
         standard[1] = "21:02:31";
         let reason = rejection(&standard.join("\t"));
-        assert!(reason.starts_with("expected 43 tab-separated fields"), "{reason}");
+        assert!(
+            reason.starts_with("expected 43 tab-separated fields"),
+            "{reason}"
+        );
         let mut same_count = vec!["-"; 43];
         same_count[0] = "2019-12-04";
         assert_eq!(
@@ -506,7 +519,11 @@ mod tests {
 
     #[test]
     fn detection_picks_realtime() {
-        let full = format!("{}\n{}\n", record_with(&[]), record_with(&[("sc-status", "404")]));
+        let full = format!(
+            "{}\n{}\n",
+            record_with(&[]),
+            record_with(&[("sc-status", "404")])
+        );
         assert_eq!(
             crate::detect::detect_format(full.as_bytes()),
             Some(Format::AwsCloudFrontRealtime)

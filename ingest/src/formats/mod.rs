@@ -91,5 +91,4 @@ pub(crate) mod test_support {
             other => panic!("expected a rejection for {line:?}, got {other:?}"),
         }
     }
-
 }

@@ -55,7 +55,9 @@ pub(super) fn build_event(line: &str) -> Result<Event, String> {
         identity.next(),
         identity.next(),
     ) else {
-        return Err("expected the source IP, caller and user before the [requestTime] field".to_string());
+        return Err(
+            "expected the source IP, caller and user before the [requestTime] field".to_string(),
+        );
     };
     let close = open
         + line[open..]
@@ -106,7 +108,9 @@ struct Trailer<'a> {
 /// Reads `status [responseLength] requestId [extendedRequestId]`.
 fn read_trailer(rest: &str) -> Result<Trailer<'_>, String> {
     let mut fields = rest.split_ascii_whitespace();
-    let status = fields.next().ok_or("missing the status after the request")?;
+    let status = fields
+        .next()
+        .ok_or("missing the status after the request")?;
     let rest: Vec<&str> = fields.collect();
     let (response_length, ids) = match rest.split_first() {
         Some((first, ids)) if is_byte_count(first) => (Some(*first), ids),
@@ -128,7 +132,10 @@ fn read_trailer(rest: &str) -> Result<Trailer<'_>, String> {
             ));
         }
     };
-    for id in [Some(request_id), extended_request_id].into_iter().flatten() {
+    for id in [Some(request_id), extended_request_id]
+        .into_iter()
+        .flatten()
+    {
         if !is_request_id(id) {
             return Err(format!(
                 "invalid request id {} after the status: expected a UUID or an API Gateway id",
@@ -165,7 +172,11 @@ fn request_parts(request: &str) -> Vec<(&'static str, &str)> {
             } else {
                 "routeKey"
             };
-            vec![("httpMethod", method), (target_key, target), ("protocol", protocol)]
+            vec![
+                ("httpMethod", method),
+                (target_key, target),
+                ("protocol", protocol),
+            ]
         }
         [event_type, route_key, connection_id] if WEBSOCKET_EVENT_TYPES.contains(&event_type) => {
             vec![

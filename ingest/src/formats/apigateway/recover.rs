@@ -144,13 +144,23 @@ fn member_starts(body: &str, closing_brace: usize) -> Vec<MemberStart> {
         let Some(start) = member_at(body, separator, quote, closing_brace) else {
             continue;
         };
-        if starts.last().is_some_and(|last| start.separator < last.value_start) {
+        if starts
+            .last()
+            .is_some_and(|last| start.separator < last.value_start)
+        {
             continue;
         }
         let key = &body[start.key_start..start.key_end];
         let accepted = match bytes[separator] {
-            b'{' => separator == 0 || last_non_space(bytes, separator).is_some_and(|at| bytes[at] == b':'),
-            _ => TEMPLATE_KEYS.contains(&key) || is_api_gateway_key(key) || ends_like_value(bytes, separator),
+            b'{' => {
+                separator == 0
+                    || last_non_space(bytes, separator).is_some_and(|at| bytes[at] == b':')
+            }
+            _ => {
+                TEMPLATE_KEYS.contains(&key)
+                    || is_api_gateway_key(key)
+                    || ends_like_value(bytes, separator)
+            }
         };
         if accepted {
             starts.push(start);
@@ -160,7 +170,12 @@ fn member_starts(body: &str, closing_brace: usize) -> Vec<MemberStart> {
 }
 
 /// Reads `"key"` and the `:` after it, for a quote at `quote`.
-fn member_at(body: &str, separator: usize, quote: usize, closing_brace: usize) -> Option<MemberStart> {
+fn member_at(
+    body: &str,
+    separator: usize,
+    quote: usize,
+    closing_brace: usize,
+) -> Option<MemberStart> {
     let bytes = body.as_bytes();
     let key_start = quote + 1;
     let key_end = key_start + memchr::memchr(b'"', bytes.get(key_start..closing_brace)?)?;
@@ -258,7 +273,9 @@ mod tests {
     #[test]
     fn unknown_keys_after_complete_values() {
         assert_eq!(
-            members(r#"{"requestId":"r1","custom":"a","n":5,"flag":true,"gone":null,"status":200}"#),
+            members(
+                r#"{"requestId":"r1","custom":"a","n":5,"flag":true,"gone":null,"status":200}"#
+            ),
             pairs(&[
                 ("requestId", "r1"),
                 ("custom", "a"),
@@ -305,7 +322,10 @@ mod tests {
     #[test]
     fn non_objects_give_none() {
         for line in ["", "{", "}", "[1]", r#"{"a":1"#, "{}", "plain text"] {
-            assert!(read_members(line).is_none_or(|members| members.is_empty()), "{line:?}");
+            assert!(
+                read_members(line).is_none_or(|members| members.is_empty()),
+                "{line:?}"
+            );
         }
     }
 
