@@ -258,9 +258,9 @@ mod tests {
             "gzip",
             "application/json",
             "/v1/*",
-            "Host:api.example.com%0AAuthorization:Bearer%20abcdefghij1234567890%0A",
-            "Host%0AAuthorization%0A",
-            "2",
+            "Host:api.example.com%0AAuthorization:Bearer%20abcdefghij1234567890%0AX-Api-Key:k3yk3yk3y42%0ACookie:sid=s3cr3t%0A",
+            "Host%0AAuthorization%0AX-Api-Key%0ACookie%0A",
+            "4",
             "0.003",
             "0.003",
             "16509",
@@ -341,10 +341,14 @@ mod tests {
             ("cache-behavior-path-pattern", "/v1/*"),
             (
                 "cs-headers",
-                "Host:api.example.com\nAuthorization:Bearer abcdefghij1234567890\n",
+                "Host:api.example.com\nAuthorization:Bearer abcdefghij1234567890\n\
+                 X-Api-Key:k3yk3yk3y42\nCookie:sid=s3cr3t\n",
             ),
-            ("cs-header-names", "Host\nAuthorization\n"),
-            ("cs-headers-count", "2"),
+            (
+                "cs-header-names",
+                "Host\nAuthorization\nX-Api-Key\nCookie\n",
+            ),
+            ("cs-headers-count", "4"),
             ("origin-fbl", "0.003"),
             ("origin-lbl", "0.003"),
             ("asn", "16509"),
@@ -367,7 +371,10 @@ mod tests {
             headers.starts_with("Host:api.example.com\nAuthorization:Bearer h1:"),
             "{headers}"
         );
-        assert!(!headers.contains("abcdefghij1234567890"), "{headers}");
+        for secret in ["abcdefghij1234567890", "k3yk3yk3y42", "s3cr3t"] {
+            assert!(!headers.contains(secret), "{headers}");
+        }
+        assert!(headers.contains("\nCookie:sid=h1:"), "{headers}");
         let cookie = redactor.redact_attribute("cs-cookie", event.attribute("cs-cookie").unwrap());
         assert!(!cookie.contains("abc123"), "{cookie}");
     }
