@@ -1,5 +1,5 @@
 //! Real-file tests of the AWS formats that have no test in `realdata.rs`:
-//! `aws_elb`, `aws_cloudfront` and the API Gateway CLF forms.
+//! `aws_elb` and `aws_cloudfront`.
 //!
 //! The samples are read from the directory that `realdata_dir` returns, as in
 //! `realdata.rs`. Row numbers count accepted lines from 0, and each check names
@@ -70,7 +70,7 @@ fn cloudfront_elastic_standard_log() {
     ) else {
         return;
     };
-    // Lines 1 and 2 are the #Version and #Fields lines; line 14 lacks its last two fields.
+    // Lines 1 and 2 are the #Version and #Fields lines. Line 14 lacks its last two fields.
     assert_counts(&chunk, 11, 1, 2);
     assert_eq!(chunk.report.skipped_reasons["header"], 2);
     assert_eq!(

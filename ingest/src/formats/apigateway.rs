@@ -25,8 +25,8 @@
 //!
 //! `time` is when API Gateway received the request (the START).
 //! `requestTime` is `10/Jun/2023:15:36:28 +0000`. `requestTimeEpoch` is in
-//! milliseconds for REST and WebSocket APIs and in seconds for HTTP APIs; see
-//! [`resolve_epoch`] for how the unit is chosen. `resourcePath`, `routeKey`,
+//! milliseconds for REST and WebSocket APIs and in seconds for HTTP APIs, and
+//! [`resolve_epoch`] describes how the unit is chosen. `resourcePath`, `routeKey`,
 //! `eventType`, `connectionId` and `integrationLatency` go to attributes
 //! `resource_path`, `route_key`, `event_type`, `connection_id` and
 //! `integration_latency`. Every other key goes to an attribute under its
@@ -297,7 +297,7 @@ fn parse_epoch(key: &str, text: &str) -> Result<f64, String> {
 ///
 /// REST and WebSocket APIs log milliseconds and HTTP APIs seconds, so:
 /// 1. When the record also has `requestTime`, the unit that lands closer to it wins.
-/// 2. Otherwise the unit of the API kind, told by its keys (`resourcePath` or
+/// 2. Otherwise the unit of the API kind, shown by its keys (`resourcePath` or
 ///    `resourceId` for REST, `eventType` or `connectionId` for WebSocket,
 ///    `routeKey` alone for HTTP), when that gives a time from 2000 to 2100.
 /// 3. Otherwise the magnitude: at least [`EPOCH_MILLIS_THRESHOLD`] is milliseconds.

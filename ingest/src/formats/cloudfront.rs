@@ -72,7 +72,7 @@ use crate::text::{
     parse_iso8601, parse_seconds_as_micros, percent_decode_path, quote_excerpt, set_client_address,
 };
 
-/// The fields of a standard log file when no `#Fields:` line says otherwise.
+/// The fields of a standard log file before any `#Fields:` line.
 pub(super) const DEFAULT_FIELDS: [&str; 33] = [
     "date",
     "time",
@@ -122,7 +122,7 @@ const OTHER_DIRECTIVES: [&str; 6] = [
 /// Attribute name for the cookie header, which the driver recognises by its `cookie` suffix.
 const COOKIE_ATTRIBUTE: &str = "cs-cookie";
 
-/// What the parser does with the value of one field.
+/// Destination of one field's value: a column, or an attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Column {
     /// `date`: `YYYY-MM-DD`, UTC.
@@ -473,7 +473,7 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Sets `status`; `000` (no response was sent) stays an attribute.
+    /// Sets `status`. A `000` (no response was sent) stays an attribute instead.
     fn set_status(&mut self, field: &FieldSpec, value: &str) -> Result<(), ()> {
         if value == "000" {
             self.push_attribute(&field.name, value);
@@ -563,7 +563,7 @@ mod tests {
         "sc-content-type sc-content-len sc-range-start sc-range-end"
     );
 
-    /// A data line of the default layout, with a few fields replaced by name.
+    /// Builds a data line of the default layout, with a few fields replaced by name.
     fn line_with(replacements: &[(&str, &str)]) -> String {
         let mut values = [
             "2019-12-04",

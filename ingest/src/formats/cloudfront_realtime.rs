@@ -1,7 +1,7 @@
 //! Amazon CloudFront real-time logs (`aws_cloudfront_realtime`).
 //!
 //! CloudFront delivers real-time log records to Kinesis Data Streams as
-//! tab-separated lines without a header. Each record holds the fields that the
+//! tab-separated lines without a header. Each record contains the fields that the
 //! real-time log configuration selects, always in the order of CloudFront's
 //! documented field list, whose full form is:
 //!
@@ -218,7 +218,7 @@ mod tests {
     use crate::formats::test_support::{expect_event, expect_rejection};
     use crate::redact::Redactor;
 
-    /// A full record, with a few fields replaced by name.
+    /// Builds a full record, with a few fields replaced by name.
     fn record_with(replacements: &[(&str, &str)]) -> String {
         let mut values = [
             "1587402060.123",

@@ -153,7 +153,7 @@ fn set_processing_times(event: &mut Event, fields: &[Field<'_>]) -> Result<(), S
     Ok(())
 }
 
-/// Parses a status code; `-` (no response from a backend) is unknown.
+/// Parses a status code. A `-` (no response from a backend) is unknown.
 fn parse_status(fields: &[Field<'_>], index: usize) -> Result<Option<i32>, String> {
     match fields[index].text {
         "-" => Ok(None),

@@ -20,10 +20,11 @@
 //! templates, not the requested path, so they go to attributes `resource_path`
 //! and `route_key` and `path` stays unknown.
 //!
-//! Apache and nginx write the same layout up to the byte count. A line is read
-//! as API Gateway's only when a request id follows the byte count: a UUID (REST
-//! `requestId`, which a client may set but only to a UUID), or the 16-character
-//! id that API Gateway generates (HTTP API `requestId`, REST `extendedRequestId`).
+//! Apache and nginx write the same layout up to the byte count. So a line is
+//! read as API Gateway's only when a request id follows the byte count. That is
+//! a UUID (REST `requestId`, which a client may set, but only to a UUID), or the
+//! 16-character id that API Gateway generates (HTTP API `requestId`, REST
+//! `extendedRequestId`).
 
 use std::borrow::Cow;
 
@@ -36,7 +37,7 @@ const WEBSOCKET_EVENT_TYPES: [&str; 3] = ["CONNECT", "MESSAGE", "DISCONNECT"];
 
 /// Returns whether the line has the CLF shape: three fields, then `[`.
 ///
-/// JSON lines start with `{` or `[` and never reach this test's `true`.
+/// A line that starts with `{` or `[` is JSON and returns false.
 pub(super) fn looks_like_clf(line: &str) -> bool {
     if line.starts_with(['{', '[']) {
         return false;

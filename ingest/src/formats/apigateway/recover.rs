@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use super::{INVALID_JSON_ATTRIBUTE, Record, is_api_gateway_key};
 use crate::event::Event;
 
-/// Longest key this scanner recognises, in bytes.
+/// Maximum length of a key this scanner recognises, in bytes.
 const MAX_KEY_BYTES: usize = 128;
 
 /// Keys of API Gateway's log format templates that always start a member.
@@ -76,7 +76,7 @@ pub(super) fn build_event(line: &str) -> Option<Result<Event, String>> {
     Some(record.finish())
 }
 
-/// Where one member starts.
+/// Start position of one member in the line.
 #[derive(Debug, Clone, Copy)]
 struct MemberStart {
     /// Offset of the `{` or `,` before the key.
