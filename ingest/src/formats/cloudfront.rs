@@ -238,7 +238,7 @@ impl CloudFrontParser {
         }
         if !names.contains(&"date") || !names.contains(&"time") {
             return LineOutcome::Rejected(format!(
-                "the #Fields line must list the date and time fields, which give the event time; found {}",
+                "the #Fields line {} lacks the date or time field, which the event time comes from",
                 quote_excerpt(&names.join(" "))
             ));
         }
@@ -881,7 +881,7 @@ mod tests {
         );
         assert_eq!(
             reasons[1],
-            r#"the #Fields line must list the date and time fields, which give the event time; found "c-ip""#
+            r#"the #Fields line "c-ip" lacks the date or time field, which the event time comes from"#
         );
         assert_eq!(
             rejection("#fields\tts\tuid"),

@@ -163,7 +163,7 @@ impl CloudFrontRealtimeParser {
         }
         if !names.contains(&"timestamp") {
             return LineOutcome::Rejected(format!(
-                "the #Fields line must list the timestamp field, which gives the event time; found {}",
+                "the #Fields line {} lacks the timestamp field, which the event time comes from",
                 quote_excerpt(&names.join(" "))
             ));
         }
@@ -181,7 +181,7 @@ impl CloudFrontRealtimeParser {
         } else {
             format!(
                 "expected {expected} tab-separated fields (every real-time log field, in CloudFront's order), \
-                 found {found}; for a configuration that selects fewer fields, put a line \
+                 found {found}. For a configuration that selects fewer fields, put a line \
                  \"#Fields: \" and their names before the records"
             )
         }
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(
             reason,
             "expected 43 tab-separated fields (every real-time log field, in CloudFront's order), \
-             found 3; for a configuration that selects fewer fields, put a line \"#Fields: \" \
+             found 3. For a configuration that selects fewer fields, put a line \"#Fields: \" \
              and their names before the records"
         );
         let outcomes = parse_lines(&["#Fields: timestamp sc-status", "1587402060.123"]);
@@ -497,7 +497,7 @@ mod tests {
         );
         assert_eq!(
             reasons[1],
-            r#"the #Fields line must list the timestamp field, which gives the event time; found "c-ip sc-status""#
+            r#"the #Fields line "c-ip sc-status" lacks the timestamp field, which the event time comes from"#
         );
         assert!(
             reasons[2].starts_with("expected 43 tab-separated fields"),
