@@ -110,7 +110,7 @@ pub(super) const DEFAULT_FIELDS: [&str; 33] = [
 ];
 
 /// The W3C directives other than `#Fields:`, which carry no request.
-const OTHER_DIRECTIVES: [&str; 6] = [
+pub(super) const OTHER_DIRECTIVES: [&str; 6] = [
     "#Version:",
     "#Software:",
     "#Date:",

@@ -22,6 +22,8 @@
 //! `#Fields:` followed by the selected names in that order, separated by
 //! spaces or tabs, as in CloudFront's standard logs. The parser keeps the list
 //! of the last such line, and field names it does not know become attributes.
+//! The other W3C directives, such as `#Version:`, are skipped, so W3C files
+//! whose `#Fields:` line lists real-time field names are read too.
 //!
 //! | field | column |
 //! |---|---|
@@ -60,7 +62,8 @@
 use crate::format::Format;
 use crate::formats::RecordParser;
 use crate::formats::cloudfront::{
-    Column, FieldSpec, build_event, count_fields, field_specs, fields_directive, trim_record,
+    Column, FieldSpec, OTHER_DIRECTIVES, build_event, count_fields, field_specs, fields_directive,
+    trim_record,
 };
 use crate::parse::{LineOutcome, ParseContext};
 use crate::text::quote_excerpt;
@@ -199,6 +202,12 @@ impl RecordParser for CloudFrontRealtimeParser {
         let line = trim_record(record);
         if let Some(names) = fields_directive(line) {
             return self.read_fields_directive(&names);
+        }
+        if OTHER_DIRECTIVES
+            .iter()
+            .any(|directive| line.starts_with(directive))
+        {
+            return LineOutcome::Skipped("header");
         }
         let found = count_fields(line);
         if found != self.fields.len() {
@@ -448,6 +457,25 @@ mod tests {
     }
 
     #[test]
+    fn w3c_file_with_realtime_fields() {
+        let outcomes = parse_lines(&[
+            "#Version: 1.0",
+            "#Fields: timestamp cs-method cs-uri-stem sc-status",
+            "1587402060.123\tPOST\t/v1/orders\t201",
+        ]);
+        let mut outcomes = outcomes.into_iter();
+        for _ in 0..2 {
+            assert!(matches!(
+                outcomes.next(),
+                Some(LineOutcome::Skipped("header"))
+            ));
+        }
+        let event = expect_event("record", outcomes.next().unwrap());
+        assert_eq!(event.method.as_deref(), Some("POST"));
+        assert_eq!(event.status, Some(201));
+    }
+
+    #[test]
     fn wrong_field_count_names_expected_count() {
         let reason = rejection("1587402060.123\t192.0.2.10\t200");
         assert_eq!(
@@ -482,11 +510,7 @@ mod tests {
 
     #[test]
     fn fields_lines_without_time_are_rejected() {
-        let outcomes = parse_lines(&[
-            "#Fields: date time c-ip",
-            "#Fields: c-ip sc-status",
-            "#Version: 1.0",
-        ]);
+        let outcomes = parse_lines(&["#Fields: date time c-ip", "#Fields: c-ip sc-status"]);
         let reasons: Vec<String> = outcomes
             .into_iter()
             .map(|outcome| expect_rejection("header", outcome))
@@ -498,11 +522,6 @@ mod tests {
         assert_eq!(
             reasons[1],
             r#"the #Fields line "c-ip sc-status" lacks the timestamp field, which the event time comes from"#
-        );
-        assert!(
-            reasons[2].starts_with("expected 43 tab-separated fields"),
-            "{}",
-            reasons[2]
         );
     }
 
