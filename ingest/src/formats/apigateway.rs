@@ -26,7 +26,7 @@
 //! `time` is when API Gateway received the request (the START).
 //! `requestTime` is `10/Jun/2023:15:36:28 +0000`. `requestTimeEpoch` is in
 //! milliseconds for REST and WebSocket APIs and in seconds for HTTP APIs, and
-//! [`resolve_epoch`] describes how the unit is chosen. `resourcePath`, `routeKey`,
+//! `resolve_epoch` describes how the unit is chosen. `resourcePath`, `routeKey`,
 //! `eventType`, `connectionId` and `integrationLatency` go to attributes
 //! `resource_path`, `route_key`, `event_type`, `connection_id` and
 //! `integration_latency`. Every other key goes to an attribute under its
@@ -36,11 +36,11 @@
 //!
 //! API Gateway fills the log format template without escaping, so a value that
 //! contains `"` or `\` makes the line invalid JSON. Such a line is read by its
-//! key names instead (see [`recover`]) and gets attribute `invalid_json` =
-//! `true`.
+//! key names instead (see the `recover` module) and gets attribute
+//! `invalid_json` = `true`.
 //!
-//! The CLF-style formats (see [`clf`]) give the same columns, read from their
-//! positions.
+//! The CLF-style formats (see the `clf` module) give the same columns, read
+//! from their positions.
 //!
 //! WebSocket records (`eventType` CONNECT, MESSAGE or DISCONNECT) are API calls
 //! too. They usually have no method or path.
@@ -60,8 +60,8 @@ use crate::text::{parse_clf_time, parse_iso8601, quote_excerpt, set_client_addre
 /// 5138, while as milliseconds it is March 1973, before API Gateway existed.
 const EPOCH_MILLIS_THRESHOLD: f64 = 1e11;
 
-/// Epoch times that a unit guessed from the API kind must fall between to be
-/// believed: 2000-01-01 and 2100-01-01, in microseconds.
+/// Times, in microseconds, that the unit of the API kind must give for
+/// [`resolve_epoch`] to use it: from 2000-01-01 to 2100-01-01.
 const PLAUSIBLE_MICROS: std::ops::Range<f64> = 946_684_800e6..4_102_444_800e6;
 
 const CONSUMER_KIND: &str = "gateway";
