@@ -8,10 +8,14 @@
 //! more than half of the records voted for it; on a tie the format listed
 //! first in [`Format::ALL`] wins, which puts the most specific first.
 //!
+//! A record that no parser accepts and that is a log shipper's JSON envelope
+//! (see [`crate::envelope`]) votes with the line it wraps.
+//!
 //! A sample too short to hold one whole record can still be recognised by
 //! its start: a JSON object with `"log"` and `"entries"` keys is a HAR
 //! capture, which is one JSON document of any size.
 
+use crate::envelope;
 use crate::format::Format;
 use crate::formats::{RecordParser, new_probe};
 use crate::framing::{FrameState, records};
@@ -43,12 +47,9 @@ pub fn detect_format(sample: &[u8]) -> Option<Format> {
 
     for record in records(sample, 1, FrameState::default()).take(MAX_SAMPLE_RECORDS) {
         let text = decode_line(record.bytes);
-        let mut matched = false;
-        for (index, (_, probe)) in probes.iter_mut().enumerate() {
-            if matches_format(probe.parse(&text, &ctx)) {
-                votes[index] += 1;
-                matched = true;
-            }
+        let mut matched = vote(&mut probes, &mut votes, &text, &ctx);
+        if !matched && let Some(unwrapped) = envelope::unwrap(&text) {
+            matched = vote(&mut probes, &mut votes, &unwrapped.line, &ctx);
         }
         if matched || record.complete {
             voters += 1;
@@ -63,6 +64,23 @@ pub fn detect_format(sample: &[u8]) -> Option<Format> {
         .enumerate()
         .max_by_key(|&(index, &count)| (count, std::cmp::Reverse(index)))?;
     (count * 2 > voters).then(|| probes.swap_remove(index).0)
+}
+
+/// Gives `record` to every probe; returns whether one of them accepted it.
+fn vote(
+    probes: &mut [(Format, Box<dyn RecordParser>)],
+    votes: &mut [usize],
+    record: &str,
+    ctx: &ParseContext<'_>,
+) -> bool {
+    let mut matched = false;
+    for (index, (_, probe)) in probes.iter_mut().enumerate() {
+        if matches_format(probe.parse(record, ctx)) {
+            votes[index] += 1;
+            matched = true;
+        }
+    }
+    matched
 }
 
 /// Recognises a single JSON document from its first bytes.
@@ -119,6 +137,15 @@ mod tests {
         assert_eq!(
             detect_format(&lines(&[APIGATEWAY_LINE])),
             Some(Format::AwsApiGateway)
+        );
+    }
+
+    #[test]
+    fn detects_lines_inside_shipper_envelopes() {
+        let wrapped = serde_json::json!({ "message": CLF_LINE, "host": "web-1" }).to_string();
+        assert_eq!(
+            detect_format(&lines(&[&wrapped, &wrapped])),
+            Some(Format::Clf)
         );
     }
 

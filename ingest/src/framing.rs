@@ -214,9 +214,8 @@ impl<'a> Records<'a> {
             bytes = bytes.strip_suffix(b",").unwrap_or(bytes).trim_ascii_end();
         }
         if let Some(elements) = split_object_array(bytes) {
-            let mut records: Vec<Record<'a>> = elements
-                .map(|bytes| Record { bytes, ..record })
-                .collect();
+            let mut records: Vec<Record<'a>> =
+                elements.map(|bytes| Record { bytes, ..record }).collect();
             records.reverse();
             if let Some(first) = records.pop() {
                 self.pending = records;
@@ -499,7 +498,11 @@ mod tests {
         let bytes: Vec<&str> = records.iter().map(|r| r.1.as_str()).collect();
         assert_eq!(
             bytes,
-            vec!["{\"a\": 1}", "{\n    \"b\": [2, 3]\n  }", "{\"c\": \"],[\"}"]
+            vec![
+                "{\"a\": 1}",
+                "{\n    \"b\": [2, 3]\n  }",
+                "{\"c\": \"],[\"}"
+            ]
         );
         assert_eq!(
             records.iter().map(|r| r.0).collect::<Vec<_>>(),

@@ -9,6 +9,7 @@
 //! - [`framing`]: cuts input into records (lines, or JSON values spread over
 //!   lines) and into chunks that end between records.
 //! - [`detect`]: guesses the format of a body from its first records.
+//! - [`envelope`]: unwraps lines that log shippers send inside JSON objects.
 //! - [`parse`]: the shared driver that numbers lines, isolates failures,
 //!   normalises paths, redacts secrets and builds batches.
 //! - [`redact`]: the keyed hash that replaces secrets before anything is stored,
@@ -27,6 +28,7 @@
 
 pub mod consumer_map;
 pub mod detect;
+pub mod envelope;
 pub mod event;
 pub mod format;
 pub mod formats;
@@ -43,10 +45,13 @@ pub use consumer_map::{ConsumerInfo, ConsumerMap, ConsumerMapError};
 pub use detect::detect_format;
 pub use event::{Event, EventBatchBuilder, SCHEMA_VERSION, event_schema};
 pub use format::{Format, UnknownFormat};
-pub use identity::{Identity, IdentityConfig, IdentityConfigError, IdentityRule};
+pub use formats::generic_json::{JsonMapping, JsonMappingConfig, JsonMappingError};
 pub use formats::{RecordParser, new_parser};
 pub use framing::{Chunk, FrameState, RecordChunker};
-pub use parse::{LineOutcome, ParseContext, ParsedChunk, parse_chunk, parse_records};
+pub use identity::{Identity, IdentityConfig, IdentityConfigError, IdentityRule};
+pub use parse::{
+    FutureTolerance, LineOutcome, ParseContext, ParsedChunk, parse_chunk, parse_records,
+};
 pub use redact::{DuplicateKeyVersion, Redactor};
 pub use report::{IngestReport, LineError, MAX_REPORTED_ERRORS, RejectedLine};
 pub use spec::{ApiSpec, SpecCatalog, SpecError, SpecMatch, SpecStatus, parse_spec};

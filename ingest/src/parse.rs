@@ -7,6 +7,13 @@
 //! reads JWT claims), normalising the path, redacting secrets, templating
 //! the endpoint, then building the Arrow batch.
 //!
+//! When the context sets a [`FutureTolerance`], a record with an event
+//! later than the present plus the tolerance is rejected before any of
+//! that: a clock error or a wrong time unit would otherwise put the event
+//! in a partition of the future. A record that yields several events is
+//! rejected whole when any one of them is too far ahead, so the reject
+//! reason and the rejects file account for every event it held.
+//!
 //! Templating runs once per chunk: a learning [`Templater`] first observes
 //! every path of the chunk under one write lock, then templates them under
 //! one read lock, so parallel parsers do not contend per line.
@@ -14,18 +21,21 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 
+use crate::envelope;
 use crate::event::{Event, EventBatchBuilder};
 use crate::format::Format;
+use crate::formats::generic_json::JsonMapping;
 use crate::formats::{self, RecordParser};
 use crate::framing::{self, FrameState};
 use crate::identity::IdentityConfig;
 use crate::redact::Redactor;
 use crate::report::{IngestReport, RejectedLine};
 use crate::template::{Templater, template_path};
-use crate::text::{decode_line, percent_decode_path};
+use crate::text::{decode_line, format_time_micros, percent_decode_path};
 
 /// Result of a format parser for one line.
 #[derive(Debug)]
@@ -59,10 +69,19 @@ pub struct ParseContext<'a> {
     /// Record of consumers with aliases, so a consumer map written under an
     /// old key still names them.
     pub aliases: Option<&'a ConsumerAliases>,
+    /// Records starting at or before this line are parsed (so headers still
+    /// set the parser's state) but not counted: an earlier attempt at the
+    /// same batch stored them.
+    pub skip_through_line: u64,
+    /// Field mapping of the generic `json` format, which rejects every record without one.
+    pub json_mapping: Option<&'a JsonMapping>,
+    /// Latest event time accepted; `None` accepts any time.
+    pub future_tolerance: Option<FutureTolerance>,
 }
 
 impl<'a> ParseContext<'a> {
-    /// Creates a context with only a redactor: no sensor, fixed templating rules, no identity rules.
+    /// Creates a context with only a redactor: no sensor, fixed templating
+    /// rules, no identity rules, no json mapping and no future tolerance.
     pub fn new(redactor: &'a Redactor) -> Self {
         ParseContext {
             sensor: None,
@@ -70,7 +89,75 @@ impl<'a> ParseContext<'a> {
             identity: None,
             templater: None,
             aliases: None,
+            skip_through_line: 0,
+            json_mapping: None,
+            future_tolerance: None,
         }
+    }
+}
+
+/// How far after a reference time an event may be before its record is rejected.
+///
+/// The reference is the time the input arrived, read from a clock that the
+/// caller passes in, so tests can fix it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FutureTolerance {
+    /// Reference time in microseconds since the Unix epoch, UTC.
+    pub now: i64,
+    /// How far after `now` an event's time may be.
+    pub tolerance: Duration,
+}
+
+impl FutureTolerance {
+    /// Creates a tolerance around `now`, in microseconds since the Unix epoch.
+    pub fn new(now: i64, tolerance: Duration) -> Self {
+        FutureTolerance { now, tolerance }
+    }
+
+    /// Creates a tolerance around the system clock's current time.
+    pub fn from_system_clock(tolerance: Duration) -> Self {
+        FutureTolerance::new(chrono::Utc::now().timestamp_micros(), tolerance)
+    }
+
+    /// Latest accepted event time, in microseconds since the Unix epoch.
+    pub fn latest(&self) -> i64 {
+        let tolerance = i64::try_from(self.tolerance.as_micros()).unwrap_or(i64::MAX);
+        self.now.saturating_add(tolerance)
+    }
+
+    /// Checks that no event is later than [`Self::latest`], returning the reject reason otherwise.
+    fn check(&self, events: &[Event]) -> Result<(), String> {
+        let latest = self.latest();
+        let mut too_late = events.iter().filter(|event| event.time > latest);
+        let Some(first) = too_late.next() else {
+            return Ok(());
+        };
+        let limit = format!(
+            "{} (the current time {} plus the future tolerance of {})",
+            format_time_micros(latest),
+            format_time_micros(self.now),
+            describe_duration(self.tolerance),
+        );
+        let first_time = format_time_micros(first.time);
+        let problem = match events.len() {
+            1 => format!("the event time {first_time} is later than {limit}"),
+            total => format!(
+                "{} of the record's {total} events are later than {limit}, the first at {first_time}",
+                1 + too_late.count()
+            ),
+        };
+        Err(format!(
+            "{problem}; check the clock of the source and the time format"
+        ))
+    }
+}
+
+/// Writes a tolerance in seconds when it is whole seconds, else in milliseconds.
+fn describe_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
     }
 }
 
@@ -125,7 +212,15 @@ pub fn parse_records(
 
     for record in framing::records(data, first_line, state) {
         let line = decode_line(record.bytes);
-        let parsed = match parse_record_isolated(format, parser, &line, ctx) {
+        let outcome = parse_record_isolated(format, parser, &line, ctx);
+        if record.line <= ctx.skip_through_line {
+            continue;
+        }
+        let outcome = match ctx.future_tolerance {
+            Some(tolerance) => reject_future(outcome, &tolerance),
+            None => outcome,
+        };
+        let parsed = match outcome {
             LineOutcome::Event(event) => vec![*event],
             LineOutcome::Events(many) => many,
             LineOutcome::Skipped(reason) => {
@@ -184,19 +279,73 @@ fn template_learned(events: &mut [Event], templater: &RwLock<Templater>) {
     }
 }
 
-/// Runs the format parser, turning a panic into a rejection of that one record.
+/// Rejects a record whose events include one later than the tolerance allows.
+fn reject_future(outcome: LineOutcome, tolerance: &FutureTolerance) -> LineOutcome {
+    let checked = match &outcome {
+        LineOutcome::Event(event) => tolerance.check(std::slice::from_ref(event.as_ref())),
+        LineOutcome::Events(events) => tolerance.check(events),
+        LineOutcome::Skipped(_) | LineOutcome::Rejected(_) => Ok(()),
+    };
+    match checked {
+        Ok(()) => outcome,
+        Err(reason) => LineOutcome::Rejected(reason),
+    }
+}
+
+/// Runs the format parser, turning a panic into a rejection of that one
+/// record. A record the parser rejects that is a shipper's envelope is
+/// parsed again as the line it wraps.
 fn parse_record_isolated(
     format: Format,
     parser: &mut dyn RecordParser,
     record: &str,
     ctx: &ParseContext<'_>,
 ) -> LineOutcome {
-    match catch_unwind(AssertUnwindSafe(|| parser.parse(record, ctx))) {
+    let outcome = match catch_unwind(AssertUnwindSafe(|| parser.parse(record, ctx))) {
         Ok(outcome) => outcome,
         Err(_) => LineOutcome::Rejected(format!(
             "internal error in the {format} parser; the line is kept in the rejects file"
         )),
+    };
+    let LineOutcome::Rejected(record_reason) = outcome else {
+        return outcome;
+    };
+    let Some(unwrapped) = envelope::unwrap(record) else {
+        return LineOutcome::Rejected(record_reason);
+    };
+    match catch_unwind(AssertUnwindSafe(|| parser.parse(&unwrapped.line, ctx))) {
+        Ok(LineOutcome::Event(mut event)) => {
+            event.attributes.extend(unwrapped.fields);
+            LineOutcome::Event(event)
+        }
+        Ok(LineOutcome::Events(mut events)) => {
+            for event in &mut events {
+                event.attributes.extend(unwrapped.fields.iter().cloned());
+            }
+            LineOutcome::Events(events)
+        }
+        Ok(LineOutcome::Skipped(reason)) => LineOutcome::Skipped(reason),
+        Ok(LineOutcome::Rejected(reason)) if format == Format::Json => {
+            LineOutcome::Rejected(json_envelope_rejection(record_reason, reason))
+        }
+        Ok(LineOutcome::Rejected(reason)) => {
+            LineOutcome::Rejected(format!("in the shipper's envelope: {reason}"))
+        }
+        Err(_) => LineOutcome::Rejected(format!(
+            "internal error in the {format} parser; the line is kept in the rejects file"
+        )),
     }
+}
+
+/// Words the rejection of a `json` record whose `message` or `log` line was rejected too.
+///
+/// A `json` mapping reads the record's own fields, and many exports carry
+/// a `message` field that is no envelope, so the record's reason comes first.
+fn json_envelope_rejection(record_reason: String, line_reason: String) -> String {
+    if record_reason == line_reason {
+        return record_reason;
+    }
+    format!("{record_reason} (and as a shipper's envelope: {line_reason})")
 }
 
 /// Hashes JWT-shaped tokens in a value that has no credential-named field around them.
@@ -277,6 +426,8 @@ fn resolve_identity(event: &mut Event, identity: &IdentityConfig, ctx: &ParseCon
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::{Array, AsArray};
+
     use super::*;
     use crate::event::Event;
 
@@ -308,6 +459,95 @@ mod tests {
         }
     }
 
+    /// Emits one event per comma-separated time in microseconds.
+    struct Times;
+
+    impl RecordParser for Times {
+        fn parse(&mut self, record: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
+            let mut events: Vec<Event> = record
+                .split(',')
+                .map(|time| Event::new("json", time.parse().expect("a test time")))
+                .collect();
+            match events.len() {
+                1 => LineOutcome::Event(Box::new(events.remove(0))),
+                _ => LineOutcome::Events(events),
+            }
+        }
+    }
+
+    /// 2024-03-05T10:15:30Z in microseconds.
+    const NOW: i64 = 1_709_633_730_000_000;
+    const MINUTE: i64 = 60_000_000;
+
+    fn parse_times(data: &str, tolerance: Option<FutureTolerance>) -> ParsedChunk {
+        let redactor = Redactor::new(b"k".to_vec(), 1);
+        let ctx = ParseContext {
+            future_tolerance: tolerance,
+            ..ParseContext::new(&redactor)
+        };
+        parse_records(
+            Format::Json,
+            &mut Times,
+            data.as_bytes(),
+            1,
+            FrameState::default(),
+            &ctx,
+        )
+    }
+
+    #[test]
+    fn future_tolerance_rejects_late_events() {
+        let tolerance = FutureTolerance::new(NOW, Duration::from_secs(300));
+        let data = format!(
+            "{}\n{}\n{}\n",
+            NOW - 60 * MINUTE,
+            NOW + 5 * MINUTE,
+            NOW + 5 * MINUTE + 1
+        );
+        let chunk = parse_times(&data, Some(tolerance));
+        assert_eq!(chunk.report.accepted, 2, "{:?}", chunk.report.errors);
+        assert_eq!(chunk.report.rejected, 1);
+        assert_eq!(chunk.rejects[0].line, 3);
+        assert_eq!(
+            chunk.rejects[0].reason,
+            "the event time 2024-03-05T10:20:30.000001Z is later than 2024-03-05T10:20:30Z \
+             (the current time 2024-03-05T10:15:30Z plus the future tolerance of 300 s); \
+             check the clock of the source and the time format"
+        );
+    }
+
+    #[test]
+    fn future_tolerance_rejects_whole_record() {
+        let tolerance = FutureTolerance::new(NOW, Duration::from_millis(1500));
+        let data = format!("{NOW},{},{}\n", NOW + MINUTE, NOW + 2 * MINUTE);
+        let chunk = parse_times(&data, Some(tolerance));
+        assert_eq!(
+            (chunk.report.accepted, chunk.report.rejected),
+            (0, 1),
+            "the in-range event is not kept alone"
+        );
+        assert_eq!(
+            chunk.rejects[0].reason,
+            "2 of the record's 3 events are later than 2024-03-05T10:15:31.500Z (the current \
+             time 2024-03-05T10:15:30Z plus the future tolerance of 1500 ms), the first at \
+             2024-03-05T10:16:30Z; check the clock of the source and the time format"
+        );
+    }
+
+    #[test]
+    fn no_future_tolerance_accepts_any_time() {
+        let chunk = parse_times(&format!("{}\n", i64::MAX), None);
+        assert_eq!(chunk.report.accepted, 1);
+    }
+
+    #[test]
+    fn future_tolerance_saturates() {
+        let tolerance = FutureTolerance::new(NOW, Duration::MAX);
+        assert_eq!(tolerance.latest(), i64::MAX);
+        let chunk = parse_times(&format!("{}\n", i64::MAX), Some(tolerance));
+        assert_eq!(chunk.report.accepted, 1);
+    }
+
     #[test]
     fn one_record_can_yield_many_events_and_state_spans_chunks() {
         let redactor = Redactor::new(b"k".to_vec(), 1);
@@ -337,6 +577,75 @@ mod tests {
             (1, 0),
             "the header of the first chunk should still hold: {:?}",
             second.report.errors
+        );
+    }
+
+    #[test]
+    fn shipper_envelopes_are_parsed_as_the_line_they_wrap() {
+        let redactor = Redactor::new(b"k".to_vec(), 1);
+        let ctx = ParseContext::new(&redactor);
+        let line =
+            r#"10.1.2.3 - - [10/Oct/2000:13:55:36 -0700] "GET /v1/orders/7 HTTP/1.1" 200 12"#;
+        let wrapped = serde_json::json!({ "message": line, "file": "/var/log/access.log" });
+        let bad = serde_json::json!({ "message": "not an access log line" });
+        let body = format!("{wrapped}\n{bad}\n");
+        let parsed = parse_chunk(Format::Clf, body.as_bytes(), 1, &ctx);
+        assert_eq!(
+            (parsed.report.accepted, parsed.report.rejected),
+            (1, 1),
+            "{:?}",
+            parsed.report.errors
+        );
+        assert!(
+            parsed.report.errors[0]
+                .reason
+                .starts_with("in the shipper's envelope: "),
+            "{:?}",
+            parsed.report.errors
+        );
+        let attributes = parsed
+            .batch
+            .column_by_name("attributes")
+            .expect("attributes column")
+            .as_map()
+            .value(0);
+        let keys = attributes.column(0).as_string::<i32>();
+        let values = attributes.column(1).as_string::<i32>();
+        let file = (0..keys.len())
+            .find(|&i| keys.value(i) == "shipper.file")
+            .map(|i| values.value(i));
+        assert_eq!(
+            file,
+            Some("/var/log/access.log"),
+            "the envelope's fields become attributes"
+        );
+    }
+
+    #[test]
+    fn skipped_lines_still_reach_the_parser_but_are_not_counted() {
+        let redactor = Redactor::new(b"k".to_vec(), 1);
+        let ctx = ParseContext {
+            skip_through_line: 2,
+            ..ParseContext::new(&redactor)
+        };
+        let mut parser = Counting { header_seen: false };
+        let parsed = parse_records(
+            Format::Json,
+            &mut parser,
+            b"#count\na,b\nc\n",
+            1,
+            FrameState::default(),
+            &ctx,
+        );
+        assert_eq!(
+            (
+                parsed.report.accepted,
+                parsed.report.skipped,
+                parsed.report.rejected
+            ),
+            (1, 0, 0),
+            "only line 3 counts, and the header on line 1 still applies: {:?}",
+            parsed.report
         );
     }
 }

@@ -859,6 +859,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Writes microseconds since the epoch as RFC 3339 UTC text, with a fraction only when it is not zero.
+pub(crate) fn format_time_micros(micros: i64) -> String {
+    match chrono::DateTime::from_timestamp_micros(micros) {
+        Some(time) => time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => format!("{micros} microseconds since the epoch"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

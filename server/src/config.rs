@@ -64,6 +64,29 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// Certificate and key of the three listeners; without them all three are plain text.
     pub tls: TlsConfig,
+    /// Parsing settings shared by every format.
+    pub ingest: IngestConfig,
+}
+
+/// The `[ingest]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// How far after the server's clock an event's time may be; a record
+    /// with a later event is rejected.
+    pub future_tolerance_secs: u64,
+    /// Field mappings of the generic `json` format, chosen by name with
+    /// `mapping=NAME` (HTTP) or `--mapping NAME` (CLI).
+    pub json_mappings: Vec<apitrail_ingest::JsonMappingConfig>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            future_tolerance_secs: 24 * 3600,
+            json_mappings: Vec::new(),
+        }
+    }
 }
 
 /// The `[auth]` section. Tokens themselves live in the data directory.
@@ -152,6 +175,7 @@ impl Default for ServerConfig {
             views: ViewsConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            ingest: IngestConfig::default(),
         }
     }
 }

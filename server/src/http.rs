@@ -115,6 +115,11 @@ fn route_table() -> RouteTable {
         .add(Method::GET, "/health", Access::Public, health)
         .add(Method::GET, "/metrics", READ, metrics)
         .add(Method::POST, "/api/v1/ingest", INGEST, ingest)
+        .add(Method::GET, "/api/v1/es", INGEST, crate::es::info)
+        .add(Method::GET, "/api/v1/es/", INGEST, crate::es::info)
+        .add(Method::GET, "/api/v1/es/_cluster/health", INGEST, crate::es::health)
+        .add(Method::POST, "/api/v1/es/_bulk", INGEST, crate::es::bulk)
+        .add(Method::POST, "/api/v1/es/{index}/_bulk", INGEST, crate::es::bulk_index)
         .add(Method::POST, "/api/v1/query", READ, query)
         .add(Method::POST, "/api/v1/specs", ADMIN, load_spec)
         .add(Method::GET, "/api/v1/specs", READ, list_specs)
@@ -208,7 +213,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 }
@@ -272,7 +277,17 @@ struct IngestParams {
     sensor: Option<String>,
     /// Name of the input in the rejects file, such as the file it came from.
     source: Option<String>,
+    /// The client's id for this body; a retry with the same id adds nothing.
+    batch_id: Option<String>,
+    /// Mapping of the generic `json` format.
+    mapping: Option<String>,
 }
+
+/// Longest accepted `batch_id`, in bytes.
+const MAX_BATCH_ID_BYTES: usize = 256;
+
+/// Header set on the answer to a batch that was complete before.
+const BATCH_REPLAYED_HEADER: &str = "apitrail-batch-replayed";
 
 async fn ingest(
     State(state): State<AppState>,
@@ -295,7 +310,16 @@ async fn ingest(
     {
         return Err(body_too_large(state.max_body_bytes));
     }
+    if let Some(id) = &params.batch_id
+        && (id.is_empty() || id.len() > MAX_BATCH_ID_BYTES || id.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(format!(
+            "batch_id must be 1 to {MAX_BATCH_ID_BYTES} bytes without control characters"
+        )));
+    }
     let options = IngestOptions {
+        batch_id: params.batch_id,
+        mapping: params.mapping,
         format,
         sensor: params.sensor,
         origin: params
@@ -337,11 +361,20 @@ async fn ingest(
         "ingest finished"
     );
     let Some(error) = outcome.error else {
-        return Ok(Json(report).into_response());
+        let mut response = Json(report).into_response();
+        if outcome.replayed {
+            response.headers_mut().insert(
+                BATCH_REPLAYED_HEADER,
+                axum::http::HeaderValue::from_static("true"),
+            );
+        }
+        return Ok(response);
     };
 
     let (status, message) = match &error {
-        IngestError::UnknownFormat => (StatusCode::BAD_REQUEST, error.to_string()),
+        IngestError::UnknownFormat | IngestError::Mapping(_) => {
+            (StatusCode::BAD_REQUEST, error.to_string())
+        }
         IngestError::Read { source, .. } if source.kind() == std::io::ErrorKind::FileTooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is larger than the limit of {limit} bytes"),
@@ -362,7 +395,7 @@ async fn ingest(
 ///
 /// gzip and zstd bodies are recognised by their magic bytes, with or without
 /// the header, so the body limit applies to the bytes as sent.
-fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_ENCODING) else {
         return Ok(());
     };

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use apitrail_ingest::detect::MAX_SAMPLE_BYTES;
 use apitrail_ingest::{
-    Chunk, Format, IngestReport, ParsedChunk, RecordChunker, RecordParser, detect_format,
-    new_parser, parse_records,
+    Chunk, Format, IngestReport, ParseContext, ParsedChunk, RecordChunker, RecordParser,
+    detect_format, new_parser, parse_records,
 };
+use apitrail_storage::batches::BatchProgress;
 use apitrail_storage::store::ImportWriter;
 use apitrail_storage::{StorageError, Store};
 
@@ -26,6 +27,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 /// Errors that stop an ingest before the end of its input.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The `json` format has no usable mapping.
+    #[error("{0}")]
+    Mapping(String),
     /// The input's format was not given and could not be recognised.
     #[error(
         "could not detect the log format from the first lines; name it with the format parameter (HTTP) or --format (CLI): {}", Format::names()
@@ -58,6 +62,11 @@ pub struct IngestOptions {
     pub sensor: Option<String>,
     /// Label of the input in the rejects file: a file name or the HTTP peer.
     pub origin: String,
+    /// Name of the mapping of the generic `json` format; giving one implies that format.
+    pub mapping: Option<String>,
+    /// The client's id for this input; a retry with the same id adds nothing
+    /// that the first attempt stored (see `apitrail_storage::batches`).
+    pub batch_id: Option<String>,
 }
 
 /// A report that may be partial, with the error that stopped the ingest.
@@ -65,6 +74,8 @@ pub struct IngestOptions {
 pub struct IngestOutcome {
     pub report: IngestReport,
     pub error: Option<IngestError>,
+    /// The batch id was complete before: `report` is the first attempt's.
+    pub replayed: bool,
 }
 
 /// Parses and stores everything `input` yields.
@@ -79,6 +90,45 @@ where
     R: AsyncRead + Unpin + Send,
 {
     let mut report = IngestReport::default();
+    let mut format = match (options.format, &options.mapping) {
+        (None, Some(_)) => Some(Format::Json),
+        (format, _) => format,
+    };
+    if format == Some(Format::Json)
+        && let Err(message) = pipeline.json_mapping(options.mapping.as_deref())
+    {
+        return IngestOutcome {
+            report,
+            error: Some(IngestError::Mapping(message)),
+            replayed: false,
+        };
+    }
+    let mut skip_through_line = 0;
+    let _batch_guard = match (&options.batch_id, &sink) {
+        (Some(id), Sink::Store(_)) => {
+            let guard = store.batches().lock(id).await;
+            if let Some(progress) = store.batches().get(id) {
+                let earlier: IngestReport =
+                    serde_json::from_value(progress.report).unwrap_or_default();
+                if progress.complete {
+                    return IngestOutcome {
+                        report: earlier,
+                        error: None,
+                        replayed: true,
+                    };
+                }
+                tracing::info!(
+                    batch_id = %id,
+                    through_line = progress.through_line,
+                    "resuming a batch after the lines an earlier attempt stored"
+                );
+                skip_through_line = progress.through_line;
+                report = earlier;
+            }
+            Some(guard)
+        }
+        _ => None,
+    };
     let mut reader = match decompress(input).await {
         Ok(reader) => reader,
         Err(source) => {
@@ -88,16 +138,17 @@ where
                     lines_read: 0,
                     source,
                 }),
+                replayed: false,
             };
         }
     };
-    let mut format = options.format;
     let mut parser: Option<Box<dyn RecordParser>> = format.map(new_parser);
     let mut chunker = RecordChunker::default();
     let mut buf = vec![0u8; 256 * 1024];
     // Chunk N is parsed while chunk N-1 is written, so parsing and the WAL's
     // fsync overlap.
-    let mut pending: Option<(Format, ParsedChunk)> = None;
+    // The parsed chunk waiting to be written, with its last line number.
+    let mut pending: Option<(Format, ParsedChunk, u64)> = None;
 
     loop {
         let read = match reader.read(&mut buf).await {
@@ -107,6 +158,7 @@ where
                 return IngestOutcome {
                     report,
                     error: Some(IngestError::Read { lines_read, source }),
+                    replayed: false,
                 };
             }
         };
@@ -130,6 +182,7 @@ where
                     return IngestOutcome {
                         report,
                         error: Some(IngestError::UnknownFormat),
+                        replayed: false,
                     };
                 }
             }
@@ -143,29 +196,40 @@ where
             let (Some(chunk_format), Some(chunk_parser)) = (format, parser.take()) else {
                 unreachable!("the format is known before the first chunk");
             };
-            let parse = parse_blocking(chunk_format, chunk_parser, chunk, options.sensor.clone(), pipeline);
-            let write = write_parsed(pending.take(), options, store, &mut sink);
-            let ((chunk_parser, parsed), written) = tokio::join!(parse, write);
+            let parse = parse_blocking(
+                chunk_format,
+                chunk_parser,
+                chunk,
+                options.sensor.clone(),
+                options.mapping.clone(),
+                skip_through_line,
+                pipeline,
+            );
+            let write = write_parsed(pending.take(), options, store, &mut sink, &report, None);
+            let ((chunk_parser, parsed, last_line), written) = tokio::join!(parse, write);
+            let parsed = (parsed, last_line);
             parser = Some(chunk_parser);
             if let Err(e) = written.map(|r| report.merge(r)) {
                 return IngestOutcome {
                     report,
                     error: Some(e),
+                    replayed: false,
                 };
             }
-            pending = Some((chunk_format, parsed));
+            pending = Some((chunk_format, parsed.0, parsed.1));
         }
         if read == 0 {
             break;
         }
     }
-    if let Err(e) = write_parsed(pending.take(), options, store, &mut sink)
-        .await
-        .map(|r| report.merge(r))
+    let last = pending.as_ref().map(|p| p.2).unwrap_or(skip_through_line);
+    let written = write_parsed(pending.take(), options, store, &mut sink, &report, Some(last)).await;
+    if let Err(e) = written.map(|r| report.merge(r))
     {
         return IngestOutcome {
             report,
             error: Some(e),
+            replayed: false,
         };
     }
     if report.format.is_none() {
@@ -174,19 +238,44 @@ where
     IngestOutcome {
         report,
         error: None,
+        replayed: false,
     }
 }
 
 /// Stores one parsed chunk: rejects to the rejects file, events to the sink.
 ///
+/// `earlier` is the report of the input's chunks before this one, and
+/// `final_line` is set for the input's last chunk (or, with no chunk left,
+/// the last line stored): with a batch id, the batch's progress is recorded
+/// with the chunk's events, and marked complete after the last chunk.
+///
 /// Returns the chunk's report only once its events are durable in the sink.
 async fn write_parsed(
-    parsed: Option<(Format, ParsedChunk)>,
+    parsed: Option<(Format, ParsedChunk, u64)>,
     options: &IngestOptions,
     store: &Store,
     sink: &mut Sink<'_>,
+    earlier: &IngestReport,
+    final_line: Option<u64>,
 ) -> Result<IngestReport, IngestError> {
-    let Some((format, parsed)) = parsed else {
+    let batch_progress = |report: &IngestReport, through_line: u64| {
+        let id = options.batch_id.as_ref()?;
+        let mut cumulative = earlier.clone();
+        cumulative.merge(report.clone());
+        Some(BatchProgress {
+            id: id.clone(),
+            through_line,
+            report: serde_json::to_value(&cumulative).ok()?,
+            complete: final_line.is_some(),
+            updated_at: chrono::Utc::now().timestamp(),
+        })
+    };
+    let Some((format, parsed, last_line)) = parsed else {
+        if let (Some(line), Sink::Store(store)) = (final_line, &*sink)
+            && let Some(progress) = batch_progress(&IngestReport::default(), line)
+        {
+            store.batches().record(progress);
+        }
         return Ok(IngestReport::default());
     };
     let ParsedChunk {
@@ -201,13 +290,20 @@ async fn write_parsed(
         .await
         .expect("rejects writer task panicked")?;
 
-    if batch.num_rows() > 0 {
-        match sink {
-            Sink::Store(store) => {
-                store.append(batch).await?;
-            }
-            Sink::Table(writer) => writer.write(batch).await?,
+    let progress = batch_progress(&report, last_line);
+    match sink {
+        Sink::Store(store) if batch.num_rows() > 0 => {
+            store.append_with_progress(batch, progress).await?;
+            apitrail_storage::failpoint::hit("ingest_after_chunk");
         }
+        // Parsing the chunk again adds no events, so its progress needs no WAL record.
+        Sink::Store(store) => {
+            if let Some(progress) = progress {
+                store.batches().record(progress);
+            }
+        }
+        Sink::Table(writer) if batch.num_rows() > 0 => writer.write(batch).await?,
+        Sink::Table(_) => {}
     }
     metrics::counter!("apitrail_ingest_lines_total", "format" => format.name(), "outcome" => "accepted")
         .increment(report.accepted);
@@ -218,17 +314,28 @@ async fn write_parsed(
     Ok(report)
 }
 
-/// Parses one chunk on a blocking thread, handing the parser back for the next chunk.
+/// Parses one chunk on a blocking thread, handing the parser back for the
+/// next chunk, with the number of the chunk's last line.
 async fn parse_blocking(
     format: Format,
     mut parser: Box<dyn RecordParser>,
     chunk: Chunk,
     sensor: Option<String>,
+    mapping: Option<String>,
+    skip_through_line: u64,
     pipeline: &Arc<IngestPipeline>,
-) -> (Box<dyn RecordParser>, ParsedChunk) {
+) -> (Box<dyn RecordParser>, ParsedChunk, u64) {
     let pipeline = Arc::clone(pipeline);
     tokio::task::spawn_blocking(move || {
-        let ctx = pipeline.context(sensor.as_deref());
+        let json_mapping = match format {
+            Format::Json => pipeline.json_mapping(mapping.as_deref()).ok(),
+            _ => None,
+        };
+        let ctx = ParseContext {
+            skip_through_line,
+            json_mapping,
+            ..pipeline.context(sensor.as_deref())
+        };
         let parsed = parse_records(
             format,
             parser.as_mut(),
@@ -237,10 +344,17 @@ async fn parse_blocking(
             chunk.state,
             &ctx,
         );
-        (parser, parsed)
+        (parser, parsed, last_line(&chunk))
     })
     .await
     .expect("parse_records isolates parser panics per record")
+}
+
+/// Number of the last line in `chunk`.
+fn last_line(chunk: &Chunk) -> u64 {
+    let newlines = memchr::memchr_iter(b'\n', &chunk.data).count() as u64;
+    let unterminated = u64::from(!chunk.data.is_empty() && !chunk.data.ends_with(b"\n"));
+    (chunk.first_line + newlines + unterminated).saturating_sub(1)
 }
 
 /// Wraps `input` in a gzip or zstd decoder when its first bytes are that format's magic.

@@ -19,6 +19,7 @@ mod auth;
 mod cli;
 mod config;
 mod errors;
+mod es;
 mod flight;
 mod http;
 mod https;

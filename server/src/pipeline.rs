@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::Context;
 use apitrail_ingest::spec::LoadOutcome;
 use apitrail_ingest::{
-    ConsumerMap, IdentityConfig, ParseContext, Redactor, SpecCatalog, Templater,
+    ConsumerMap, FutureTolerance, IdentityConfig, JsonMapping, ParseContext, Redactor,
+    SpecCatalog, Templater,
 };
 use apitrail_query::Inventory;
 use apitrail_storage::documents::DocumentStore;
@@ -35,6 +36,10 @@ const ALIASES_DOCUMENT: &str = "consumer_aliases";
 pub struct IngestPipeline {
     pub redactor: Redactor,
     pub identity: IdentityConfig,
+    /// Mappings of the generic `json` format, by name.
+    pub json_mappings: Vec<JsonMapping>,
+    /// How far after the clock an event's time may be.
+    pub future_tolerance: Duration,
     pub inventory: Arc<Inventory>,
     pub documents: DocumentStore,
 }
@@ -44,12 +49,51 @@ impl IngestPipeline {
     pub async fn load(config: &ServerConfig, documents: DocumentStore) -> anyhow::Result<Self> {
         let redactor = load_redactor(config)?;
         let inventory = load_inventory(config, &documents).await?;
+        let json_mappings = config
+            .ingest
+            .json_mappings
+            .iter()
+            .cloned()
+            .map(JsonMapping::new)
+            .collect::<Result<Vec<_>, _>>()
+            .context("invalid [[ingest.json_mappings]] in the configuration")?;
+        JsonMapping::check_unique_names(&json_mappings)
+            .context("invalid [[ingest.json_mappings]] in the configuration")?;
         Ok(IngestPipeline {
             redactor,
             identity: config.identity.clone(),
+            json_mappings,
+            future_tolerance: Duration::from_secs(config.ingest.future_tolerance_secs),
             inventory,
             documents,
         })
+    }
+
+    /// Returns the `json` mapping called `name`; with no name, the only
+    /// mapping when exactly one is configured.
+    pub fn json_mapping(&self, name: Option<&str>) -> Result<&JsonMapping, String> {
+        let names = || {
+            let names: Vec<&str> = self.json_mappings.iter().map(JsonMapping::name).collect();
+            if names.is_empty() {
+                "none is configured; add one under [[ingest.json_mappings]]".to_string()
+            } else {
+                format!("configured: {}", names.join(", "))
+            }
+        };
+        match name {
+            Some(name) => self
+                .json_mappings
+                .iter()
+                .find(|mapping| mapping.name() == name)
+                .ok_or_else(|| format!("unknown json mapping {name:?}; {}", names())),
+            None => match self.json_mappings.as_slice() {
+                [only] => Ok(only),
+                _ => Err(format!(
+                    "the json format needs a mapping: name it with mapping=NAME (HTTP) or --mapping (CLI); {}",
+                    names()
+                )),
+            },
+        }
     }
 
     /// Builds the parse context of one input.
@@ -60,6 +104,9 @@ impl IngestPipeline {
             identity: Some(&self.identity),
             templater: Some(&self.inventory.templater),
             aliases: Some(&self.inventory.aliases),
+            skip_through_line: 0,
+            json_mapping: None,
+            future_tolerance: Some(FutureTolerance::from_system_clock(self.future_tolerance)),
         }
     }
 

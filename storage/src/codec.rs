@@ -5,6 +5,7 @@
 //! contains one batch of already-parsed, already-redacted events.
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use apitrail_ingest::{SCHEMA_VERSION, event_schema};
 use arrow::ipc::reader::StreamReader;
@@ -21,11 +22,26 @@ fn arrow_error(context: &str, source: arrow::error::ArrowError) -> StorageError 
     }
 }
 
+/// Key of the schema metadata entry that carries a record's note.
+const NOTE_KEY: &str = "apitrail.note";
+
 /// Encodes a batch of canonical events as a WAL payload.
 pub fn encode_batch(batch: &RecordBatch) -> Result<Bytes> {
+    encode_batch_with_note(batch, None)
+}
+
+/// Encodes a batch with a note (a small UTF-8 document, such as the
+/// progress of a client's batch) that is durable with the events.
+pub fn encode_batch_with_note(batch: &RecordBatch, note: Option<&str>) -> Result<Bytes> {
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 2 + 64);
     out.extend_from_slice(&SCHEMA_VERSION.to_le_bytes());
-    let mut writer = StreamWriter::try_new(&mut out, &batch.schema())
+    let schema = match note {
+        Some(note) => Arc::new(batch.schema().as_ref().clone().with_metadata(
+            std::collections::HashMap::from([(NOTE_KEY.to_string(), note.to_string())]),
+        )),
+        None => batch.schema(),
+    };
+    let mut writer = StreamWriter::try_new(&mut out, &schema)
         .map_err(|e| arrow_error("encoding events for the WAL", e))?;
     writer
         .write(batch)
@@ -37,6 +53,11 @@ pub fn encode_batch(batch: &RecordBatch) -> Result<Bytes> {
 
 /// Decodes a WAL payload back into batches with the canonical schema.
 pub fn decode_batches(lsn: u64, payload: &[u8]) -> Result<Vec<RecordBatch>> {
+    decode_record(lsn, payload).map(|(batches, _note)| batches)
+}
+
+/// Decodes a WAL payload into its batches and its note, if it has one.
+pub fn decode_record(lsn: u64, payload: &[u8]) -> Result<(Vec<RecordBatch>, Option<String>)> {
     let corrupt = |reason: String| {
         StorageError::Config(format!(
             "WAL record {lsn} cannot be decoded: {reason}; move the WAL segment aside to start without it"
@@ -53,9 +74,16 @@ pub fn decode_batches(lsn: u64, payload: &[u8]) -> Result<Vec<RecordBatch>> {
     }
     let reader = StreamReader::try_new(Cursor::new(body), None)
         .map_err(|e| arrow_error(&format!("decoding WAL record {lsn}"), e))?;
+    let note = reader.schema().metadata().get(NOTE_KEY).cloned();
     let mut batches = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| arrow_error(&format!("decoding WAL record {lsn}"), e))?;
+        let batch = if note.is_some() {
+            RecordBatch::try_new(event_schema(), batch.columns().to_vec())
+                .map_err(|e| arrow_error(&format!("decoding WAL record {lsn}"), e))?
+        } else {
+            batch
+        };
         if batch.schema() != event_schema() {
             return Err(corrupt(
                 "the batch schema is not the event schema".to_string(),
@@ -63,5 +91,34 @@ pub fn decode_batches(lsn: u64, payload: &[u8]) -> Result<Vec<RecordBatch>> {
         }
         batches.push(batch);
     }
-    Ok(batches)
+    Ok((batches, note))
+}
+
+#[cfg(test)]
+mod tests {
+    use apitrail_ingest::{Event, EventBatchBuilder};
+
+    use super::*;
+
+    fn batch() -> RecordBatch {
+        let mut builder = EventBatchBuilder::new();
+        builder.push(&Event::new("clf", 1_700_000_000_000_000));
+        builder.finish()
+    }
+
+    #[test]
+    fn a_note_travels_with_its_events() {
+        let payload = encode_batch_with_note(&batch(), Some(r#"{"batch":"b-1"}"#)).unwrap();
+        let (batches, note) = decode_record(7, &payload).unwrap();
+        assert_eq!(note.as_deref(), Some(r#"{"batch":"b-1"}"#));
+        assert_eq!(batches.len(), 1);
+        assert_eq!(
+            batches[0].schema(),
+            event_schema(),
+            "the note must not change the schema the buffer sees"
+        );
+
+        let (_, note) = decode_record(8, &encode_batch(&batch()).unwrap()).unwrap();
+        assert_eq!(note, None);
+    }
 }

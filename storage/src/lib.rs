@@ -5,6 +5,7 @@
 //!
 //! - [`store`]: the [`Store`] handle that ties the pieces together, with the
 //!   flush protocol and its crash-recovery rule.
+//! - [`batches`]: how far each client batch got, so a retried batch adds nothing.
 //! - [`wal`]: the write-ahead log with group commit and torn-tail recovery.
 //! - [`codec`]: how event batches are encoded inside WAL records.
 //! - [`documents`]: shared JSON documents (templater, specs) beside the tables.
@@ -17,6 +18,7 @@
 //! - [`lock`]: exclusive ownership of a data directory.
 //! - [`failpoint`]: named crash points for recovery tests.
 
+pub mod batches;
 pub mod buffer;
 pub mod codec;
 pub mod documents;

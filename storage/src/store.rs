@@ -40,7 +40,8 @@ use tokio::sync::{Mutex, Notify};
 use url::Url;
 
 use crate::buffer::{BufferedBatch, WriteBuffer};
-use crate::codec::{decode_batches, encode_batch};
+use crate::batches::{BatchLedger, BatchProgress};
+use crate::codec::{decode_record, encode_batch_with_note};
 use crate::error::{Result, StorageError};
 use crate::failpoint;
 use crate::lock::DirLock;
@@ -141,6 +142,7 @@ pub struct Store {
     flush_lock: Mutex<()>,
     flush_needed: Notify,
     rejects: RejectsFile,
+    batches: BatchLedger,
     /// Shared with imports, so sightings in different files deduplicate too.
     sightings: Arc<std::sync::Mutex<SightingIndex>>,
     _lock: Option<DirLock>,
@@ -179,7 +181,8 @@ impl Store {
         };
         let (wal, records, report) = Wal::open(wal_config)?;
         let mut sightings = SightingIndex::new(config.dedupe.clone());
-        let replayed = replay(records, committed_lsn, views_lsn, &mut sightings)?;
+        let batches = BatchLedger::load(&config.data_dir)?;
+        let replayed = replay(records, committed_lsn, views_lsn, &mut sightings, &batches)?;
         tracing::info!(
             data_dir = %config.data_dir.display(),
             table = table.location(),
@@ -198,6 +201,7 @@ impl Store {
 
         Ok(Arc::new(Store {
             rejects: RejectsFile::new(&config.data_dir),
+            batches,
             config,
             app_id,
             wal: Some(wal),
@@ -239,14 +243,16 @@ impl Store {
         let views_lsn = lsn_of(&views).await?;
         let wal_dir = config.data_dir.join("wal");
         let mut sightings = SightingIndex::new(config.dedupe.clone());
+        let batches = BatchLedger::load_read_only(&config.data_dir)?;
         let replayed = if wal_dir.exists() {
             let (records, _report) = Wal::read_only(&wal_dir)?;
-            replay(records, committed_lsn, views_lsn, &mut sightings)?
+            replay(records, committed_lsn, views_lsn, &mut sightings, &batches)?
         } else {
             Replayed::default()
         };
         Ok(Arc::new(Store {
             rejects: RejectsFile::new(&config.data_dir),
+            batches,
             config,
             app_id,
             wal: None,
@@ -273,14 +279,37 @@ impl Store {
         &self.rejects
     }
 
+    /// How far each client batch got (see [`crate::batches`]).
+    pub fn batches(&self) -> &BatchLedger {
+        &self.batches
+    }
+
     /// Makes `batch` durable in the WAL and visible to queries; returns its LSN.
     ///
     /// NOTE: while flushes keep failing (the table's store is unreachable),
     /// the buffer grows without a limit; ingest is not yet slowed or refused.
     pub async fn append(&self, batch: RecordBatch) -> Result<Lsn> {
+        self.append_with_progress(batch, None).await
+    }
+
+    /// Like [`Store::append`], with the progress of the client batch the
+    /// events belong to made durable in the same WAL record.
+    pub async fn append_with_progress(
+        &self,
+        batch: RecordBatch,
+        progress: Option<BatchProgress>,
+    ) -> Result<Lsn> {
         let wal = self.wal.as_ref().ok_or(StorageError::ShuttingDown)?;
-        let payload = encode_batch(&batch)?;
+        let note = progress
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StorageError::Config(format!("cannot encode batch progress: {e}")))?;
+        let payload = encode_batch_with_note(&batch, note.as_deref())?;
         let lsn = wal.append(payload).await?;
+        if let Some(progress) = progress {
+            self.batches.record(progress);
+        }
         // Sightings are marked only once the batch is durable, so a failed
         // append that the client retries is not taken for a duplicate.
         let partials = Arc::new(self.partials_of(&batch));
@@ -361,6 +390,8 @@ impl Store {
             (state.committed_lsn, state.views_lsn)
         };
         failpoint::hit("flush_before_truncate");
+        // The WAL records about to go carry batch progress: save it first.
+        self.batches.save(chrono::Utc::now().timestamp())?;
         let removed = wal.truncate_through(committed_lsn.min(views_lsn)).await?;
 
         if outcome.rows == 0 && views_version.is_none() {
@@ -732,14 +763,21 @@ fn replay(
     committed_lsn: Lsn,
     views_lsn: Lsn,
     sightings: &mut SightingIndex,
+    batches: &BatchLedger,
 ) -> Result<Replayed> {
     let mut replayed = Replayed::default();
     for record in records {
+        let (decoded, note) = decode_record(record.lsn, &record.payload)?;
+        // Progress is rebuilt from every record left in the WAL, flushed or
+        // not, since the ledger file may be older than the record.
+        if let Some(progress) = note.and_then(|n| serde_json::from_str::<BatchProgress>(&n).ok()) {
+            batches.record(progress);
+        }
         if record.lsn <= committed_lsn && record.lsn <= views_lsn {
             continue;
         }
         let mut partials = ViewPartials::default();
-        for batch in decode_batches(record.lsn, &record.payload)? {
+        for batch in decoded {
             if record.lsn > views_lsn {
                 let duplicate = sightings.mark(&batch);
                 partials.merge(&ViewPartials::from_events(&batch, &duplicate));

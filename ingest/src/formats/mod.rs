@@ -13,6 +13,7 @@ pub mod clf;
 pub mod cloudfront;
 pub mod cloudfront_realtime;
 pub mod elb;
+pub mod generic_json;
 pub(crate) mod json;
 
 use crate::format::Format;
@@ -44,6 +45,7 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         }
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
+        Format::Json => Box::new(Stateless(generic_json::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }
 }

@@ -29,9 +29,12 @@ use apitrail_storage::documents::DocumentStore;
 pub struct ImportArgs {
     #[command(flatten)]
     target: Target,
-    /// Format of the files (aws_alb, clf, aws_apigateway); detected per file when absent.
+    /// Format of the files (see docs/sources.md); detected per file when absent.
     #[arg(long)]
     format: Option<String>,
+    /// Mapping of the generic `json` format, from `[[ingest.json_mappings]]`; implies `--format json`.
+    #[arg(long)]
+    mapping: Option<String>,
     /// Label of the gateway or load balancer that wrote the files.
     #[arg(long)]
     sensor: Option<String>,
@@ -57,8 +60,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         Some(server) => {
             let client = args.target.http_client()?;
             for file in &args.files {
-                let result =
-                    import_via_server(&client, &server, file, format, args.sensor.as_deref()).await;
+                let result = import_via_server(&client, &server, file, format, &args).await;
                 failures += print_result(file, result);
             }
         }
@@ -79,8 +81,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             let store = Store::open(store_config).await?;
             let pipeline = Arc::new(IngestPipeline::load(&config, documents).await?);
             for file in &args.files {
-                let result =
-                    import_direct(&store, &pipeline, file, format, args.sensor.as_deref()).await;
+                let result = import_direct(&store, &pipeline, file, format, &args).await;
                 failures += print_result(file, result);
             }
             store.shutdown().await?;
@@ -123,8 +124,14 @@ async fn import_via_server(
     server: &str,
     path: &Path,
     format: Option<Format>,
-    sensor: Option<&str>,
+    args: &ImportArgs,
 ) -> FileResult {
+    // The content hash is the batch id, so the server stores a file once
+    // however often it is imported (within the server's batch retention).
+    let import_id = match file_import_id(path).await {
+        Ok(id) => id,
+        Err(e) => return FileResult::Failed(format!("{e:#}"), None),
+    };
     let file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
         Err(e) => return FileResult::Failed(format!("cannot open: {e}"), None),
@@ -138,12 +145,18 @@ async fn import_via_server(
             }
         });
 
-    let mut query: Vec<(&str, String)> = vec![("source", display_name(path))];
+    let mut query: Vec<(&str, String)> = vec![
+        ("source", display_name(path)),
+        ("batch_id", import_id),
+    ];
     if let Some(format) = format {
         query.push(("format", format.name().to_string()));
     }
-    if let Some(sensor) = sensor {
-        query.push(("sensor", sensor.to_string()));
+    if let Some(sensor) = &args.sensor {
+        query.push(("sensor", sensor.clone()));
+    }
+    if let Some(mapping) = &args.mapping {
+        query.push(("mapping", mapping.clone()));
     }
     let response = client
         .post(format!("{server}/api/v1/ingest"))
@@ -165,6 +178,10 @@ async fn import_via_server(
         }
     };
     let status = response.status();
+    let replayed = response
+        .headers()
+        .get("apitrail-batch-replayed")
+        .is_some_and(|value| value == "true");
     let body: serde_json::Value = match response.json().await {
         Ok(body) => body,
         Err(e) => {
@@ -175,6 +192,9 @@ async fn import_via_server(
         }
     };
     let report: Option<IngestReport> = serde_json::from_value(body.clone()).ok();
+    if status.is_success() && replayed {
+        return FileResult::AlreadyImported;
+    }
     if status.is_success() {
         match report {
             Some(report) => FileResult::Imported(report),
@@ -195,7 +215,7 @@ async fn import_direct(
     pipeline: &Arc<IngestPipeline>,
     path: &Path,
     format: Option<Format>,
-    sensor: Option<&str>,
+    args: &ImportArgs,
 ) -> FileResult {
     let import_id = match file_import_id(path).await {
         Ok(id) => id,
@@ -213,8 +233,10 @@ async fn import_direct(
     let bar = progress_bar(path);
     let options = IngestOptions {
         format,
-        sensor: sensor.map(str::to_string),
+        sensor: args.sensor.clone(),
         origin: path.display().to_string(),
+        batch_id: None,
+        mapping: args.mapping.clone(),
     };
     let reader = bar.wrap_async_read(file);
     let outcome = ingest_reader(reader, &options, pipeline, store, Sink::Table(&mut writer)).await;
