@@ -68,6 +68,7 @@ impl Format {
         Format::Envoy,
         Format::IngressNginx,
         Format::Traefik,
+        Format::AwsApiGateway,
         Format::Clf,
         Format::Har,
         Format::Otlp,
@@ -80,7 +81,6 @@ impl Format {
         Format::AzureFrontDoor,
         Format::SuricataEve,
         Format::EnvoyJson,
-        Format::AwsApiGateway,
         Format::NginxJson,
         Format::Json,
     ];

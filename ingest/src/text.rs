@@ -706,6 +706,10 @@ pub(crate) fn parse_iso8601(text: &str) -> Option<i64> {
 }
 
 /// Converts a local date and time with its UTC offset to microseconds since the epoch.
+///
+/// A leap second (second 60, as in `23:59:60`) becomes the last microsecond of
+/// the second before it, so the event keeps its minute and day and sorts
+/// before the next minute.
 fn utc_micros(
     year: u32,
     month: u32,
@@ -713,6 +717,11 @@ fn utc_micros(
     (hour, minute, second, micros): (u32, u32, u32, u32),
     offset_seconds: i64,
 ) -> Option<i64> {
+    let (second, micros) = if second == 60 {
+        (59, 999_999)
+    } else {
+        (second, micros)
+    };
     let local = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
         .and_hms_micro_opt(hour, minute, second, micros)?;
     Some(local.and_utc().timestamp_micros() - offset_seconds * MICROS_PER_SECOND)
@@ -1376,6 +1385,21 @@ mod tests {
             parse_iso8601("2018-07-02 22:23:00+00"),
             Some(1_530_570_180_000_000)
         );
+    }
+
+    #[test]
+    fn leap_second_is_last_microsecond() {
+        // 2016-12-31T23:59:59.999999Z
+        let last_micro = 1_483_228_799_999_999;
+        assert_eq!(parse_iso8601("2016-12-31T23:59:60Z"), Some(last_micro));
+        assert_eq!(parse_iso8601("2016-12-31T23:59:60.5Z"), Some(last_micro));
+        assert_eq!(parse_iso8601("2017-01-01T00:59:60+01:00"), Some(last_micro));
+        assert_eq!(
+            parse_clf_time("31/Dec/2016:23:59:60 +0000"),
+            Some(last_micro)
+        );
+        assert_eq!(parse_iso8601("2016-12-31T23:59:61Z"), None);
+        assert_eq!(parse_clf_time("31/Dec/2016:23:59:61 +0000"), None);
     }
 
     #[test]

@@ -205,7 +205,8 @@ fn parse_byte_count(fields: &[Field<'_>], index: usize) -> Result<Option<i64>, S
     }
 }
 
-fn parse_digits(text: &str) -> Option<i64> {
+/// Parses a non-empty run of ASCII digits. Signs, spaces and values beyond `i64` give `None`.
+pub(super) fn parse_digits(text: &str) -> Option<i64> {
     if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }

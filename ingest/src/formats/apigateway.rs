@@ -1,7 +1,8 @@
-//! AWS API Gateway access logs in JSON (`aws_apigateway`), for REST, HTTP and WebSocket APIs.
+//! AWS API Gateway access logs (`aws_apigateway`), for REST, HTTP and WebSocket
+//! APIs, in JSON or in the CLF-style formats that the API Gateway console offers.
 //!
-//! Each line is one JSON object whose keys the operator chose when writing the
-//! log format from `$context` variables, so any key may be missing. Nested
+//! In JSON, each line is one object whose keys the operator chose when writing
+//! the log format from `$context` variables, so any key may be missing. Nested
 //! objects are flattened with `.`, so `{"identity": {"sourceIp": ...}}` reads
 //! as `identity.sourceIp`. Keys with a column of their own:
 //!
@@ -23,16 +24,29 @@
 //! | `apiKeyId`, `identity.apiKeyId`, else `authorizer.principalId`, `principalId` | `consumer` (kind `gateway`) |
 //!
 //! `time` is when API Gateway received the request (the START).
-//! `requestTimeEpoch` is in seconds for HTTP APIs and in milliseconds for REST
-//! APIs, distinguished by magnitude. `requestTime` is `10/Jun/2023:15:36:28 +0000`.
-//! `resourcePath`, `routeKey`, `eventType`, `connectionId` and
-//! `integrationLatency` go to attributes `resource_path`, `route_key`,
-//! `event_type`, `connection_id` and `integration_latency`. Every other key
-//! goes to an attribute under its flattened name. Values `-` and `null` are
-//! left out, and other values are kept as text.
+//! `requestTime` is `10/Jun/2023:15:36:28 +0000`. `requestTimeEpoch` is in
+//! milliseconds for REST and WebSocket APIs and in seconds for HTTP APIs, and
+//! `resolve_epoch` describes how the unit is chosen. `resourcePath`, `routeKey`,
+//! `eventType`, `connectionId` and `integrationLatency` go to attributes
+//! `resource_path`, `route_key`, `event_type`, `connection_id` and
+//! `integration_latency`. Every other key goes to an attribute under its
+//! flattened name. Values `-`, empty and `null` are left out, and other values
+//! are kept as text. Numbers sent as strings (`"status": "200"`) are read as
+//! numbers.
+//!
+//! API Gateway fills the log format template without escaping, so a value that
+//! contains `"` or `\` makes the line invalid JSON. Such a line is read by its
+//! key names instead (see the `recover` module) and gets attribute
+//! `invalid_json` = `true`.
+//!
+//! The CLF-style formats (see the `clf` module) give the same columns, read
+//! from their positions.
 //!
 //! WebSocket records (`eventType` CONNECT, MESSAGE or DISCONNECT) are API calls
 //! too. They usually have no method or path.
+
+mod clf;
+mod recover;
 
 use std::borrow::Cow;
 
@@ -46,9 +60,16 @@ use crate::text::{parse_clf_time, parse_iso8601, quote_excerpt, set_client_addre
 /// 5138, while as milliseconds it is March 1973, before API Gateway existed.
 const EPOCH_MILLIS_THRESHOLD: f64 = 1e11;
 
+/// Times, in microseconds, that the unit of the API kind must give for
+/// [`resolve_epoch`] to use it: from 2000-01-01 to 2100-01-01.
+const PLAUSIBLE_MICROS: std::ops::Range<f64> = 946_684_800e6..4_102_444_800e6;
+
 const CONSUMER_KIND: &str = "gateway";
 
-/// Parses one line of an API Gateway JSON access log.
+/// Attribute that marks a record read from invalid JSON by its key names.
+const INVALID_JSON_ATTRIBUTE: &str = "invalid_json";
+
+/// Parses one line of an API Gateway access log.
 pub fn parse_line(line: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
     parse_record(line)
 }
@@ -56,16 +77,26 @@ pub fn parse_line(line: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
 /// Parses one line without the per-input settings, as format detection needs.
 pub(crate) fn parse_record(line: &str) -> LineOutcome {
     let line = line.strip_prefix('\u{feff}').unwrap_or(line);
-    match build_event(line) {
+    match build_event(line.trim()) {
         Ok(event) => LineOutcome::Event(Box::new(event)),
         Err(reason) => LineOutcome::Rejected(reason),
     }
 }
 
 fn build_event(line: &str) -> Result<Event, String> {
-    let value: Json<'_> =
-        serde_json::from_str(line.trim()).map_err(|error| format!("invalid JSON: {error}"))?;
-    let Json::Object(members) = &value else {
+    if clf::looks_like_clf(line) {
+        return clf::build_event(line);
+    }
+    match serde_json::from_str::<Json<'_>>(line) {
+        Ok(value) => build_json_event(&value),
+        Err(error) => {
+            recover::build_event(line).unwrap_or_else(|| Err(format!("invalid JSON: {error}")))
+        }
+    }
+}
+
+fn build_json_event(value: &Json<'_>) -> Result<Event, String> {
+    let Json::Object(members) = value else {
         return Err(format!("expected a JSON object, found {}", value.kind()));
     };
     let mut leaves = Vec::with_capacity(members.len());
@@ -76,7 +107,9 @@ fn build_event(line: &str) -> Result<Event, String> {
 
     let mut record = Record::default();
     for (key, value) in &leaves {
-        record.apply(key, value)?;
+        if let Some(text) = value.as_text() {
+            record.apply(key, text)?;
+        }
     }
     record.finish()
 }
@@ -110,12 +143,28 @@ fn is_api_gateway_key(key: &str) -> bool {
         || key.starts_with("integration.")
 }
 
+/// The kind of API a record comes from, as far as its keys tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum ApiKind {
+    #[default]
+    Unknown,
+    /// REST APIs log `resourcePath` and `resourceId`.
+    Rest,
+    /// HTTP APIs log `routeKey` without the WebSocket keys.
+    Http,
+    /// WebSocket APIs log `eventType` and `connectionId`.
+    WebSocket,
+}
+
 /// The event being built, with the values that are only resolved after every key is seen.
 #[derive(Default)]
 struct Record {
     event: Event,
-    time_epoch: Option<i64>,
+    /// `requestTimeEpoch` as logged, in an undecided unit.
+    time_epoch: Option<f64>,
     time_text: Option<i64>,
+    has_route_key: bool,
+    kind: ApiKind,
     extended_request_id: Option<String>,
     api_key_id: Option<String>,
     /// Key and value of the authorizer's principal.
@@ -124,13 +173,11 @@ struct Record {
 
 impl Record {
     /// Stores one flattened key in its column or as an attribute.
-    fn apply(&mut self, key: &str, value: &Json<'_>) -> Result<(), String> {
-        let Some(text) = value.as_text() else {
-            return Ok(());
-        };
-        if text == "-" {
+    fn apply(&mut self, key: &str, text: Cow<'_, str>) -> Result<(), String> {
+        if text.is_empty() || text == "-" {
             return Ok(());
         }
+        self.note_api_kind(key);
         let event = &mut self.event;
         match key {
             "requestId" => event.request_id = Some(text.into_owned()),
@@ -167,6 +214,18 @@ impl Record {
         Ok(())
     }
 
+    /// Updates the API kind from a key that only one kind of API logs.
+    fn note_api_kind(&mut self, key: &str) {
+        match key {
+            "eventType" | "connectionId" => self.kind = ApiKind::WebSocket,
+            "resourcePath" | "resourceId" if self.kind != ApiKind::WebSocket => {
+                self.kind = ApiKind::Rest;
+            }
+            "routeKey" => self.has_route_key = true,
+            _ => {}
+        }
+    }
+
     /// Resolves time, request id and consumer, rejecting a record without a time.
     ///
     /// When both an API key and a principal are logged, the principal stays an attribute.
@@ -175,11 +234,18 @@ impl Record {
             mut event,
             time_epoch,
             time_text,
+            has_route_key,
+            kind,
             extended_request_id,
             api_key_id,
             principal,
         } = self;
+        let kind = match kind {
+            ApiKind::Unknown if has_route_key => ApiKind::Http,
+            kind => kind,
+        };
         event.time = time_epoch
+            .map(|epoch| resolve_epoch(epoch, time_text, kind))
             .or(time_text)
             .ok_or("missing the request time: add $context.requestTime or $context.requestTimeEpoch to the access log format")?;
         event.source = Format::AwsApiGateway.name().to_string();
@@ -216,23 +282,48 @@ fn set_path(event: &mut Event, text: &str) {
     }
 }
 
-/// Parses `requestTimeEpoch` in seconds or milliseconds into microseconds.
-fn parse_epoch(key: &str, text: &str) -> Result<i64, String> {
+/// Parses `requestTimeEpoch`, a non-negative number in seconds or milliseconds.
+fn parse_epoch(key: &str, text: &str) -> Result<f64, String> {
     let invalid = || format!("invalid timestamp {} in key {key}", quote_excerpt(text));
-    let value: f64 = text.parse().map_err(|_| invalid())?;
-    if !value.is_finite() || value < 0.0 {
+    let value: f64 = text.trim().parse().map_err(|_| invalid())?;
+    // Times past the year 294,000 do not fit in i64 microseconds, in either unit.
+    if !value.is_finite() || value < 0.0 || value * 1e6 >= i64::MAX as f64 {
         return Err(invalid());
     }
-    let micros = if value >= EPOCH_MILLIS_THRESHOLD {
-        value * 1e3
+    Ok(value)
+}
+
+/// Converts `requestTimeEpoch` to microseconds, choosing its unit.
+///
+/// REST and WebSocket APIs log milliseconds and HTTP APIs seconds, so:
+/// 1. When the record also has `requestTime`, the unit that lands closer to it wins.
+/// 2. Otherwise the unit of the API kind, shown by its keys (`resourcePath` or
+///    `resourceId` for REST, `eventType` or `connectionId` for WebSocket,
+///    `routeKey` alone for HTTP), when that gives a time from 2000 to 2100.
+/// 3. Otherwise the magnitude: at least [`EPOCH_MILLIS_THRESHOLD`] is milliseconds.
+fn resolve_epoch(value: f64, request_time: Option<i64>, kind: ApiKind) -> i64 {
+    let from_seconds = value * 1e6;
+    let from_millis = value * 1e3;
+    let micros = if let Some(request_time) = request_time {
+        let request_time = request_time as f64;
+        if (from_millis - request_time).abs() < (from_seconds - request_time).abs() {
+            from_millis
+        } else {
+            from_seconds
+        }
     } else {
-        value * 1e6
+        let by_kind = match kind {
+            ApiKind::Rest | ApiKind::WebSocket => Some(from_millis),
+            ApiKind::Http => Some(from_seconds),
+            ApiKind::Unknown => None,
+        };
+        match by_kind.filter(|micros| PLAUSIBLE_MICROS.contains(micros)) {
+            Some(micros) => micros,
+            None if value >= EPOCH_MILLIS_THRESHOLD => from_millis,
+            None => from_seconds,
+        }
     };
-    // Times past the year 294,000 do not fit in i64 microseconds.
-    if micros >= i64::MAX as f64 {
-        return Err(invalid());
-    }
-    Ok(micros.round() as i64)
+    micros.round() as i64
 }
 
 /// Parses `requestTime`, which is a CLF time (`10/Jun/2023:15:36:28 +0000`) or ISO 8601.
@@ -500,11 +591,273 @@ mod tests {
 
     #[test]
     fn rejects_non_json() {
-        let reason =
-            rejection(r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1"#);
+        let reason = rejection("GET / HTTP/1.0 200 1");
         assert!(reason.starts_with("invalid JSON: "), "reason {reason:?}");
         let reason = rejection(r#"{"requestId":"r1""#);
         assert!(reason.starts_with("invalid JSON: "), "reason {reason:?}");
+    }
+
+    #[test]
+    fn empty_values_are_unknown() {
+        let event = parse_event(
+            r#"{"requestTimeEpoch":"1663811436","status":"","responseLength":"","responseLatency":"","ip":""}"#,
+        );
+        assert_eq!(event.status, None);
+        assert_eq!(event.response_bytes, None);
+        assert_eq!(event.duration_ms, None);
+        assert_eq!(event.client_ip, None);
+        assert!(event.attributes.is_empty());
+    }
+
+    #[test]
+    fn numbers_sent_as_strings_are_cast() {
+        let event = parse_event(concat!(
+            r#"{"requestTimeEpoch":"1663964129948","status":" 404 ","responseLength":"184","#,
+            r#""responseLatency":"87.5","integrationStatus":"200","integrationLatency":"80"}"#
+        ));
+        assert_eq!(event.time, 1_663_964_129_948_000);
+        assert_eq!(event.status, Some(404));
+        assert_eq!(event.response_bytes, Some(184));
+        assert_eq!(event.duration_ms, Some(87.5));
+        assert_eq!(event.upstream_status, Some(200));
+        assert_eq!(attribute(&event, "integration_latency"), Some("80"));
+
+        let event = parse_event(
+            r#"{"requestTimeEpoch":1663964129948,"status":404,"responseLength":184,"responseLatency":87.5}"#,
+        );
+        assert_eq!(event.status, Some(404));
+        assert_eq!(event.response_bytes, Some(184));
+        assert_eq!(event.duration_ms, Some(87.5));
+    }
+
+    #[test]
+    fn epoch_unit_follows_request_time() {
+        // 2022-09-23T20:15:29Z, logged in seconds next to requestTime.
+        let event = parse_event(
+            r#"{"requestTime":"23/Sep/2022:20:15:29 +0000","requestTimeEpoch":1663964129,"resourcePath":"/a"}"#,
+        );
+        assert_eq!(event.time, 1_663_964_129_000_000);
+        let event = parse_event(
+            r#"{"requestTime":"23/Sep/2022:20:15:29 +0000","requestTimeEpoch":1663964129948,"routeKey":"$default"}"#,
+        );
+        assert_eq!(event.time, 1_663_964_129_948_000);
+    }
+
+    #[test]
+    fn epoch_unit_follows_api_kind() {
+        let http = parse_event(r#"{"requestTimeEpoch":"1663811436","routeKey":"GET /pets"}"#);
+        assert_eq!(http.time, 1_663_811_436_000_000);
+        let rest = parse_event(r#"{"requestTimeEpoch":"1663964129948","resourceId":"abc123"}"#);
+        assert_eq!(rest.time, 1_663_964_129_948_000);
+        let websocket = parse_event(
+            r#"{"requestTimeEpoch":"1663964129948","eventType":"MESSAGE","routeKey":"$default"}"#,
+        );
+        assert_eq!(websocket.time, 1_663_964_129_948_000);
+    }
+
+    #[test]
+    fn epoch_magnitude_overrides_implausible_kind() {
+        // Milliseconds in a record that looks like an HTTP API's: as seconds it would be year 54,700.
+        let event = parse_event(r#"{"requestTimeEpoch":1663964129948,"routeKey":"GET /pets"}"#);
+        assert_eq!(event.time, 1_663_964_129_948_000);
+        // Seconds in a record that looks like a REST API's: as milliseconds it would be 1970.
+        let event = parse_event(r#"{"requestTimeEpoch":1663964129,"resourcePath":"/pets"}"#);
+        assert_eq!(event.time, 1_663_964_129_000_000);
+    }
+
+    #[test]
+    fn invalid_json_is_recovered_by_key() {
+        let line = concat!(
+            r#"{"requestId":"c6af9ac6-7b61-11e6-9a41-93e8deadbeef","ip":"192.0.2.1","#,
+            r#""requestTime":"10/Jun/2023:15:36:28 +0000","httpMethod":"GET","#,
+            r#""path":"/files/C:\temp\a.txt","userAgent":"Mozilla/5.0 "Bot", like Gecko","#,
+            r#""status":"200","responseLength":"-","custom":"x"}"#
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_err());
+        let event = parse_event(line);
+        assert_eq!(
+            event.request_id.as_deref(),
+            Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+        );
+        assert_eq!(event.client_ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(event.time, 1_686_411_388_000_000);
+        assert_eq!(event.method.as_deref(), Some("GET"));
+        assert_eq!(event.path.as_deref(), Some(r"/files/C:\temp\a.txt"));
+        assert_eq!(
+            event.user_agent.as_deref(),
+            Some(r#"Mozilla/5.0 "Bot", like Gecko"#)
+        );
+        assert_eq!(event.status, Some(200));
+        assert_eq!(event.response_bytes, None);
+        assert_eq!(attribute(&event, "custom"), Some("x"));
+        assert_eq!(attribute(&event, "invalid_json"), Some("true"));
+    }
+
+    #[test]
+    fn valid_json_has_no_invalid_json_mark() {
+        let event = parse_event(r#"{"requestTimeEpoch":1663964129948,"userAgent":"a \"b\""}"#);
+        assert_eq!(event.user_agent.as_deref(), Some(r#"a "b""#));
+        assert_eq!(attribute(&event, "invalid_json"), None);
+    }
+
+    #[test]
+    fn invalid_json_without_gateway_keys_is_rejected() {
+        let reason = rejection(r#"{"level":"info","msg":"said "hi""}"#);
+        assert!(reason.starts_with("invalid JSON: "), "reason {reason:?}");
+        let reason = rejection(r#"{"requestId":"r1","msg":"said "hi""#);
+        assert!(reason.starts_with("invalid JSON: "), "reason {reason:?}");
+    }
+
+    #[test]
+    fn recovered_record_still_needs_time() {
+        assert_eq!(
+            rejection(r#"{"requestId":"r1","userAgent":"a "b""}"#),
+            "missing the request time: add $context.requestTime or $context.requestTimeEpoch to the access log format"
+        );
+        assert_eq!(
+            rejection(r#"{"requestTime":"10/Jun/2023:15:36:28 +0000","status":"2"00"}"#),
+            r#"invalid number "2\"00" in key status"#
+        );
+    }
+
+    #[test]
+    fn clf_rest_preset() {
+        let event = parse_event(
+            r#"192.0.2.1 - - [10/Jun/2023:15:36:28 +0000] "GET /pets/{petId} HTTP/1.1" 200 49 48752d0f-c99d-4cfa-a5a7-f3c6834d19e5"#,
+        );
+        assert_eq!(event.source, "aws_apigateway");
+        assert_eq!(event.time, 1_686_411_388_000_000);
+        assert_eq!(event.client_ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(event.method.as_deref(), Some("GET"));
+        assert_eq!(event.path, None);
+        assert_eq!(event.http_version.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(event.status, Some(200));
+        assert_eq!(event.response_bytes, Some(49));
+        assert_eq!(
+            event.request_id.as_deref(),
+            Some("48752d0f-c99d-4cfa-a5a7-f3c6834d19e5")
+        );
+        assert_eq!(
+            event.attributes,
+            vec![("resource_path".to_string(), "/pets/{petId}".to_string())]
+        );
+    }
+
+    #[test]
+    fn clf_rest_preset_with_extended_id() {
+        let event = parse_event(concat!(
+            r#"192.0.2.1 AIDACKCEVSQ6C2EXAMPLE arn:aws:iam::123456789012:user/alice "#,
+            r#"[10/Jun/2023:15:36:28 +0000]"POST /orders HTTP/1.1" 201 - "#,
+            r#"48752d0f-c99d-4cfa-a5a7-f3c6834d19e5 Y1rY6giPiYcEPbQ="#
+        ));
+        assert_eq!(event.method.as_deref(), Some("POST"));
+        assert_eq!(event.status, Some(201));
+        assert_eq!(event.response_bytes, None);
+        assert_eq!(
+            event.request_id.as_deref(),
+            Some("48752d0f-c99d-4cfa-a5a7-f3c6834d19e5")
+        );
+        let expected = [
+            ("caller", "AIDACKCEVSQ6C2EXAMPLE"),
+            ("user", "arn:aws:iam::123456789012:user/alice"),
+            ("resource_path", "/orders"),
+            ("extendedRequestId", "Y1rY6giPiYcEPbQ="),
+        ];
+        let actual: Vec<(&str, &str)> = event
+            .attributes
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn clf_http_api_preset() {
+        let event = parse_event(
+            r#"2001:db8::1 - - [22/Sep/2022:01:45:02 +0000] "POST POST /orders/{id} HTTP/1.1" 201 23 Y1qkyit4CYcEP2g="#,
+        );
+        assert_eq!(event.client_ip.as_deref(), Some("2001:db8::1"));
+        assert_eq!(event.method.as_deref(), Some("POST"));
+        assert_eq!(event.http_version.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(event.request_id.as_deref(), Some("Y1qkyit4CYcEP2g="));
+        assert_eq!(attribute(&event, "route_key"), Some("POST /orders/{id}"));
+
+        let event = parse_event(
+            r#"198.51.100.7 - - [22/Sep/2022:01:45:02 +0000] "GET $default HTTP/2.0" 404 - Y1qkyit4CYcEP2g="#,
+        );
+        assert_eq!(attribute(&event, "route_key"), Some("$default"));
+        assert_eq!(event.status, Some(404));
+    }
+
+    #[test]
+    fn clf_websocket_request() {
+        let event = parse_event(
+            r#"192.0.2.1 - - [26/Jul/2023:12:20:46 +0000] "CONNECT $connect Iq8gj1UmIAMCKpA=" 500 Iq9gwFDNoAMFo1A="#,
+        );
+        assert_eq!(event.method, None);
+        assert_eq!(event.status, Some(500));
+        assert_eq!(event.request_id.as_deref(), Some("Iq9gwFDNoAMFo1A="));
+        assert_eq!(attribute(&event, "event_type"), Some("CONNECT"));
+        assert_eq!(attribute(&event, "connection_id"), Some("Iq8gj1UmIAMCKpA="));
+    }
+
+    #[test]
+    fn clf_leap_second() {
+        let event = parse_event(
+            r#"192.0.2.1 - - [31/Dec/2016:23:59:60 +0000] "GET /a HTTP/1.1" 200 1 48752d0f-c99d-4cfa-a5a7-f3c6834d19e5"#,
+        );
+        // 2016-12-31T23:59:59.999999Z
+        assert_eq!(event.time, 1_483_228_799_999_999);
+    }
+
+    #[test]
+    fn clf_rejects_web_server_lines() {
+        assert_eq!(
+            rejection(r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1"#),
+            "missing the request id after the status and byte count, which API Gateway's CLF format ends with"
+        );
+        assert_eq!(
+            rejection(
+                r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1 "-" "curl/8.0""#
+            ),
+            r#"invalid request id "\"-\"" after the status: expected a UUID or an API Gateway id"#
+        );
+        assert_eq!(
+            rejection(
+                r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1 "curl/8.0""#
+            ),
+            r#"invalid request id "\"curl/8.0\"" after the status: expected a UUID or an API Gateway id"#
+        );
+        assert_eq!(
+            rejection(r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] GET / HTTP/1.0 200 1 r"#),
+            r#"expected a quoted request after the [requestTime] field, found "GET / HTTP/1.0 200 1 r""#
+        );
+        assert_eq!(
+            rejection(
+                r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" OK 1 Y1qkyit4CYcEP2g="#
+            ),
+            r#"invalid number "OK" in key status"#
+        );
+    }
+
+    #[test]
+    fn clf_detection_prefers_api_gateway() {
+        let gateway = concat!(
+            "192.0.2.1 - - [10/Jun/2023:15:36:28 +0000] \"GET /pets HTTP/1.1\" 200 49 48752d0f-c99d-4cfa-a5a7-f3c6834d19e5\n",
+            "192.0.2.2 - - [10/Jun/2023:15:36:29 +0000] \"GET /pets/{petId} HTTP/1.1\" 404 23 c6af9ac6-7b61-11e6-9a41-93e8deadbeef\n",
+        );
+        assert_eq!(
+            crate::detect::detect_format(gateway.as_bytes()),
+            Some(Format::AwsApiGateway)
+        );
+        let web_server = concat!(
+            "192.0.2.1 - - [10/Jun/2023:15:36:28 +0000] \"GET /pets HTTP/1.1\" 200 49\n",
+            "192.0.2.2 - - [10/Jun/2023:15:36:29 +0000] \"GET /pets/1 HTTP/1.1\" 404 23 \"-\" \"curl/8.0\"\n",
+        );
+        assert_eq!(
+            crate::detect::detect_format(web_server.as_bytes()),
+            Some(Format::Clf)
+        );
     }
 
     #[test]

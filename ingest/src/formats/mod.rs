@@ -10,6 +10,9 @@
 pub mod alb;
 pub mod apigateway;
 pub mod clf;
+pub mod cloudfront;
+pub mod cloudfront_realtime;
+pub mod elb;
 pub mod generic_json;
 pub(crate) mod json;
 
@@ -35,6 +38,11 @@ impl RecordParser for Stateless {
 pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
     match format {
         Format::AwsAlb => Box::new(Stateless(alb::parse_line)),
+        Format::AwsElb => Box::new(Stateless(elb::parse_line)),
+        Format::AwsCloudFront => Box::new(cloudfront::CloudFrontParser::new()),
+        Format::AwsCloudFrontRealtime => {
+            Box::new(cloudfront_realtime::CloudFrontRealtimeParser::new())
+        }
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
         Format::Json => Box::new(Stateless(generic_json::parse_line)),
