@@ -9,8 +9,10 @@
 
 pub mod alb;
 pub mod apigateway;
+pub(crate) mod capture;
 pub mod clf;
 pub mod generic_json;
+pub mod har;
 pub(crate) mod json;
 
 use crate::format::Format;
@@ -38,6 +40,7 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
         Format::Json => Box::new(Stateless(generic_json::parse_line)),
+        Format::Har => Box::new(Stateless(har::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }
 }
