@@ -13,6 +13,7 @@ pub(crate) mod capture;
 pub mod clf;
 pub mod generic_json;
 pub mod har;
+pub mod zeek;
 pub(crate) mod json;
 
 use crate::format::Format;
@@ -41,6 +42,7 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
         Format::Json => Box::new(Stateless(generic_json::parse_line)),
         Format::Har => Box::new(Stateless(har::parse_line)),
+        Format::ZeekHttp => Box::new(zeek::ZeekHttpParser::default()),
         other => Box::new(NotYetSupported(other)),
     }
 }
