@@ -13,6 +13,7 @@ pub(crate) mod capture;
 pub mod clf;
 pub mod generic_json;
 pub mod har;
+pub mod suricata;
 pub mod zeek;
 pub(crate) mod json;
 
@@ -43,6 +44,7 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::Json => Box::new(Stateless(generic_json::parse_line)),
         Format::Har => Box::new(Stateless(har::parse_line)),
         Format::ZeekHttp => Box::new(zeek::ZeekHttpParser::default()),
+        Format::SuricataEve => Box::new(Stateless(suricata::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }
 }
