@@ -434,7 +434,10 @@ mod tests {
             attribute("request.headers.authorization"),
             Some("Bearer abc.def.ghi")
         );
-        assert_eq!(attribute("request.headers.cookie"), Some("sid=1; theme=dark"));
+        assert_eq!(
+            attribute("request.headers.cookie"),
+            Some("sid=1; theme=dark")
+        );
         assert_eq!(attribute("request.headers.x-api-key"), Some("key-123"));
         assert_eq!(attribute("request.headers.user-agent"), None);
         assert_eq!(
@@ -466,7 +469,9 @@ mod tests {
     #[test]
     fn time_forms() {
         let entry = |started: &str| {
-            format!(r#"{{"startedDateTime":"{started}","request":{{"method":"GET","url":"http://h/"}},"response":{{"status":200}}}}"#)
+            format!(
+                r#"{{"startedDateTime":"{started}","request":{{"method":"GET","url":"http://h/"}},"response":{{"status":200}}}}"#
+            )
         };
         let times: Vec<i64> = [
             "2022-02-04T09:34:35.225+0530",

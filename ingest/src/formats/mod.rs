@@ -13,9 +13,10 @@ pub(crate) mod capture;
 pub mod clf;
 pub mod generic_json;
 pub mod har;
+pub(crate) mod json;
+pub mod otlp;
 pub mod suricata;
 pub mod zeek;
-pub(crate) mod json;
 
 use crate::format::Format;
 use crate::parse::{LineOutcome, ParseContext};
@@ -45,6 +46,7 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::Har => Box::new(Stateless(har::parse_line)),
         Format::ZeekHttp => Box::new(zeek::ZeekHttpParser::default()),
         Format::SuricataEve => Box::new(Stateless(suricata::parse_line)),
+        Format::Otlp => Box::new(Stateless(otlp::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }
 }

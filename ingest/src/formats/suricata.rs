@@ -69,8 +69,7 @@ pub fn parse_line(line: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
 /// Parses one line without the per-input settings, as format detection needs.
 pub(crate) fn parse_record(line: &str) -> LineOutcome {
     let line = line.strip_prefix('\u{feff}').unwrap_or(line).trim();
-    if !line.starts_with('{')
-        || memchr::memmem::find(line.as_bytes(), b"\"event_type\"").is_none()
+    if !line.starts_with('{') || memchr::memmem::find(line.as_bytes(), b"\"event_type\"").is_none()
     {
         return LineOutcome::Rejected(
             "not a Suricata eve.json record: expected a JSON object with event_type".to_string(),
@@ -296,7 +295,10 @@ mod tests {
             Some("s=1; Path=/")
         );
         assert!(
-            event.attributes.iter().all(|(key, _)| !key.contains("body")),
+            event
+                .attributes
+                .iter()
+                .all(|(key, _)| !key.contains("body")),
             "bodies are left out: {:?}",
             event.attributes
         );
@@ -338,9 +340,7 @@ mod tests {
     #[test]
     fn rejects_invalid_records() {
         assert_eq!(
-            rejection(
-                r#"{"timestamp":"yesterday","event_type":"http","http":{"url":"/"}}"#
-            ),
+            rejection(r#"{"timestamp":"yesterday","event_type":"http","http":{"url":"/"}}"#),
             r#"invalid timestamp "yesterday""#
         );
         assert_eq!(

@@ -115,9 +115,11 @@ impl ZeekHttpParser {
     fn build_tsv_event(&self, line: &str) -> Result<Event, String> {
         let header = &self.header;
         if header.fields.is_empty() {
-            return Err("no #fields header line before this record: a Zeek tab-separated log \
+            return Err(
+                "no #fields header line before this record: a Zeek tab-separated log \
                         starts with #separator and #fields lines, so send it from its first line"
-                .to_string());
+                    .to_string(),
+            );
         }
         if let Some(path) = header.path.as_deref().filter(|path| *path != "http") {
             return Err(format!(
@@ -134,7 +136,11 @@ impl ZeekHttpParser {
         }
 
         let mut record = Record::new(Escaping::Tsv);
-        for (name, value) in header.fields.iter().zip(line.split(header.separator.as_str())) {
+        for (name, value) in header
+            .fields
+            .iter()
+            .zip(line.split(header.separator.as_str()))
+        {
             if value == header.unset_field {
                 continue;
             }
@@ -635,7 +641,10 @@ mod tests {
 
     #[test]
     fn hex_escapes_in_uri_stay_lossless() {
-        let event = tsv_event(&line_with(&[(9, "/files/r\\xfchma seminar/caf\\xc3\\xa9.pdf")]));
+        let event = tsv_event(&line_with(&[(
+            9,
+            "/files/r\\xfchma seminar/caf\\xc3\\xa9.pdf",
+        )]));
         assert_eq!(
             event.path.as_deref(),
             Some("/files/r%FChma seminar/caf%C3%A9.pdf"),
@@ -774,11 +783,11 @@ mod tests {
     #[test]
     fn header_lines_are_skipped() {
         let mut parser = ZeekHttpParser::default();
-        for line in PREAMBLE
-            .iter()
-            .copied()
-            .chain([FIELDS, "#types\ttime\tstring", "#close\t2024-05-01-11-00-00"])
-        {
+        for line in PREAMBLE.iter().copied().chain([
+            FIELDS,
+            "#types\ttime\tstring",
+            "#close\t2024-05-01-11-00-00",
+        ]) {
             assert!(matches!(
                 parse(&mut parser, line),
                 LineOutcome::Skipped("header")
@@ -905,7 +914,10 @@ mod tests {
             Some("a\\\\b"),
             "the JSON form leaves backslashes unescaped"
         );
-        assert_eq!(event.attribute("uri"), Some("/non_printable_\\x07/\\xfc/😄"));
+        assert_eq!(
+            event.attribute("uri"),
+            Some("/non_printable_\\x07/\\xfc/😄")
+        );
     }
 
     #[test]
@@ -935,8 +947,12 @@ mod tests {
 
     #[test]
     fn json_other_log_paths_are_skipped() {
-        let line = r#"{"_path":"conn","ts":1700000000.1,"uid":"C1","id.orig_h":"10.0.0.1","proto":"tcp"}"#;
-        assert!(matches!(json_outcome(line), LineOutcome::Skipped("not_http")));
+        let line =
+            r#"{"_path":"conn","ts":1700000000.1,"uid":"C1","id.orig_h":"10.0.0.1","proto":"tcp"}"#;
+        assert!(matches!(
+            json_outcome(line),
+            LineOutcome::Skipped("not_http")
+        ));
         let http = json_event(
             r#"{"_path":"http","ts":1700000000.1,"uid":"C1","id.orig_h":"10.0.0.1","method":"GET","uri":"/x"}"#,
         );
