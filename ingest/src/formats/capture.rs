@@ -133,6 +133,55 @@ pub(crate) fn set_url(event: &mut Event, method: &str, url: &str) -> bool {
     true
 }
 
+/// Runs records through the whole driver, for tests that check what is stored.
+#[cfg(test)]
+pub(crate) mod driver {
+    use arrow::array::{Array, AsArray};
+
+    use crate::format::Format;
+    use crate::parse::{ParseContext, parse_chunk};
+    use crate::redact::Redactor;
+
+    /// The stored attributes of each row after parsing `data` as `format`
+    /// with the redactor that [`redactor`] returns.
+    pub(crate) fn stored_attributes(format: Format, data: &str) -> Vec<Vec<(String, String)>> {
+        let redactor = redactor();
+        let chunk = parse_chunk(format, data.as_bytes(), 1, &ParseContext::new(&redactor));
+        assert_eq!(chunk.report.rejected, 0, "{:?}", chunk.report.errors);
+        let maps = chunk
+            .batch
+            .column_by_name("attributes")
+            .expect("attributes column")
+            .as_map();
+        (0..maps.len())
+            .map(|row| {
+                let entries = maps.value(row);
+                let keys = entries.column(0).as_string::<i32>();
+                let values = entries.column(1).as_string::<i32>();
+                (0..entries.len())
+                    .map(|index| {
+                        (
+                            keys.value(index).to_string(),
+                            values.value(index).to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub(crate) fn redactor() -> Redactor {
+        Redactor::new(b"driver-test".to_vec(), 1)
+    }
+
+    /// The value of attribute `key` in one row of [`stored_attributes`].
+    pub(crate) fn value<'a>(row: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        row.iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -335,6 +335,7 @@ fn string<'v>(value: &'v Json<'_>) -> Option<&'v str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::capture::driver;
     use crate::formats::test_support::expect_rejection;
 
     fn parse_events(record: &str) -> Vec<Event> {
@@ -464,6 +465,47 @@ mod tests {
             );
             assert!(!value.contains("password"), "{key} holds a body: {value}");
         }
+    }
+
+    #[test]
+    fn driver_hashes_credentials() {
+        let rows = driver::stored_attributes(Format::Har, &har(&[API_ENTRY]));
+        let row = &rows[0];
+        let hash = |secret: &str| driver::redactor().hash(secret);
+        assert_eq!(
+            driver::value(row, "request.headers.authorization"),
+            Some(format!("Bearer {}", hash("abc.def.ghi")).as_str())
+        );
+        assert_eq!(
+            driver::value(row, "request.headers.cookie"),
+            Some(format!("sid={}; theme={}", hash("1"), hash("dark")).as_str())
+        );
+        assert_eq!(
+            driver::value(row, "request.headers.x-api-key"),
+            Some(hash("key-123").as_str())
+        );
+        assert_eq!(
+            driver::value(row, "response.headers.set-cookie"),
+            Some(format!("sid={}; Path=/", hash("2")).as_str())
+        );
+    }
+
+    #[test]
+    fn identity_rules_read_api_key_header() {
+        let redactor = driver::redactor();
+        let identity = crate::identity::IdentityConfig::default();
+        let mut ctx = ParseContext::new(&redactor);
+        ctx.identity = Some(&identity);
+        let chunk = crate::parse::parse_chunk(Format::Har, har(&[API_ENTRY]).as_bytes(), 1, &ctx);
+        let column = |name: &str| {
+            chunk
+                .batch
+                .column_by_name(name)
+                .and_then(|column| column.as_any().downcast_ref::<arrow::array::StringArray>())
+                .map(|values| values.value(0).to_string())
+        };
+        assert_eq!(column("consumer"), Some(redactor.hash("key-123")));
+        assert_eq!(column("consumer_kind").as_deref(), Some("api_key"));
     }
 
     #[test]

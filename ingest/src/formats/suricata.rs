@@ -207,6 +207,7 @@ fn push_flattened(event: &mut Event, key: &str, value: &Json<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::capture::driver;
     use crate::formats::test_support::{expect_event, expect_rejection};
 
     fn parse_event(line: &str) -> Event {
@@ -301,6 +302,21 @@ mod tests {
                 .all(|(key, _)| !key.contains("body")),
             "bodies are left out: {:?}",
             event.attributes
+        );
+    }
+
+    #[test]
+    fn driver_hashes_credentials() {
+        let line = r#"{"timestamp":"2024-01-01T00:00:00+0000","event_type":"http","src_ip":"10.0.0.1","http":{"url":"/","request_headers":[{"name":"Authorization","value":"Basic YWxpY2U6czNjcmV0"},{"name":"Cookie","value":"sid=abc"}]}}"#;
+        let rows = driver::stored_attributes(Format::SuricataEve, line);
+        let hash = |secret: &str| driver::redactor().hash(secret);
+        assert_eq!(
+            driver::value(&rows[0], "http.request.header.authorization"),
+            Some(format!("Basic {}", hash("YWxpY2U6czNjcmV0")).as_str())
+        );
+        assert_eq!(
+            driver::value(&rows[0], "http.request.header.cookie"),
+            Some(format!("sid={}", hash("abc")).as_str())
         );
     }
 

@@ -514,6 +514,7 @@ fn hex_value(byte: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::capture::driver;
     use crate::formats::test_support::{expect_event, expect_rejection};
     use crate::redact::Redactor;
 
@@ -763,6 +764,20 @@ mod tests {
         let event = tsv_event(&line_with(&[(21, "alice"), (22, "s3cret")]));
         assert_eq!(event.attribute("username"), Some("alice"));
         assert_eq!(event.attribute("password"), Some("s3cret"));
+    }
+
+    #[test]
+    fn driver_hashes_password() {
+        let data = format!(
+            "{}\n{FIELDS}\n{}\n",
+            PREAMBLE.join("\n"),
+            line_with(&[(21, "alice"), (22, "s3cret")])
+        );
+        let rows = driver::stored_attributes(Format::ZeekHttp, &data);
+        assert_eq!(
+            driver::value(&rows[0], "password"),
+            Some(driver::redactor().hash("s3cret").as_str())
+        );
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub fn parse_line(record: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
 mod tests {
     use super::*;
     use crate::event::Event;
+    use crate::formats::capture::driver;
     use crate::formats::otlp::from_json::parse_record;
     use crate::formats::test_support::expect_rejection;
 
@@ -146,6 +147,19 @@ mod tests {
         assert_eq!(event.attribute("otel.status_code"), Some("OK"));
         assert_eq!(event.attribute("otel.scope.name"), Some("test-scope"));
         assert_eq!(event.attribute("service.name"), Some("frontend"));
+    }
+
+    #[test]
+    fn driver_hashes_credentials() {
+        let span = SERVER_SPAN.replace(
+            r#"{"key":"http.route""#,
+            r#"{"key":"http.request.header.authorization","value":{"arrayValue":{"values":[{"stringValue":"Bearer t0ken-value-1"}]}}},{"key":"http.route""#,
+        );
+        let rows = driver::stored_attributes(crate::format::Format::Otlp, &export(&span));
+        assert_eq!(
+            driver::value(&rows[0], "http.request.header.authorization"),
+            Some(format!("Bearer {}", driver::redactor().hash("t0ken-value-1")).as_str())
+        );
     }
 
     #[test]
