@@ -17,7 +17,7 @@
 //! | `ts` (epoch seconds) | `time` (the START of the request) |
 //! | `id.orig_h`, `id.orig_p` | `client_ip`, `client_port` |
 //! | `method` | `method` |
-//! | `host` | `host` (the `Host` header, as logged) |
+//! | `host` (the `Host` header) | `host`; a port in it goes to attribute `port` |
 //! | `uri` | `path` and `query`; an absolute URI also fills `scheme` and `host` |
 //! | `referrer` | `referer` |
 //! | `version` (`1.1`) | `http_version` (`HTTP/1.1`) |
@@ -63,6 +63,7 @@ use crate::formats::json::{Json, flatten};
 use crate::parse::{LineOutcome, ParseContext};
 use crate::text::{
     decode_line, normalise_ip, parse_iso8601, parse_seconds_as_micros, quote_excerpt,
+    split_host_port,
 };
 
 /// Epoch values at or above this, without a fraction, are milliseconds: as
@@ -354,7 +355,13 @@ impl Record {
             },
             "id.orig_p" => event.client_port = Some(parse_number(name, &text)?),
             "method" => event.method = Some(text.into_owned()),
-            "host" => event.host = Some(text.into_owned()),
+            "host" => {
+                let (host, port) = split_host_port(&text);
+                event.host = Some(host.to_string());
+                if let Some(port) = port {
+                    push_attribute(event, "port", &port.to_string());
+                }
+            }
             "referrer" => event.referer = Some(text.into_owned()),
             "version" => event.http_version = Some(prefix_http_version(&text)),
             "user_agent" => event.user_agent = Some(text.into_owned()),
@@ -700,6 +707,13 @@ mod tests {
     fn invalid_utf8_outside_uri_is_percent_encoded() {
         let event = tsv_event(&line_with(&[(12, "bot\\xff/1")]));
         assert_eq!(event.user_agent.as_deref(), Some("bot%FF/1"));
+    }
+
+    #[test]
+    fn host_port_is_split_off() {
+        let event = tsv_event(&line_with(&[(8, "api.example.com:8080")]));
+        assert_eq!(event.host.as_deref(), Some("api.example.com"));
+        assert_eq!(event.attribute("port"), Some("8080"));
     }
 
     #[test]
