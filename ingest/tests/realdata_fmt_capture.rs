@@ -245,7 +245,7 @@ fn zeek_non_utf8_uri_escape() {
     assert_eq!(text(batch, "client_ip", 0), some("10.0.1.104"));
     assert_eq!(text(batch, "host", 0), some("lepo.it.da.ut.ee"));
     // The byte 0xFC (ü in Latin-1) is not UTF-8: it stays percent-encoded
-    // in the path that templating sees, with no replacement character.
+    // in the path that templating reads, with no replacement character.
     let path = text(batch, "path", 0).expect("path");
     assert_eq!(
         path,
@@ -539,7 +539,7 @@ const LOOKALIKE_FILES: [&str; 22] = [
     "otlp/otel_proto_examples_trace.json",
 ];
 
-/// The format a look-alike file belongs to, if it is one of these four.
+/// Returns the format a look-alike file belongs to, if it is one of these four.
 fn own_format(name: &str) -> Option<Format> {
     match name.split('/').next() {
         Some("har") => Some(Format::Har),

@@ -62,7 +62,7 @@ pub(crate) fn json_f64(value: &Json<'_>) -> Option<f64> {
 }
 
 /// Writes a bare protocol version such as `1.1` or `2` as `HTTP/1.1` or
-/// `HTTP/2`, the form request lines use; other text is kept as it is.
+/// `HTTP/2`, the form that request lines use. Other text is kept as it is.
 pub(crate) fn prefix_http_version(text: &str) -> String {
     let bare_number = !text.is_empty()
         && text.bytes().next().is_some_and(|b| b.is_ascii_digit())
@@ -78,9 +78,9 @@ pub(crate) fn prefix_http_version(text: &str) -> String {
 /// repeated headers into one value.
 ///
 /// Headers already appended from `block_start` on are searched for the same
-/// name. `Cookie` and `Set-Cookie` values are joined with `; `, so that the
-/// redactor still sees each cookie as a `name=value` pair; other headers with
-/// `, `, as HTTP joins list-valued fields.
+/// name. `Cookie` and `Set-Cookie` values are joined with `; `, which keeps
+/// each cookie a `name=value` pair for the redactor. Other headers are joined
+/// with `, `, as HTTP joins list-valued fields.
 pub(crate) fn push_header(
     event: &mut Event,
     block_start: usize,
@@ -174,7 +174,7 @@ pub(crate) mod driver {
         Redactor::new(b"driver-test".to_vec(), 1)
     }
 
-    /// The value of attribute `key` in one row of [`stored_attributes`].
+    /// Returns the value of attribute `key` in one row of [`stored_attributes`].
     pub(crate) fn value<'a>(row: &'a [(String, String)], key: &str) -> Option<&'a str> {
         row.iter()
             .find(|(name, _)| name == key)

@@ -26,16 +26,16 @@
 //! `request.headers.x-api-key` is one the identity rules read. HTTP/2
 //! pseudo-headers (`:method`, `:path`, ...) repeat the URL and are left out.
 //!
-//! Left out as well: the `cookies` and `queryString` lists, which repeat the
-//! headers and the URL; request and response bodies (`postData.text`,
-//! `postData.params`, `content.text`), which can hold passwords and personal
-//! data; and `cache`. Timings go to attributes `timings.<phase>`, where `-1`
+//! The `cookies` and `queryString` lists repeat the headers and the URL, so
+//! they are left out. Request and response bodies (`postData.text`,
+//! `postData.params`, `content.text`) are left out because they can hold
+//! passwords and personal data, and so is `cache`. Timings go to attributes `timings.<phase>`, where `-1`
 //! (not applicable) is left out. `serverIPAddress`, `connection`, `pageref`,
 //! `comment`, `request.headersSize`, `response.headersSize`,
 //! `response.statusText`, `response.redirectURL`, `request.postData.mimeType`
 //! and `response.content.mimeType` go to attributes under those names.
 //! Fields that browsers add, such as Chrome's `_resourceType`, `_priority`
-//! or `response._transferSize`, go to attributes as well; of an object such
+//! or `response._transferSize`, go to attributes as well. Of an object such
 //! as `_initiator`, only its scalar members are kept (`_initiator.type`),
 //! not the nested call stacks. Sizes of `-1` mean unknown.
 //!
@@ -268,7 +268,7 @@ fn push_headers(event: &mut Event, prefix: &str, headers: &Json<'_>) {
     }
 }
 
-/// The `name` and `value` of each header object, without HTTP/2 pseudo-headers.
+/// Lists the `name` and `value` of each header object, without HTTP/2 pseudo-headers.
 fn header_pairs<'v>(headers: &'v Json<'_>) -> impl Iterator<Item = (&'v str, &'v str)> {
     let items: &[Json<'_>] = match headers {
         Json::Array(items) => items,

@@ -3,10 +3,10 @@
 //!
 //! Each line is one JSON object with an `event_type`. Records of type `http`
 //! become events. Every other type is skipped with the tag `not_http`,
-//! including `alert` and `fileinfo` records that carry an `http` object:
-//! they describe a signature match or a file of a transaction that its own
-//! `http` record already describes, so counting them would count the
-//! request twice.
+//! including `alert` and `fileinfo` records that carry an `http` object.
+//! Those describe a signature match or a file of a transaction, and the
+//! transaction's own `http` record describes the request already, so
+//! counting them would count the request twice.
 //!
 //! | field | column |
 //! |---|---|

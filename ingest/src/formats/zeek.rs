@@ -1,15 +1,15 @@
 //! Zeek `http.log` (`zeek_http`), in its tab-separated form with header
 //! lines and in its JSON form.
 //!
-//! The tab-separated form starts with header lines that say how to read the
-//! rest: `#separator \x09`, `#set_separator`, `#empty_field`,
+//! The tab-separated form starts with header lines that describe the lines
+//! after them: `#separator \x09`, `#set_separator`, `#empty_field`,
 //! `#unset_field`, `#path`, `#open`, `#fields` (the column names) and
-//! `#types`, and it may end with `#close`. The parser keeps what they say for
-//! the lines that follow, and skips them with the tag `header`. A
+//! `#types`, and it may end with `#close`. The parser keeps their settings
+//! for the lines that follow, and skips them with the tag `header`. A
 //! `#separator` line starts a new header, so concatenated logs read
 //! correctly. A data line before any `#fields` line is rejected, and so is
 //! every data line of a log whose `#path` is not `http`. The JSON form has
-//! one object per line, with the same field names as keys; nested `id`
+//! one object per line, with the same field names as keys. Nested `id`
 //! objects are read as `id.orig_h` and so on.
 //!
 //! | field | column |
@@ -158,7 +158,7 @@ impl ZeekHttpParser {
     }
 }
 
-/// What the header lines of a tab-separated log said.
+/// Settings from the header lines of a tab-separated log.
 #[derive(Debug)]
 struct Header {
     separator: String,
@@ -183,7 +183,7 @@ impl Default for Header {
 }
 
 impl Header {
-    /// Stores what one `#` line says.
+    /// Stores the setting of one `#` line.
     fn apply_line(&mut self, line: &str) -> LineOutcome {
         if let Some(value) = line.strip_prefix("#separator ") {
             let separator = unescape_text(value, Escaping::Tsv);
@@ -301,7 +301,7 @@ fn masked_time_reason() -> String {
         .to_string()
 }
 
-/// How a form of the log escapes bytes.
+/// Escaping rules of one form of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Escaping {
     /// `\xHH` for bytes that are not printable and `\\` for a backslash.
@@ -542,7 +542,7 @@ mod tests {
         values.join("\t")
     }
 
-    /// A data line with made-up values, changed at the given columns.
+    /// Builds a data line with made-up values, changed at the given columns.
     fn line_with(changes: &[(usize, &str)]) -> String {
         let mut values = vec![
             "1714557600.123456",

@@ -73,7 +73,7 @@ fn not_otlp() -> String {
         .to_string()
 }
 
-/// The JSON of a record: the record itself, or what follows the log prefix
+/// Returns the JSON of a record: the record itself, or what follows the log prefix
 /// of the Java agent's logging exporter (`... OtlpJsonLoggingSpanExporter - {...}`).
 fn json_part(record: &str) -> Option<&str> {
     if record.starts_with('{') {
@@ -419,7 +419,7 @@ fn id<const N: usize>(
     Ok(bytes.iter().any(|&byte| byte != 0).then_some(bytes))
 }
 
-/// Reads a time in nanoseconds, a number or a decimal string; absent means 0.
+/// Reads a time in nanoseconds from a number or a decimal string, or 0 when absent.
 fn nanos(members: Members<'_, '_>, camel: &str, snake: &str) -> Result<u64, String> {
     let invalid = |value: &Json<'_>| {
         let text = value.as_text().unwrap_or_default();
@@ -464,7 +464,7 @@ fn double(value: &Json<'_>) -> Result<f64, String> {
     })
 }
 
-/// The items of a list that must hold objects; other items are an error.
+/// Returns the items of a list that must hold objects. Other items are an error.
 fn objects<'v, 'a>(list: &'v Json<'a>, name: &str) -> Result<Vec<Members<'v, 'a>>, String> {
     let Json::Array(items) = list else {
         return Err(format!("{name} should be an array, found {}", list.kind()));
@@ -481,7 +481,8 @@ fn objects<'v, 'a>(list: &'v Json<'a>, name: &str) -> Result<Vec<Members<'v, 'a>
         .collect()
 }
 
-/// A string field, borrowed when the record allows; empty when absent or not a string.
+/// Returns a string field, borrowed when the record allows, or an empty
+/// string when the field is absent or not a string.
 fn text<'a>(members: Members<'_, 'a>, camel: &str, snake: &str) -> Cow<'a, str> {
     match field(members, camel, snake) {
         Some(Json::String(text)) => text.clone(),

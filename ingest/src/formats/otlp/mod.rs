@@ -17,10 +17,10 @@
 //!
 //! One record gives the events of all its HTTP server spans or HTTP log
 //! records. Only spans of kind SERVER (`2` or `"SPAN_KIND_SERVER"`) that have
-//! at least one `http.*` or `url.*` attribute become events: client and
-//! internal spans repeat a request that the server span already describes,
-//! and a server span without HTTP attributes served something else (gRPC)
-//! or names no request. Likewise only log records with an `http.*` or
+//! at least one `http.*` or `url.*` attribute become events. Client and
+//! internal spans repeat a request that the server span already describes.
+//! A server span without HTTP attributes served something else (gRPC) or
+//! names no request. Likewise only log records with an `http.*` or
 //! `url.*` attribute become events. A record without any is skipped with the
 //! tag `no_http_server_spans` or `no_http_log_records`, and a metrics export
 //! with `otlp_metrics`. One invalid span or log record rejects the whole
@@ -29,7 +29,8 @@
 //!
 //! # Mapping
 //!
-//! Attributes follow the HTTP semantic conventions, current names first:
+//! Attributes follow the HTTP semantic conventions, stable names (1.23 and
+//! later) first, then the older names of version 1.20 and earlier:
 //!
 //! | attributes | column |
 //! |---|---|

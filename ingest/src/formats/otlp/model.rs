@@ -55,7 +55,7 @@ pub enum SpanKind {
 }
 
 impl SpanKind {
-    /// Reads the enum number of the protobuf definition; unknown numbers are `Unspecified`.
+    /// Reads the enum number of the protobuf definition. Unknown numbers are `Unspecified`.
     pub fn from_number(number: i64) -> Self {
         match number {
             1 => SpanKind::Internal,
@@ -67,7 +67,7 @@ impl SpanKind {
         }
     }
 
-    /// Reads the enum name, such as `SPAN_KIND_SERVER`; unknown names are `Unspecified`.
+    /// Reads the enum name, such as `SPAN_KIND_SERVER`. Unknown names are `Unspecified`.
     pub fn from_name(name: &str) -> Self {
         match name {
             "SPAN_KIND_INTERNAL" => SpanKind::Internal,
@@ -90,7 +90,7 @@ pub enum StatusCode {
 }
 
 impl StatusCode {
-    /// Reads the enum number of the protobuf definition; unknown numbers are `Unset`.
+    /// Reads the enum number of the protobuf definition. Unknown numbers are `Unset`.
     pub fn from_number(number: i64) -> Self {
         match number {
             1 => StatusCode::Ok,
@@ -99,7 +99,7 @@ impl StatusCode {
         }
     }
 
-    /// Reads the enum name, such as `STATUS_CODE_ERROR`; unknown names are `Unset`.
+    /// Reads the enum name, such as `STATUS_CODE_ERROR`. Unknown names are `Unset`.
     pub fn from_name(name: &str) -> Self {
         match name {
             "STATUS_CODE_OK" => StatusCode::Ok,
@@ -108,8 +108,8 @@ impl StatusCode {
         }
     }
 
-    /// The name that OpenTelemetry's `otel.status_code` attribute uses, or
-    /// `None` for `Unset`.
+    /// Returns the name that OpenTelemetry's `otel.status_code` attribute
+    /// uses, or `None` for `Unset`.
     pub fn attribute_value(self) -> Option<&'static str> {
         match self {
             StatusCode::Unset => None,
@@ -140,9 +140,9 @@ pub struct SpanView<'a> {
     pub trace_state: Cow<'a, str>,
     pub name: Cow<'a, str>,
     pub kind: SpanKind,
-    /// Nanoseconds since the Unix epoch; 0 means missing.
+    /// Nanoseconds since the Unix epoch, or 0 when missing.
     pub start_time_unix_nano: u64,
-    /// Nanoseconds since the Unix epoch; 0 means missing.
+    /// Nanoseconds since the Unix epoch, or 0 when missing.
     pub end_time_unix_nano: u64,
     pub attributes: Vec<KeyValue<'a>>,
     pub status_code: StatusCode,
@@ -152,10 +152,10 @@ pub struct SpanView<'a> {
 /// The fields of a log record (`LogRecord`) that the event mapping reads.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogRecordView<'a> {
-    /// When the event happened, in nanoseconds since the Unix epoch; 0 means missing.
+    /// Time of the event, in nanoseconds since the Unix epoch, or 0 when missing.
     pub time_unix_nano: u64,
-    /// When the collecting agent read the record, in nanoseconds since the
-    /// Unix epoch; 0 means missing.
+    /// Time the collecting agent read the record, in nanoseconds since the
+    /// Unix epoch, or 0 when missing.
     pub observed_time_unix_nano: u64,
     pub severity_number: i32,
     pub severity_text: Cow<'a, str>,

@@ -1,11 +1,12 @@
 //! The mapping from OpenTelemetry's HTTP semantic conventions to the event
 //! columns, over the model of [`super::model`].
 //!
-//! Both the current attribute names (`http.request.method`, `url.path`,
-//! ...) and the names used before semantic conventions 1.21
-//! (`http.method`, `http.target`, ...) are read. When a span carries both,
-//! as instrumentations do while they migrate, the current name fills the
-//! column and the older one stays an attribute.
+//! Both the stable attribute names of semantic conventions 1.23 and later
+//! (`http.request.method`, `url.path`, ...) and the older names that
+//! instrumentations on version 1.20 or earlier emit (`http.method`,
+//! `http.target`, ...) are read. When a span carries both, as
+//! instrumentations do while they migrate, the stable name fills the column
+//! and the older one stays an attribute.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -141,8 +142,8 @@ enum Slot {
 
 const SLOT_COUNT: usize = 20;
 
-/// The slot an attribute fills and its rank: of several attributes for one
-/// slot, the lowest rank wins.
+/// Returns the slot an attribute fills and its rank. Of several attributes
+/// for one slot, the lowest rank wins.
 fn slot_of(key: &str) -> Option<(Slot, u8)> {
     let found = match key {
         "http.request.method" => (Slot::Method, 0),
@@ -214,7 +215,7 @@ impl<'v, 'a> Slots<'v, 'a> {
         }
     }
 
-    /// The value of the winning attribute of `slot`, without marking it used.
+    /// Returns the value of the winning attribute of `slot`, without marking it used.
     fn peek(&self, slot: Slot) -> Option<&'v AnyValue<'a>> {
         self.best[slot as usize].map(|(_, index)| &self.attributes[index].value)
     }
@@ -226,14 +227,15 @@ impl<'v, 'a> Slots<'v, 'a> {
         }
     }
 
-    /// The text of the winning attribute of `slot`, if it is not blank.
+    /// Returns the text of the winning attribute of `slot`, if it is not blank.
     fn text(&self, slot: Slot) -> Option<String> {
         self.peek(slot)
             .and_then(|value| value_text("", value))
             .filter(|text| !is_blank(text))
     }
 
-    /// The integer value of the winning attribute of `slot`, from an int or a numeric string.
+    /// Returns the integer value of the winning attribute of `slot`, from an
+    /// int or a numeric string.
     fn integer(&self, slot: Slot) -> Option<i64> {
         match self.peek(slot)? {
             AnyValue::Int(number) => Some(*number),
@@ -311,7 +313,8 @@ fn set_method(event: &mut Event, slots: &mut Slots<'_, '_>) {
 }
 
 /// Sets path and query from `url.path` and `url.query`, else `http.target`,
-/// else the full URL; scheme from `url.scheme` or `http.scheme`, else the full URL.
+/// else the full URL. Sets the scheme from `url.scheme` or `http.scheme`, else
+/// from the full URL.
 fn set_target(event: &mut Event, slots: &mut Slots<'_, '_>) {
     let method = event.method.clone().unwrap_or_default();
     if let Some(path) = slots.text(Slot::Path) {
@@ -346,7 +349,7 @@ fn set_target(event: &mut Event, slots: &mut Slots<'_, '_>) {
     }
 }
 
-/// Sets `host` from `server.address`, `http.host` or `net.host.name`; a port
+/// Sets `host` from `server.address`, `http.host` or `net.host.name`. A port
 /// in `http.host` goes to attribute `port`.
 fn set_host(event: &mut Event, slots: &mut Slots<'_, '_>) {
     let Some(host) = slots.text(Slot::Host) else {
@@ -418,7 +421,7 @@ fn push_text(event: &mut Event, key: &str, text: &str) {
 ///
 /// Strings are kept as they are, numbers and booleans written out, bytes as
 /// base64. A list of strings is joined with `, `, or with `; ` under a key
-/// that ends in `cookie`, as HTTP joins repeated headers; other lists and
+/// that ends in `cookie`, as HTTP joins repeated headers. Other lists and
 /// key-value lists are written as JSON.
 pub(crate) fn value_text(key: &str, value: &AnyValue<'_>) -> Option<String> {
     match value {
@@ -468,7 +471,7 @@ fn to_json(value: &AnyValue<'_>) -> serde_json::Value {
 }
 
 fn nanos_to_micros(nanos: u64) -> i64 {
-    // u64::MAX / 1000 is below i64::MAX, so the conversion cannot fail.
+    // u64::MAX / 1000 is below i64::MAX, so the fallback never applies.
     i64::try_from(nanos / 1_000).unwrap_or(i64::MAX)
 }
 
