@@ -9,12 +9,17 @@
 
 pub mod alb;
 pub mod apigateway;
+pub(crate) mod capture;
 pub mod clf;
 pub mod cloudfront;
 pub mod cloudfront_realtime;
 pub mod elb;
 pub mod generic_json;
+pub mod har;
 pub(crate) mod json;
+pub mod otlp;
+pub mod suricata;
+pub mod zeek;
 
 use crate::format::Format;
 use crate::parse::{LineOutcome, ParseContext};
@@ -46,6 +51,10 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
         Format::Json => Box::new(Stateless(generic_json::parse_line)),
+        Format::Har => Box::new(Stateless(har::parse_line)),
+        Format::ZeekHttp => Box::new(zeek::ZeekHttpParser::default()),
+        Format::SuricataEve => Box::new(Stateless(suricata::parse_line)),
+        Format::Otlp => Box::new(Stateless(otlp::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }
 }
