@@ -10,6 +10,7 @@
 pub mod alb;
 pub mod apigateway;
 pub mod clf;
+pub mod envoy;
 pub mod ingress_nginx;
 pub(crate) mod json;
 
@@ -37,6 +38,7 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::AwsAlb => Box::new(Stateless(alb::parse_line)),
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
+        Format::Envoy => Box::new(Stateless(envoy::parse_line)),
         Format::IngressNginx => Box::new(Stateless(ingress_nginx::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }

@@ -1,0 +1,126 @@
+//! Detection and parsing of real Envoy, HAProxy and Traefik samples, with
+//! field values read by hand.
+//!
+//! Row numbers below count accepted lines from 0, and each check names the
+//! line of the file it was read from. See `realdata.rs` for where the
+//! samples come from.
+
+mod common;
+
+use apitrail_ingest::{Format, ParseContext, Redactor, parse_chunk};
+use common::*;
+
+/// Parses a whole sample as `format` without detection, for samples of other formats.
+fn parse_as(name: &str, format: Format) -> Option<apitrail_ingest::ParsedChunk> {
+    let data = read_sample(name)?;
+    let redactor = Redactor::new(b"test-key".to_vec(), 1);
+    let ctx = ParseContext::new(&redactor);
+    Some(parse_chunk(format, &data, 1, &ctx))
+}
+
+#[test]
+fn envoy_legacy_and_wrapped() {
+    let Some(chunk) = detect_and_parse(
+        "envoy/elastic_envoyproxy_legacy_and_k8s_wrapped.log",
+        Format::Envoy,
+    ) else {
+        return;
+    };
+    // Lines 1 and 7 are TCP proxy lines.
+    assert_counts(&chunk, 5, 0, 2);
+    assert_eq!(chunk.report.skipped_reasons["tcp_connection"], 2);
+    let batch = &chunk.batch;
+
+    // Line 2.
+    assert_eq!(time(batch, 0), utc((2019, 4, 8), (16, 16, 55), 931_000));
+    assert_eq!(text(batch, "method", 0), some("GET"));
+    assert_eq!(text(batch, "path", 0), some("/service/1"));
+    assert_eq!(int32(batch, "status", 0), Some(200));
+    assert_eq!(int64(batch, "request_bytes", 0), Some(0));
+    assert_eq!(int64(batch, "response_bytes", 0), Some(89));
+    assert_eq!(duration_ms(batch, 0), Some(5.0));
+    assert_eq!(attribute(batch, 0, "upstream_service_time"), some("4"));
+    assert_eq!(text(batch, "user_agent", 0), some("curl/7.54.0"));
+    assert_eq!(
+        text(batch, "request_id", 0),
+        some("c219f6da-2b7f-483e-9ced-ec323d9330a9")
+    );
+    assert_eq!(text(batch, "host", 0), some("localhost"));
+    assert_eq!(attribute(batch, 0, "port"), some("8000"));
+    assert_eq!(text(batch, "upstream", 0), some("172.27.0.3:80"));
+    assert_eq!(text(batch, "client_ip", 0), None);
+
+    // Line 3: no route (NR), no upstream.
+    assert_eq!(int32(batch, "status", 1), Some(404));
+    assert_eq!(attribute(batch, 1, "response_flags"), some("NR"));
+    assert_eq!(attribute(batch, 1, "upstream_service_time"), None);
+    assert_eq!(text(batch, "forwarded_for", 1), some("172.17.0.3"));
+    assert_eq!(text(batch, "upstream", 1), None);
+
+    // Line 5: the ACCESS prefix.
+    assert_eq!(time(batch, 3), utc((2024, 4, 25), (17, 51, 55), 294_000));
+    assert_eq!(text(batch, "path", 3), some("/backend/"));
+    assert_eq!(text(batch, "upstream", 3), some("192.168.96.113:80"));
+
+    // Line 6: an ACCESS line inside a Kubernetes JSON object.
+    assert_eq!(time(batch, 4), utc((2019, 4, 10), (3, 49, 34), 451_000));
+    assert_eq!(text(batch, "path", 4), some("/httpbin/status/501"));
+    assert_eq!(int32(batch, "status", 4), Some(501));
+    assert_eq!(duration_ms(batch, 4), Some(180.0));
+    assert_eq!(text(batch, "host", 4), some("httpbin.org"));
+    assert_eq!(text(batch, "upstream", 4), some("67.43.156.18:80"));
+    assert_eq!(attribute(batch, 4, "stream"), some("stdout"));
+    assert_eq!(
+        attribute(batch, 4, "kubernetes.pod.name"),
+        some("ambassador-76c58d9df4-jwhsg")
+    );
+}
+
+#[test]
+fn envoy_istio_default_text() {
+    let Some(chunk) = detect_and_parse(
+        "envoy/elastic_istio_envoy_default_text.log",
+        Format::Envoy,
+    ) else {
+        return;
+    };
+    assert_counts(&chunk, 8, 0, 0);
+    let batch = &chunk.batch;
+
+    // Line 1: inbound.
+    assert_eq!(time(batch, 0), utc((2022, 7, 20), (9, 52, 24), 955_000));
+    assert_eq!(text(batch, "path", 0), some("/details/0"));
+    assert_eq!(int32(batch, "status", 0), Some(200));
+    assert_eq!(int64(batch, "response_bytes", 0), Some(178));
+    assert_eq!(duration_ms(batch, 0), Some(2.0));
+    assert_eq!(attribute(batch, 0, "response_code_details"), some("via_upstream"));
+    assert_eq!(attribute(batch, 0, "upstream_cluster"), some("inbound|9080||"));
+    assert_eq!(text(batch, "client_ip", 0), some("10.68.1.7"));
+    assert_eq!(int32(batch, "client_port", 0), Some(39696));
+    assert_eq!(
+        attribute(batch, 0, "requested_server_name"),
+        some("outbound_.9080_._.details.default.svc.cluster.local")
+    );
+    assert_eq!(attribute(batch, 0, "route_name"), some("default"));
+
+    // Line 4: outbound, no server name.
+    assert_eq!(
+        attribute(batch, 3, "upstream_cluster"),
+        some("outbound|9080||reviews.default.svc.cluster.local")
+    );
+    assert_eq!(attribute(batch, 3, "requested_server_name"), None);
+    assert_eq!(text(batch, "client_ip", 3), some("10.124.2.6"));
+
+    // Line 8: IPv6 upstream and client.
+    assert_eq!(text(batch, "upstream", 7), some("[2a02:cf40::7]:3000"));
+    assert_eq!(text(batch, "client_ip", 7), some("2a02:cf40::4e36"));
+    assert_eq!(int32(batch, "client_port", 7), Some(5000));
+}
+
+#[test]
+fn envoy_rejects_istio_json_records() {
+    let Some(chunk) = parse_as("envoy/elastic_istio_envoy_json.log", Format::Envoy) else {
+        return;
+    };
+    assert_counts(&chunk, 0, 3, 0);
+}
