@@ -124,3 +124,94 @@ fn envoy_rejects_istio_json_records() {
     };
     assert_counts(&chunk, 0, 3, 0);
 }
+
+#[test]
+fn haproxy_syslog_httplog() {
+    let Some(chunk) = detect_and_parse("haproxy/beats_haproxy_httplog_syslog.log", Format::Haproxy)
+    else {
+        return;
+    };
+    assert_counts(&chunk, 10, 0, 0);
+    let batch = &chunk.batch;
+
+    // Line 1: both header blocks, the first not empty.
+    assert_eq!(time(batch, 0), utc((2018, 7, 30), (9, 3, 52), 726_000));
+    assert_eq!(text(batch, "client_ip", 0), some("1.2.3.4"));
+    assert_eq!(int32(batch, "client_port", 0), Some(38862));
+    assert_eq!(text(batch, "scheme", 0), some("https"));
+    assert_eq!(attribute(batch, 0, "frontend_name"), some("incoming"));
+    assert_eq!(text(batch, "upstream", 0), some("docs_microservice/docs"));
+    assert_eq!(int32(batch, "status", 0), Some(304));
+    assert_eq!(int64(batch, "response_bytes", 0), Some(168));
+    assert_eq!(duration_ms(batch, 0), Some(2.0));
+    assert_eq!(
+        attribute(batch, 0, "captured_request_headers"),
+        some("docs.example.internal||")
+    );
+    assert_eq!(attribute(batch, 0, "captured_response_headers"), None);
+    assert_eq!(attribute(batch, 0, "syslog_hostname"), some("localhost"));
+    assert_eq!(attribute(batch, 0, "pid"), some("32450"));
+    assert_eq!(
+        text(batch, "path", 0),
+        some("/component---src-pages-index-js-4b15624544f97cf0bb8f.js")
+    );
+
+    // Line 2: a hidden client and a field before the timers.
+    assert_eq!(time(batch, 1), utc((2021, 5, 22), (2, 22, 22), 222_000));
+    assert_eq!(text(batch, "client_ip", 1), None);
+    assert_eq!(int32(batch, "client_port", 1), Some(22222));
+    assert_eq!(text(batch, "scheme", 1), some("https"));
+    assert_eq!(attribute(batch, 1, "frontend_name"), some("www-https"));
+    assert_eq!(attribute(batch, 1, "extra_1"), some("site.domain.com"));
+    assert_eq!(text(batch, "method", 1), some("OPTIONS"));
+    assert_eq!(text(batch, "path", 1), some("/api/v2/app/"));
+    assert_eq!(duration_ms(batch, 1), Some(18.0));
+    assert_eq!(attribute(batch, 1, "actconn"), some("222"));
+
+    // Line 7: the syslog time (12:02:57) is after the request date (12:02:55).
+    assert_eq!(time(batch, 6), utc((2021, 6, 22), (12, 2, 55), 202_000));
+    assert_eq!(attribute(batch, 6, "syslog_timestamp"), some("Jun 22 12:02:57"));
+    assert_eq!(duration_ms(batch, 6), Some(2606.0));
+    assert_eq!(int64(batch, "response_bytes", 6), Some(325_791));
+}
+
+#[test]
+fn haproxy_no_server() {
+    let Some(chunk) = detect_and_parse(
+        "haproxy/beats_haproxy_httplog_nosrv_503.log",
+        Format::Haproxy,
+    ) else {
+        return;
+    };
+    assert_counts(&chunk, 3, 0, 0);
+    let batch = &chunk.batch;
+    for row in 0..3 {
+        assert_eq!(int32(batch, "status", row), Some(503), "row {row}");
+        assert_eq!(text(batch, "upstream", row), None, "row {row}");
+        assert_eq!(duration_ms(batch, row), Some(0.0), "row {row}");
+        assert_eq!(attribute(batch, row, "Tw"), None, "row {row}");
+        assert_eq!(attribute(batch, row, "termination_state"), some("SC--"));
+        assert_eq!(attribute(batch, row, "backend_name"), some("http-webservices"));
+        assert_eq!(attribute(batch, row, "server_name"), None, "row {row}");
+    }
+
+    // Line 1: no header blocks.
+    assert_eq!(time(batch, 0), utc((2018, 12, 10), (12, 1, 46), 395_000));
+    assert_eq!(text(batch, "path", 0), some("/"));
+    assert_eq!(attribute(batch, 0, "captured_request_headers"), None);
+
+    // Line 2: one block, read as the request headers.
+    assert_eq!(
+        attribute(batch, 1, "captured_request_headers"),
+        some("localhost:8888||")
+    );
+    assert_eq!(text(batch, "path", 1), some("/foo"));
+
+    // Line 3: two blocks, the second empty.
+    assert_eq!(
+        attribute(batch, 2, "captured_request_headers"),
+        some("localhost:8888||")
+    );
+    assert_eq!(attribute(batch, 2, "captured_response_headers"), None);
+    assert_eq!(text(batch, "path", 2), some("/foo"));
+}

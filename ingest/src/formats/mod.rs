@@ -11,6 +11,7 @@ pub mod alb;
 pub mod apigateway;
 pub mod clf;
 pub mod envoy;
+pub mod haproxy;
 pub mod ingress_nginx;
 pub(crate) mod json;
 
@@ -39,6 +40,7 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
         Format::Envoy => Box::new(Stateless(envoy::parse_line)),
+        Format::Haproxy => Box::new(Stateless(haproxy::parse_line)),
         Format::IngressNginx => Box::new(Stateless(ingress_nginx::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }
