@@ -215,3 +215,94 @@ fn haproxy_no_server() {
     assert_eq!(attribute(batch, 2, "captured_response_headers"), None);
     assert_eq!(text(batch, "path", 2), some("/foo"));
 }
+
+#[test]
+fn traefik_common_log() {
+    let Some(chunk) = detect_and_parse("traefik/beats_traefik_clf_access.log", Format::Traefik)
+    else {
+        return;
+    };
+    assert_counts(&chunk, 2, 0, 0);
+    let batch = &chunk.batch;
+
+    // Line 1.
+    assert_eq!(time(batch, 0), utc((2017, 10, 2), (20, 22, 7), 0));
+    assert_eq!(text(batch, "client_ip", 0), some("192.168.33.1"));
+    assert_eq!(text(batch, "path", 0), some("/ui/favicons/favicon-16x16.png"));
+    assert_eq!(int32(batch, "status", 0), Some(304));
+    assert_eq!(int64(batch, "response_bytes", 0), Some(0));
+    assert_eq!(text(batch, "referer", 0), some("http://example.com/login"));
+    assert_eq!(attribute(batch, 0, "request_count"), some("262"));
+    assert_eq!(attribute(batch, 0, "router_name"), some("Host-host-1"));
+    assert_eq!(attribute(batch, 0, "service_url"), some("http://172.19.0.3:5601"));
+    assert_eq!(duration_ms(batch, 0), Some(2.0));
+
+    // Line 2: the frontend name lacks its closing quote; no field shifts.
+    assert_eq!(time(batch, 1), utc((2017, 10, 2), (20, 22, 8), 0));
+    assert_eq!(text(batch, "client_ip", 1), some("85.181.35.98"));
+    assert_eq!(
+        text(batch, "user_agent", 1),
+        some(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/61.0.3163.100 Safari/537.36"
+        )
+    );
+    assert_eq!(attribute(batch, 1, "request_count"), some("271"));
+    assert_eq!(attribute(batch, 1, "router_name"), some("Host-host1"));
+    assert_eq!(attribute(batch, 1, "service_url"), some("http://172.19.0.3:5601"));
+    assert_eq!(duration_ms(batch, 1), Some(3.0));
+}
+
+#[test]
+fn traefik_json_v1_v2() {
+    let Some(chunk) = detect_and_parse("traefik/elastic_traefik_json_v1_v2.log", Format::Traefik)
+    else {
+        return;
+    };
+    assert_counts(&chunk, 7, 0, 0);
+    let batch = &chunk.batch;
+
+    // Line 1: Traefik v1, no backend.
+    assert_eq!(time(batch, 0), utc((2021, 3, 16), (18, 56, 54), 735_539));
+    assert_eq!(text(batch, "client_ip", 0), some("127.0.0.1"));
+    assert_eq!(int32(batch, "client_port", 0), Some(48658));
+    assert_eq!(int32(batch, "status", 0), Some(404));
+    assert_eq!(duration_ms(batch, 0), Some(0.040356));
+    assert_eq!(text(batch, "upstream", 0), None);
+    assert_eq!(attribute(batch, 0, "FrontendName"), some("backend not found"));
+    assert_eq!(attribute(batch, 0, "BackendURL"), some("/"));
+    assert_eq!(text(batch, "user_agent", 0), some("curl/7.67.0"));
+    assert_eq!(attribute(batch, 0, "ClientHost"), None);
+
+    // Line 2: Traefik v1 with a backend.
+    assert_eq!(text(batch, "upstream", 1), some("10.10.10.10:80"));
+    assert_eq!(attribute(batch, 1, "BackendURL"), some("http://10.10.10.20:80"));
+    assert_eq!(
+        attribute(batch, 1, "downstream_Date"),
+        some("Tue, 16 Mar 2021 19:08:41 GMT")
+    );
+
+    // Line 3: Traefik v2, the ping entry point.
+    assert_eq!(time(batch, 2), utc((2024, 2, 1), (15, 43, 38), 669_746));
+    assert_eq!(text(batch, "path", 2), some("/ping"));
+    assert_eq!(text(batch, "scheme", 2), some("http"));
+    assert_eq!(attribute(batch, 2, "RouterName"), some("ping@internal"));
+    assert_eq!(attribute(batch, 2, "entryPointName"), some("ping"));
+    assert_eq!(attribute(batch, 2, "RequestPort"), some("4567"));
+
+    // Line 4: no StartUTC, so the time is StartLocal.
+    assert_eq!(time(batch, 3), utc((2024, 2, 2), (17, 7, 8), 48_870));
+    assert_eq!(int64(batch, "request_bytes", 3), Some(814));
+    assert_eq!(text(batch, "upstream", 3), some("10.10.10.40:1234"));
+    assert_eq!(attribute(batch, 3, "ServiceURL"), some("http://10.10.10.60:5678"));
+
+    // Line 6: ClientHost from forwarded headers differs from ClientAddr.
+    assert_eq!(text(batch, "client_ip", 5), some("10.10.8.105"));
+    assert_eq!(attribute(batch, 5, "ClientHost"), some("175.16.199.10"));
+    assert_eq!(text(batch, "http_version", 5), some("HTTP/1.0"));
+    assert_eq!(duration_ms(batch, 5), Some(59.518533));
+
+    // Line 7: an IPv6 client.
+    assert_eq!(text(batch, "client_ip", 6), some("::1"));
+    assert_eq!(int32(batch, "client_port", 6), Some(56348));
+}

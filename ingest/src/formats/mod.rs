@@ -13,6 +13,7 @@ pub mod clf;
 pub mod envoy;
 pub mod haproxy;
 pub mod ingress_nginx;
+pub mod traefik;
 pub(crate) mod json;
 
 use crate::format::Format;
@@ -42,6 +43,7 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::Envoy => Box::new(Stateless(envoy::parse_line)),
         Format::Haproxy => Box::new(Stateless(haproxy::parse_line)),
         Format::IngressNginx => Box::new(Stateless(ingress_nginx::parse_line)),
+        Format::Traefik => Box::new(Stateless(traefik::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }
 }
