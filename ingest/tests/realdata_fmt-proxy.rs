@@ -117,13 +117,6 @@ fn envoy_istio_default_text() {
     assert_eq!(int32(batch, "client_port", 7), Some(5000));
 }
 
-#[test]
-fn envoy_rejects_istio_json_records() {
-    let Some(chunk) = parse_as("envoy/elastic_istio_envoy_json.log", Format::Envoy) else {
-        return;
-    };
-    assert_counts(&chunk, 0, 3, 0);
-}
 
 #[test]
 fn haproxy_syslog_httplog() {
@@ -305,4 +298,71 @@ fn traefik_json_v1_v2() {
     // Line 7: an IPv6 client.
     assert_eq!(text(batch, "client_ip", 6), some("::1"));
     assert_eq!(int32(batch, "client_port", 6), Some(56348));
+}
+
+/// Sample files of the format, which the other files are checked against.
+const OWN_SAMPLES: [(Format, &[&str]); 4] = [
+    (Format::IngressNginx, &[]),
+    (
+        Format::Envoy,
+        &[
+            "envoy/elastic_envoyproxy_legacy_and_k8s_wrapped.log",
+            "envoy/elastic_istio_envoy_default_text.log",
+        ],
+    ),
+    (
+        Format::Haproxy,
+        &[
+            "haproxy/beats_haproxy_httplog_nosrv_503.log",
+            "haproxy/beats_haproxy_httplog_syslog.log",
+        ],
+    ),
+    (
+        Format::Traefik,
+        &[
+            "traefik/beats_traefik_clf_access.log",
+            "traefik/elastic_traefik_json_v1_v2.log",
+        ],
+    ),
+];
+
+/// Every sample file below `realdata_dir`, as paths relative to it.
+fn all_samples() -> Vec<String> {
+    let root = realdata_dir();
+    let mut samples = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|error| panic!("failed to list {}: {error}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext != "md" && ext != "txt") {
+                let relative = path.strip_prefix(&root).expect("path below the root");
+                samples.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    samples.sort();
+    samples
+}
+
+#[test]
+fn other_samples_are_rejected() {
+    let samples = all_samples();
+    assert!(samples.len() > 40, "found only {} samples", samples.len());
+    for (format, own) in OWN_SAMPLES {
+        for name in samples.iter().filter(|name| !own.contains(&name.as_str())) {
+            let Some(chunk) = parse_as(name, format) else {
+                return;
+            };
+            assert_eq!(
+                (chunk.report.accepted, chunk.report.skipped),
+                (0, 0),
+                "{format} should reject every record of {name}, skipped reasons {:?}",
+                chunk.report.skipped_reasons
+            );
+        }
+    }
 }

@@ -516,6 +516,50 @@ mod tests {
     }
 
     #[test]
+    fn apache_escaped_quotes_in_user_agent() {
+        let event = parse_event(concat!(
+            r#"10.0.0.9 - - [12/Apr/2018:09:48:40 +0200] "GET / HTTP/1.1" 200 1 "#,
+            r#""http://a.example/?q=\"x\"" "Mozilla/5.0 \"quoted\" \" \" end\\" "#,
+            r#""after-agent""#
+        ));
+        assert_eq!(event.referer.as_deref(), Some(r#"http://a.example/?q="x""#));
+        assert_eq!(
+            event.user_agent.as_deref(),
+            Some(r#"Mozilla/5.0 "quoted" " " end\"#)
+        );
+        assert_eq!(event.attribute("extra_1"), Some("after-agent"));
+        assert_eq!(event.status, Some(200));
+    }
+
+    #[test]
+    fn nginx_escaped_quotes_in_user_agent() {
+        let event = parse_event(concat!(
+            r#"10.0.0.9 - - [12/Apr/2018:09:48:40 +0200] "GET / HTTP/1.1" 200 1 "#,
+            r#""http://a.example/?q=\x22x\x22" "Mozilla/5.0 \x22quoted\x22 \x22 \x22 C:\x5CTemp \xD0\x9F" "#,
+            r#""after-agent""#
+        ));
+        assert_eq!(event.referer.as_deref(), Some(r#"http://a.example/?q="x""#));
+        assert_eq!(
+            event.user_agent.as_deref(),
+            Some(r#"Mozilla/5.0 "quoted" " " C:\Temp П"#)
+        );
+        assert_eq!(event.attribute("extra_1"), Some("after-agent"));
+    }
+
+    #[test]
+    fn escaped_quotes_in_request_line() {
+        let apache = parse_event(
+            r#"10.0.0.9 - - [12/Apr/2018:09:48:40 +0200] "GET /a?b=\"c d\" HTTP/1.1" 200 1"#,
+        );
+        assert_eq!(apache.query.as_deref(), Some(r#"b="c d""#));
+        assert_eq!(apache.http_version.as_deref(), Some("HTTP/1.1"));
+        let nginx = parse_event(
+            r#"10.0.0.9 - - [12/Apr/2018:09:48:40 +0200] "GET /a?b=\x22c\x22 HTTP/1.1" 200 1"#,
+        );
+        assert_eq!(nginx.query.as_deref(), Some(r#"b="c""#));
+    }
+
+    #[test]
     fn absolute_uri_request() {
         let event = parse_event(
             r#"1.2.3.4 - - [12/Apr/2018:09:48:40 +0200] "GET http://proxy.example:8080/x?y HTTP/1.1" 200 1"#,
