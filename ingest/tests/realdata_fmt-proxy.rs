@@ -78,10 +78,8 @@ fn envoy_legacy_and_wrapped() {
 
 #[test]
 fn envoy_istio_default_text() {
-    let Some(chunk) = detect_and_parse(
-        "envoy/elastic_istio_envoy_default_text.log",
-        Format::Envoy,
-    ) else {
+    let Some(chunk) = detect_and_parse("envoy/elastic_istio_envoy_default_text.log", Format::Envoy)
+    else {
         return;
     };
     assert_counts(&chunk, 8, 0, 0);
@@ -93,8 +91,14 @@ fn envoy_istio_default_text() {
     assert_eq!(int32(batch, "status", 0), Some(200));
     assert_eq!(int64(batch, "response_bytes", 0), Some(178));
     assert_eq!(duration_ms(batch, 0), Some(2.0));
-    assert_eq!(attribute(batch, 0, "response_code_details"), some("via_upstream"));
-    assert_eq!(attribute(batch, 0, "upstream_cluster"), some("inbound|9080||"));
+    assert_eq!(
+        attribute(batch, 0, "response_code_details"),
+        some("via_upstream")
+    );
+    assert_eq!(
+        attribute(batch, 0, "upstream_cluster"),
+        some("inbound|9080||")
+    );
     assert_eq!(text(batch, "client_ip", 0), some("10.68.1.7"));
     assert_eq!(int32(batch, "client_port", 0), Some(39696));
     assert_eq!(
@@ -116,7 +120,6 @@ fn envoy_istio_default_text() {
     assert_eq!(text(batch, "client_ip", 7), some("2a02:cf40::4e36"));
     assert_eq!(int32(batch, "client_port", 7), Some(5000));
 }
-
 
 #[test]
 fn haproxy_syslog_httplog() {
@@ -163,7 +166,10 @@ fn haproxy_syslog_httplog() {
 
     // Line 7: the syslog time (12:02:57) is after the request date (12:02:55).
     assert_eq!(time(batch, 6), utc((2021, 6, 22), (12, 2, 55), 202_000));
-    assert_eq!(attribute(batch, 6, "syslog_timestamp"), some("Jun 22 12:02:57"));
+    assert_eq!(
+        attribute(batch, 6, "syslog_timestamp"),
+        some("Jun 22 12:02:57")
+    );
     assert_eq!(duration_ms(batch, 6), Some(2606.0));
     assert_eq!(int64(batch, "response_bytes", 6), Some(325_791));
 }
@@ -184,7 +190,10 @@ fn haproxy_no_server() {
         assert_eq!(duration_ms(batch, row), Some(0.0), "row {row}");
         assert_eq!(attribute(batch, row, "Tw"), None, "row {row}");
         assert_eq!(attribute(batch, row, "termination_state"), some("SC--"));
-        assert_eq!(attribute(batch, row, "backend_name"), some("http-webservices"));
+        assert_eq!(
+            attribute(batch, row, "backend_name"),
+            some("http-webservices")
+        );
         assert_eq!(attribute(batch, row, "server_name"), None, "row {row}");
     }
 
@@ -221,13 +230,19 @@ fn traefik_common_log() {
     // Line 1.
     assert_eq!(time(batch, 0), utc((2017, 10, 2), (20, 22, 7), 0));
     assert_eq!(text(batch, "client_ip", 0), some("192.168.33.1"));
-    assert_eq!(text(batch, "path", 0), some("/ui/favicons/favicon-16x16.png"));
+    assert_eq!(
+        text(batch, "path", 0),
+        some("/ui/favicons/favicon-16x16.png")
+    );
     assert_eq!(int32(batch, "status", 0), Some(304));
     assert_eq!(int64(batch, "response_bytes", 0), Some(0));
     assert_eq!(text(batch, "referer", 0), some("http://example.com/login"));
     assert_eq!(attribute(batch, 0, "request_count"), some("262"));
     assert_eq!(attribute(batch, 0, "router_name"), some("Host-host-1"));
-    assert_eq!(attribute(batch, 0, "service_url"), some("http://172.19.0.3:5601"));
+    assert_eq!(
+        attribute(batch, 0, "service_url"),
+        some("http://172.19.0.3:5601")
+    );
     assert_eq!(duration_ms(batch, 0), Some(2.0));
 
     // Line 2: the frontend name lacks its closing quote; no field shifts.
@@ -242,7 +257,10 @@ fn traefik_common_log() {
     );
     assert_eq!(attribute(batch, 1, "request_count"), some("271"));
     assert_eq!(attribute(batch, 1, "router_name"), some("Host-host1"));
-    assert_eq!(attribute(batch, 1, "service_url"), some("http://172.19.0.3:5601"));
+    assert_eq!(
+        attribute(batch, 1, "service_url"),
+        some("http://172.19.0.3:5601")
+    );
     assert_eq!(duration_ms(batch, 1), Some(3.0));
 }
 
@@ -262,14 +280,20 @@ fn traefik_json_v1_v2() {
     assert_eq!(int32(batch, "status", 0), Some(404));
     assert_eq!(duration_ms(batch, 0), Some(0.040356));
     assert_eq!(text(batch, "upstream", 0), None);
-    assert_eq!(attribute(batch, 0, "FrontendName"), some("backend not found"));
+    assert_eq!(
+        attribute(batch, 0, "FrontendName"),
+        some("backend not found")
+    );
     assert_eq!(attribute(batch, 0, "BackendURL"), some("/"));
     assert_eq!(text(batch, "user_agent", 0), some("curl/7.67.0"));
     assert_eq!(attribute(batch, 0, "ClientHost"), None);
 
     // Line 2: Traefik v1 with a backend.
     assert_eq!(text(batch, "upstream", 1), some("10.10.10.10:80"));
-    assert_eq!(attribute(batch, 1, "BackendURL"), some("http://10.10.10.20:80"));
+    assert_eq!(
+        attribute(batch, 1, "BackendURL"),
+        some("http://10.10.10.20:80")
+    );
     assert_eq!(
         attribute(batch, 1, "downstream_Date"),
         some("Tue, 16 Mar 2021 19:08:41 GMT")
@@ -287,7 +311,10 @@ fn traefik_json_v1_v2() {
     assert_eq!(time(batch, 3), utc((2024, 2, 2), (17, 7, 8), 48_870));
     assert_eq!(int64(batch, "request_bytes", 3), Some(814));
     assert_eq!(text(batch, "upstream", 3), some("10.10.10.40:1234"));
-    assert_eq!(attribute(batch, 3, "ServiceURL"), some("http://10.10.10.60:5678"));
+    assert_eq!(
+        attribute(batch, 3, "ServiceURL"),
+        some("http://10.10.10.60:5678")
+    );
 
     // Line 6: ClientHost from forwarded headers differs from ClientAddr.
     assert_eq!(text(batch, "client_ip", 5), some("10.10.8.105"));
@@ -338,7 +365,10 @@ fn all_samples() -> Vec<String> {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|ext| ext != "md" && ext != "txt") {
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext != "md" && ext != "txt")
+            {
                 let relative = path.strip_prefix(&root).expect("path below the root");
                 samples.push(relative.to_string_lossy().into_owned());
             }

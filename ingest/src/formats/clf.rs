@@ -11,11 +11,9 @@
 //! - an X-Forwarded-For list, quoted or not, before the remote address;
 //! - fields after the user agent, kept as attributes `extra_1`, `extra_2`, ...
 //!
-//! `time` is the logged time. Apache's `%t` is when the request was received
-//! (the START), while nginx's `$time_local` is when the line was written (the END).
-//! A real `user` goes to attribute `remote_user` and a real `ident` to
-//! attribute `ident`. Bytes `-` mean unknown. A request line that is not
-//! HTTP, such as `-` or a TLS handshake, keeps the row with `malformed` set.
+//! The `clf` section of `docs/sources.md` maps the fields to columns, says
+//! what `time` means for Apache and for nginx, and describes how escapes and
+//! odd lines are handled.
 
 use crate::event::Event;
 use crate::format::Format;

@@ -10,9 +10,9 @@
 //! "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"
 //! ```
 //!
-//! Three variants are accepted as well. Envoy 1.x releases before the
-//! details fields end the response part after `%RESPONSE_FLAGS%`. Istio 1.5 to
-//! 1.8 write `"%DYNAMIC_METADATA(istio.mixer:status)%"
+//! Three variants are accepted as well. Older Envoy releases have no fields
+//! between `%RESPONSE_FLAGS%` and `%BYTES_RECEIVED%`. Older Istio releases
+//! write `"%DYNAMIC_METADATA(istio.mixer:status)%"
 //! "%UPSTREAM_TRANSPORT_FAILURE_REASON%"` in place of the three details fields.
 //! Istio appends `%UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS%
 //! %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%
@@ -263,9 +263,10 @@ fn set_details(event: &mut Event, fields: &[Field<'_>]) -> Result<usize, String>
         _ => {
             return Err(format!(
                 "expected BYTES_RECEIVED or RESPONSE_CODE_DETAILS in field 5, found {}",
-                fields
-                    .first()
-                    .map_or_else(|| "the end of the line".to_string(), |f| quote_excerpt(f.text))
+                fields.first().map_or_else(
+                    || "the end of the line".to_string(),
+                    |f| quote_excerpt(f.text)
+                )
             ));
         }
     };
@@ -290,9 +291,9 @@ fn set_tail(event: &mut Event, fields: &[Field<'_>], first: usize) -> Result<(),
         let field = &fields[offset];
         match field.text {
             "-" => Ok(None),
-            text => parse_count(text).map(Some).ok_or_else(|| {
-                invalid_field("number", field, first + offset, TAIL_FIELDS[offset])
-            }),
+            text => parse_count(text)
+                .map(Some)
+                .ok_or_else(|| invalid_field("number", field, first + offset, TAIL_FIELDS[offset])),
         }
     };
 
@@ -317,7 +318,11 @@ fn set_tail(event: &mut Event, fields: &[Field<'_>], first: usize) -> Result<(),
 }
 
 /// Stores Istio's appended fields, or numbered extras for any other layout.
-fn set_trailing_fields(event: &mut Event, fields: &[Field<'_>], first: usize) -> Result<(), String> {
+fn set_trailing_fields(
+    event: &mut Event,
+    fields: &[Field<'_>],
+    first: usize,
+) -> Result<(), String> {
     if let Some(field) = fields
         .iter()
         .position(|field| field.delimiter == Delimiter::Quoted)

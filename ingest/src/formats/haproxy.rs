@@ -19,11 +19,11 @@
 //!
 //! | field | column |
 //! |---|---|
-//! | `request_date` | `time` (the START: when the connection was accepted or the request began) |
+//! | `request_date` (`accept_date` in older versions) | `time` (the START of the request) |
 //! | `client_ip:client_port` | `client_ip`, `client_port` |
 //! | `~` after `frontend_name` | `scheme`: `https` with it, `http` without |
 //! | `backend_name/server_name` | `upstream`, when a server was chosen |
-//! | `Ta` (`Tt` before HAProxy 1.7), in ms | `duration_ms` |
+//! | `Ta` (`Tt` in older versions), in ms | `duration_ms` |
 //! | `status_code` | `status` |
 //! | `bytes_read` (bytes sent to the client) | `response_bytes` |
 //! | `http_request` | `method`, `scheme`, `host`, `path`, `query`, `http_version` |
@@ -49,8 +49,8 @@
 //!
 //! HAProxy writes `"`, `#` and non-printable bytes of the request line as
 //! `#XX`. The request is decoded before it is split: `#22` becomes a quote
-//! and other escapes become `%XX`. The logged request is then kept as
-//! attribute `request`.
+//! and other escapes become `%XX`. A request with escapes is also kept as
+//! logged, in attribute `request`.
 //!
 //! Lines of `option tcplog` (three timers) are skipped as `tcp_connection`,
 //! connection errors (`frontend/bind: message`) as `connection_error`, and
@@ -237,7 +237,10 @@ impl<'a> Message<'a, '_> {
     fn start_event(&self) -> Result<Event, String> {
         let date = self.fields[1].text;
         let time = parse_clf_time(date).ok_or_else(|| {
-            format!("invalid timestamp {} in the request date", quote_excerpt(date))
+            format!(
+                "invalid timestamp {} in the request date",
+                quote_excerpt(date)
+            )
         })?;
         Ok(Event::new(Format::Haproxy.name(), time))
     }
@@ -259,9 +262,10 @@ impl<'a> Message<'a, '_> {
         let Some(backend_server) = fields.get(3).filter(|field| field.text.contains('/')) else {
             return Err(format!(
                 "expected backend_name/server_name after the frontend name, found {}",
-                fields
-                    .get(3)
-                    .map_or_else(|| "the end of the line".to_string(), |f| quote_excerpt(f.text))
+                fields.get(3).map_or_else(
+                    || "the end of the line".to_string(),
+                    |f| quote_excerpt(f.text)
+                )
             ));
         };
         set_backend_server(event, backend_server.text);
@@ -269,9 +273,10 @@ impl<'a> Message<'a, '_> {
         let Some(timers) = self.timers_index() else {
             return Err(format!(
                 "expected the timers TR/Tw/Tc/Tr/Ta after backend_name/server_name, found {}",
-                fields
-                    .get(4)
-                    .map_or_else(|| "the end of the line".to_string(), |f| quote_excerpt(f.text))
+                fields.get(4).map_or_else(
+                    || "the end of the line".to_string(),
+                    |f| quote_excerpt(f.text)
+                )
             ));
         };
         for (index, extra) in fields[4..timers].iter().enumerate() {
@@ -837,15 +842,21 @@ mod tests {
             "expected status_code, bytes_read, cookies, termination_state and connection counts after the timers, found 4 fields"
         );
         assert_eq!(
-            rejection(&with_tail(r#"3/0/1/40/44 OK 5 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1""#)),
+            rejection(&with_tail(
+                r#"3/0/1/40/44 OK 5 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1""#
+            )),
             r#"invalid status_code "OK""#
         );
         assert_eq!(
-            rejection(&with_tail(r#"3/0/1/40/44 200 5 - - ---- 1/1/0/0 0/0 "GET / HTTP/1.1""#)),
+            rejection(&with_tail(
+                r#"3/0/1/40/44 200 5 - - ---- 1/1/0/0 0/0 "GET / HTTP/1.1""#
+            )),
             r#"expected actconn/feconn/beconn/srv_conn/retries in field "1/1/0/0""#
         );
         assert_eq!(
-            rejection(&with_tail(r#"3/0/1/40/44 200 5 - - ---- 1/1/0/0/0 0/0 {a|b "GET / HTTP/1.1""#)),
+            rejection(&with_tail(
+                r#"3/0/1/40/44 200 5 - - ---- 1/1/0/0/0 0/0 {a|b "GET / HTTP/1.1""#
+            )),
             r#"unclosed captured header block "{a|b \"GET / HTTP/1.1\"""#
         );
         assert_eq!(

@@ -192,19 +192,16 @@ fn set_middle(
     set_request(event, request.text);
     let status_code = parse_count(status.text).and_then(|code| i32::try_from(code).ok());
     event.status = Some(status_code.ok_or_else(|| invalid("status", 1))?);
-    event.response_bytes = parse_optional_count(bytes_sent)
-        .ok_or_else(|| invalid("byte count", 2))?;
+    event.response_bytes =
+        parse_optional_count(bytes_sent).ok_or_else(|| invalid("byte count", 2))?;
     event.referer = dash_as_none(&unescape_text(referer.text)).map(str::to_string);
     event.user_agent = dash_as_none(&unescape_text(user_agent.text)).map(str::to_string);
-    event.request_bytes = parse_optional_count(request_length)
-        .ok_or_else(|| invalid("byte count", 5))?;
+    event.request_bytes =
+        parse_optional_count(request_length).ok_or_else(|| invalid("byte count", 5))?;
     event.duration_ms = match request_time.text {
         "-" => None,
         text => Some(
-            parse_seconds_as_micros(text)
-                .ok_or_else(|| invalid("duration", 6))?
-                as f64
-                / 1000.0,
+            parse_seconds_as_micros(text).ok_or_else(|| invalid("duration", 6))? as f64 / 1000.0,
         ),
     };
     Ok(())
@@ -220,9 +217,10 @@ fn set_upstream(event: &mut Event, line: &str, fields: &[Field<'_>]) -> Result<(
     if names == 0 {
         return Err(format!(
             "expected [$proxy_upstream_name] after $request_time, found {}",
-            fields
-                .first()
-                .map_or_else(|| "the end of the line".to_string(), |f| quote_excerpt(f.text))
+            fields.first().map_or_else(
+                || "the end of the line".to_string(),
+                |f| quote_excerpt(f.text)
+            )
         ));
     }
     push_attribute(event, "proxy_upstream_name", fields[0].text);
@@ -337,7 +335,9 @@ mod tests {
 
     /// Replaces the upstream part of [`LINE`], from the upstream name to the request id.
     fn with_upstream(upstream: &str) -> String {
-        let start = LINE.find("[default-orders-80]").expect("upstream name in LINE");
+        let start = LINE
+            .find("[default-orders-80]")
+            .expect("upstream name in LINE");
         format!("{}{upstream}", &LINE[..start])
     }
 
@@ -483,9 +483,11 @@ mod tests {
 
     #[test]
     fn ipv6_client_and_upstream() {
-        let line = LINE
-            .replacen("192.168.65.3", "2001:db8::7", 1)
-            .replacen("10.1.0.7:8080", "[fd00::1]:8080", 1);
+        let line = LINE.replacen("192.168.65.3", "2001:db8::7", 1).replacen(
+            "10.1.0.7:8080",
+            "[fd00::1]:8080",
+            1,
+        );
         let event = parse_event(&line);
         assert_eq!(event.client_ip.as_deref(), Some("2001:db8::7"));
         assert_eq!(event.upstream.as_deref(), Some("[fd00::1]:8080"));
@@ -500,11 +502,7 @@ mod tests {
 
     #[test]
     fn tls_handshake_is_malformed_row() {
-        let line = LINE.replacen(
-            "GET /api/orders?id=7 HTTP/1.1",
-            r"\x16\x03\x01\x00\xA5",
-            1,
-        );
+        let line = LINE.replacen("GET /api/orders?id=7 HTTP/1.1", r"\x16\x03\x01\x00\xA5", 1);
         let event = parse_event(&line);
         assert!(event.malformed);
         assert_eq!(event.method, None);
@@ -557,16 +555,22 @@ mod tests {
     #[test]
     fn rejects_broken_upstream_part() {
         assert_eq!(
-            rejection(&with_upstream("default-orders-80 10.1.0.7:8080 612 0.002 200 abc")),
+            rejection(&with_upstream(
+                "default-orders-80 10.1.0.7:8080 612 0.002 200 abc"
+            )),
             r#"expected [$proxy_upstream_name] after $request_time, found "default-orders-80""#
         );
         assert_eq!(
-            rejection(&with_upstream("[default-orders-80] [] 10.1.0.7:8080 612 0.002 200")),
+            rejection(&with_upstream(
+                "[default-orders-80] [] 10.1.0.7:8080 612 0.002 200"
+            )),
             "expected $upstream_addr, $upstream_response_length, $upstream_response_time, \
              $upstream_status and $req_id after the upstream name, found 4 values"
         );
         assert_eq!(
-            rejection(&with_upstream("[default-orders-80] [] 10.1.0.7:8080 612 0.002 OK abc")),
+            rejection(&with_upstream(
+                "[default-orders-80] [] 10.1.0.7:8080 612 0.002 OK abc"
+            )),
             r#"invalid $upstream_status "OK""#
         );
     }

@@ -13,8 +13,8 @@ pub mod clf;
 pub mod envoy;
 pub mod haproxy;
 pub mod ingress_nginx;
-pub mod traefik;
 pub(crate) mod json;
+pub mod traefik;
 
 use crate::format::Format;
 use crate::parse::{LineOutcome, ParseContext};
@@ -91,5 +91,4 @@ pub(crate) mod test_support {
             other => panic!("expected a rejection for {line:?}, got {other:?}"),
         }
     }
-
 }

@@ -482,7 +482,8 @@ fn set_path(event: &mut Event, text: &str) {
 }
 
 fn parse_time(key: &str, text: &str) -> Result<i64, String> {
-    parse_iso8601(text).ok_or_else(|| format!("invalid timestamp {} in key {key}", quote_excerpt(text)))
+    parse_iso8601(text)
+        .ok_or_else(|| format!("invalid timestamp {} in key {key}", quote_excerpt(text)))
 }
 
 fn parse_integer<T: std::str::FromStr>(key: &str, text: &str) -> Result<T, String> {
@@ -590,7 +591,13 @@ mod tests {
 
     #[test]
     fn quotes_in_user_agent_do_not_shift_fields() {
-        for agent in [r#"Bot "quoted" agent"#, r#"a" "b"#, r#"x" 12 "y"#, "\"", r#"" 5 ""#] {
+        for agent in [
+            r#"Bot "quoted" agent"#,
+            r#"a" "b"#,
+            r#"x" 12 "y"#,
+            "\"",
+            r#"" 5 ""#,
+        ] {
             let line = COMMON_LINE.replacen("Mozilla/5.0 (X11)", agent, 1);
             let event = parse_event(&line);
             assert_eq!(event.user_agent.as_deref(), Some(agent), "agent {agent:?}");
@@ -623,7 +630,10 @@ mod tests {
         let line = COMMON_LINE.replacen(r#""api@docker" "#, r#""api@docker "#, 1);
         let event = parse_event(&line);
         assert_eq!(event.attribute("router_name"), Some("api@docker"));
-        assert_eq!(event.attribute("service_url"), Some("http://10.0.0.12:8080"));
+        assert_eq!(
+            event.attribute("service_url"),
+            Some("http://10.0.0.12:8080")
+        );
         assert_eq!(event.duration_ms, Some(37.0));
     }
 
@@ -706,11 +716,8 @@ mod tests {
 
     #[test]
     fn json_start_local_and_time_fallbacks() {
-        let without_utc = JSON_LINE.replacen(
-            r#""StartUTC":"2024-02-09T11:53:32.609696286Z","#,
-            "",
-            1,
-        );
+        let without_utc =
+            JSON_LINE.replacen(r#""StartUTC":"2024-02-09T11:53:32.609696286Z","#, "", 1);
         assert_eq!(parse_event(&without_utc).time, FEB_9_2024);
 
         let only_time = without_utc.replacen(
