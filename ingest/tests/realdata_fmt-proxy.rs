@@ -353,7 +353,7 @@ const OWN_SAMPLES: [(Format, &[&str]); 4] = [
     ),
 ];
 
-/// Every sample file below `realdata_dir`, as paths relative to it.
+/// Lists every sample file below `realdata_dir`, as paths relative to it.
 fn all_samples() -> Vec<String> {
     let root = realdata_dir();
     let mut samples = Vec::new();

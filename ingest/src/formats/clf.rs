@@ -11,9 +11,9 @@
 //! - an X-Forwarded-For list, quoted or not, before the remote address;
 //! - fields after the user agent, kept as attributes `extra_1`, `extra_2`, ...
 //!
-//! The `clf` section of `docs/sources.md` maps the fields to columns, says
-//! what `time` means for Apache and for nginx, and describes how escapes and
-//! odd lines are handled.
+//! The `clf` section of `docs/sources.md` maps the fields to columns, states
+//! whether `time` is the start or the end of the request for Apache and for
+//! nginx, and describes how escapes and odd lines are handled.
 
 use crate::event::Event;
 use crate::format::Format;

@@ -22,7 +22,7 @@
 //! |---|---|
 //! | `START_TIME` | `time` (the START of the request) |
 //! | method, path, `PROTOCOL` | `method`, `path`, `query`, `http_version` |
-//! | `RESPONSE_CODE` | `status`; 0, written when no response was sent, is unknown |
+//! | `RESPONSE_CODE` | `status`, unknown for the 0 written when no response was sent |
 //! | `BYTES_RECEIVED`, `BYTES_SENT` (bodies only) | `request_bytes`, `response_bytes` |
 //! | `DURATION` (ms) | `duration_ms` |
 //! | `X-FORWARDED-FOR` | `forwarded_for` |
@@ -47,7 +47,7 @@
 //!
 //! Lines may start with `ACCESS ` (Ambassador and Emissary). A line may also be
 //! wrapped by the container runtime, as a Docker json-file or Kubernetes object
-//! whose `log` or `message` string holds the access log line, or as a CRI log
+//! whose `log` or `message` string contains the access log line, or as a CRI log
 //! line (`<time> stdout F <line>`). The wrapped line is parsed, and the
 //! wrapper's other fields go to attributes (`stream`, `time`, and nested keys
 //! joined with `.`). TCP proxy lines (request `- - -`, status 0) are valid
@@ -88,7 +88,7 @@ const ISTIO_FIELDS: [&str; 6] = [
     "route_name",
 ];
 
-/// Keys of a container runtime's JSON wrapper that can hold the access log line.
+/// Keys of a container runtime's JSON wrapper that can contain the access log line.
 const WRAPPER_LINE_KEYS: [&str; 2] = ["log", "message"];
 
 /// Parses one line of an Envoy or Istio text access log.
@@ -126,7 +126,7 @@ fn parse_json_wrapper(record: &str) -> LineOutcome {
         _ => None,
     }) else {
         return LineOutcome::Rejected(
-            "expected an Envoy text line, or a JSON object whose `log` or `message` string holds one"
+            "expected an Envoy text line, or a JSON object whose `log` or `message` string contains one"
                 .to_string(),
         );
     };
@@ -328,7 +328,7 @@ fn set_trailing_fields(
         .position(|field| field.delimiter == Delimiter::Quoted)
     {
         return Err(format!(
-            "unexpected quoted field {} {} after UPSTREAM_HOST; a quote inside a logged value shifts the fields",
+            "unexpected quoted field {} {} after UPSTREAM_HOST, as when a logged value contains a quote",
             first + field + 1,
             quote_excerpt(fields[field].text)
         ));
@@ -404,7 +404,7 @@ mod tests {
         r#""api.example.com:8443" "10.0.0.5:8080""#
     );
 
-    /// A line of the Envoy 1.x default format, without the details fields.
+    /// A line of the default format of older Envoy releases, without the details fields.
     const LEGACY_LINE: &str = concat!(
         r#"[2019-04-08T16:16:55.931Z] "GET /service/1 HTTP/1.1" 200 - 0 89 5 4 "-" "curl/7.54.0" "#,
         r#""c219f6da-0000-4000-8000-00000000beef" "localhost:8000" "172.27.0.3:80""#
@@ -642,7 +642,7 @@ mod tests {
         let line = DEFAULT_LINE.replace("curl/8.0.1", r#"a" "b"#);
         assert_eq!(
             rejection(&line),
-            r#"unexpected quoted field 17 "10.0.0.5:8080" after UPSTREAM_HOST; a quote inside a logged value shifts the fields"#
+            r#"unexpected quoted field 17 "10.0.0.5:8080" after UPSTREAM_HOST, as when a logged value contains a quote"#
         );
     }
 
@@ -671,7 +671,7 @@ mod tests {
             rejection(
                 r#"{"authority":"reviews:9080","bytes_received":0,"method":"GET","path":"/reviews/0","response_code":200,"start_time":"2022-09-08T12:51:05.656Z"}"#
             ),
-            "expected an Envoy text line, or a JSON object whose `log` or `message` string holds one"
+            "expected an Envoy text line, or a JSON object whose `log` or `message` string contains one"
         );
         assert_eq!(
             rejection(

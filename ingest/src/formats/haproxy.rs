@@ -196,7 +196,7 @@ fn push_syslog_header(event: &mut Event, priority: Option<&str>, text: &str, hea
     }
 }
 
-/// What a message with a client and a date turned out to be.
+/// Kind of a message that starts with a client and a date.
 enum MessageKind {
     Http,
     Tcp,
@@ -233,7 +233,7 @@ impl<'a> Message<'a, '_> {
         })
     }
 
-    /// Creates the event from the client, date and frontend, the fields that any message has.
+    /// Creates the event with its time from the request date.
     fn start_event(&self) -> Result<Event, String> {
         let date = self.fields[1].text;
         let time = parse_clf_time(date).ok_or_else(|| {
@@ -450,8 +450,8 @@ fn set_haproxy_request(event: &mut Event, logged: &str) {
     }
 }
 
-/// Turns `#22` into a quote and other `#XX` escapes into `%XX`; returns the text
-/// borrowed when it has none.
+/// Turns `#22` into a quote and other `#XX` escapes into `%XX`. Text without
+/// escapes is returned borrowed.
 fn decode_hash_escapes(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let is_escape = |index: usize| {

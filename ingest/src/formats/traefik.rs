@@ -9,12 +9,12 @@
 //!
 //! Traefik v1 writes the frontend name and backend URL in place of the
 //! router and service URL. Traefik puts quotes around these values without
-//! escaping quotes inside them, so the quoted fields are found from the fixed
-//! fields around them rather than by scanning for quotes: the request ends
-//! before the first `" status size "`, the user agent before the last
-//! `" request_count "`, and the service URL, which has no spaces, after the
-//! last ` "`. A value with quotes inside is thus read whole, and a line whose
-//! fields cannot be told apart this way is rejected.
+//! escaping quotes inside them. The quoted fields are therefore found from
+//! the fixed fields around them rather than by scanning for quotes. The
+//! request ends before the first `" status size "`, and the user agent before
+//! the last `" request_count "`. The service URL, which has no spaces, starts
+//! after the last ` "`. A value with quotes inside is thus read whole, and a
+//! line whose fields cannot be told apart this way is rejected.
 //!
 //! | field | column |
 //! |---|---|
@@ -73,7 +73,7 @@ use crate::text::{
 /// Nanoseconds in one millisecond, for `Duration`.
 const NANOS_PER_MILLI: f64 = 1e6;
 
-/// Keys that only Traefik's JSON access log has; a record needs one of them.
+/// Keys that only Traefik's JSON access log has. A record needs one of them.
 const TRAEFIK_KEYS: [&str; 10] = [
     "DownstreamStatus",
     "DownstreamContentSize",
