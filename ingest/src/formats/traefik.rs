@@ -14,7 +14,7 @@
 //! request ends before the first `" status size "`, and the user agent before
 //! the last `" request_count "`. The service URL, which has no spaces, starts
 //! after the last ` "`. A value with quotes inside is thus read whole, and a
-//! line whose fields cannot be told apart this way is rejected.
+//! line whose fields cannot be separated this way is rejected.
 //!
 //! | field | column |
 //! |---|---|
