@@ -11,11 +11,9 @@
 //! - an X-Forwarded-For list, quoted or not, before the remote address;
 //! - fields after the user agent, kept as attributes `extra_1`, `extra_2`, ...
 //!
-//! `time` is the logged time. Apache's `%t` is when the request was received
-//! (the START), while nginx's `$time_local` is when the line was written (the END).
-//! A real `user` goes to attribute `remote_user` and a real `ident` to
-//! attribute `ident`. Bytes `-` mean unknown. A request line that is not
-//! HTTP, such as `-` or a TLS handshake, keeps the row with `malformed` set.
+//! The `clf` section of `docs/sources.md` maps the fields to columns, states
+//! whether `time` is the start or the end of the request for Apache and for
+//! nginx, and describes how escapes and odd lines are handled.
 
 use crate::event::Event;
 use crate::format::Format;
@@ -513,6 +511,50 @@ mod tests {
         assert_eq!(event.path.as_deref(), Some("/image/29201"));
         assert_eq!(event.query.as_deref(), Some("name=%D8%B3%D8%AA-x.jpg"));
         assert_eq!(event.user_agent.as_deref(), Some(r#""bot""#));
+    }
+
+    #[test]
+    fn apache_escaped_quotes_in_user_agent() {
+        let event = parse_event(concat!(
+            r#"10.0.0.9 - - [12/Apr/2018:09:48:40 +0200] "GET / HTTP/1.1" 200 1 "#,
+            r#""http://a.example/?q=\"x\"" "Mozilla/5.0 \"quoted\" \" \" end\\" "#,
+            r#""after-agent""#
+        ));
+        assert_eq!(event.referer.as_deref(), Some(r#"http://a.example/?q="x""#));
+        assert_eq!(
+            event.user_agent.as_deref(),
+            Some(r#"Mozilla/5.0 "quoted" " " end\"#)
+        );
+        assert_eq!(event.attribute("extra_1"), Some("after-agent"));
+        assert_eq!(event.status, Some(200));
+    }
+
+    #[test]
+    fn nginx_escaped_quotes_in_user_agent() {
+        let event = parse_event(concat!(
+            r#"10.0.0.9 - - [12/Apr/2018:09:48:40 +0200] "GET / HTTP/1.1" 200 1 "#,
+            r#""http://a.example/?q=\x22x\x22" "Mozilla/5.0 \x22quoted\x22 \x22 \x22 C:\x5CTemp \xD0\x9F" "#,
+            r#""after-agent""#
+        ));
+        assert_eq!(event.referer.as_deref(), Some(r#"http://a.example/?q="x""#));
+        assert_eq!(
+            event.user_agent.as_deref(),
+            Some(r#"Mozilla/5.0 "quoted" " " C:\Temp П"#)
+        );
+        assert_eq!(event.attribute("extra_1"), Some("after-agent"));
+    }
+
+    #[test]
+    fn escaped_quotes_in_request_line() {
+        let apache = parse_event(
+            r#"10.0.0.9 - - [12/Apr/2018:09:48:40 +0200] "GET /a?b=\"c d\" HTTP/1.1" 200 1"#,
+        );
+        assert_eq!(apache.query.as_deref(), Some(r#"b="c d""#));
+        assert_eq!(apache.http_version.as_deref(), Some("HTTP/1.1"));
+        let nginx = parse_event(
+            r#"10.0.0.9 - - [12/Apr/2018:09:48:40 +0200] "GET /a?b=\x22c\x22 HTTP/1.1" 200 1"#,
+        );
+        assert_eq!(nginx.query.as_deref(), Some(r#"b="c""#));
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub(crate) mod json;
 pub mod otlp;
 pub mod suricata;
 pub mod zeek;
+pub mod envoy;
+pub mod haproxy;
+pub mod ingress_nginx;
+pub mod traefik;
 
 use crate::format::Format;
 use crate::parse::{LineOutcome, ParseContext};
@@ -55,6 +59,10 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::ZeekHttp => Box::new(zeek::ZeekHttpParser::default()),
         Format::SuricataEve => Box::new(Stateless(suricata::parse_line)),
         Format::Otlp => Box::new(Stateless(otlp::parse_line)),
+        Format::Envoy => Box::new(Stateless(envoy::parse_line)),
+        Format::Haproxy => Box::new(Stateless(haproxy::parse_line)),
+        Format::IngressNginx => Box::new(Stateless(ingress_nginx::parse_line)),
+        Format::Traefik => Box::new(Stateless(traefik::parse_line)),
         other => Box::new(NotYetSupported(other)),
     }
 }
