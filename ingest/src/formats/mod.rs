@@ -7,10 +7,19 @@
 //! what the header said in the parser, which is why a parser is an object
 //! that lives for the whole input rather than a function.
 
+pub mod akamai_ds2;
 pub mod alb;
 pub mod apigateway;
+pub mod azure;
+pub mod caddy;
 pub mod clf;
+pub mod cloudflare;
+pub mod envoy_json;
+pub mod gcp_lb;
 pub(crate) mod json;
+pub(crate) mod json_log;
+pub mod kong;
+pub mod nginx_json;
 
 use crate::format::Format;
 use crate::parse::{LineOutcome, ParseContext};
@@ -36,6 +45,15 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::AwsAlb => Box::new(Stateless(alb::parse_line)),
         Format::Clf => Box::new(Stateless(clf::parse_line)),
         Format::AwsApiGateway => Box::new(Stateless(apigateway::parse_line)),
+        Format::NginxJson => Box::new(Stateless(nginx_json::parse_line)),
+        Format::EnvoyJson => Box::new(Stateless(envoy_json::parse_line)),
+        Format::Kong => Box::new(Stateless(kong::parse_line)),
+        Format::Caddy => Box::new(Stateless(caddy::parse_line)),
+        Format::Cloudflare => Box::new(Stateless(cloudflare::parse_line)),
+        Format::AkamaiDs2 => Box::new(Stateless(akamai_ds2::parse_line)),
+        Format::GcpLb => Box::new(Stateless(gcp_lb::parse_line)),
+        Format::AzureAppGw => Box::new(Stateless(azure::parse_appgw_line)),
+        Format::AzureFrontDoor => Box::new(Stateless(azure::parse_frontdoor_line)),
         other => Box::new(NotYetSupported(other)),
     }
 }
