@@ -101,7 +101,10 @@ fn envoy_json_istio() {
     assert_eq!(text(batch, "user_agent", 0), some("curl/7.79.1"));
     assert_eq!(text(batch, "forwarded_for", 0), None);
     assert_eq!(attribute(batch, 0, "upstream_service_time"), some("14"));
-    assert_eq!(attribute(batch, 0, "upstream_cluster"), some("inbound|9080||"));
+    assert_eq!(
+        attribute(batch, 0, "upstream_cluster"),
+        some("inbound|9080||")
+    );
     assert_eq!(attribute(batch, 0, "response_flags"), None);
     assert_eq!(attribute(batch, 0, "connection_termination_details"), None);
     assert!(!malformed(batch, 0));
@@ -187,10 +190,7 @@ fn caddy_real_entries() {
     assert_eq!(text(batch, "http_version", 0), some("HTTP/1.1"));
     assert_eq!(text(batch, "method", 0), some("GET"));
     assert_eq!(text(batch, "host", 0), some("api.whitepapergrey.com"));
-    assert_eq!(
-        text(batch, "path", 0),
-        some("/__logcheck-20260806T221446Z")
-    );
+    assert_eq!(text(batch, "path", 0), some("/__logcheck-20260806T221446Z"));
     assert_eq!(text(batch, "scheme", 0), some("https"));
     assert_eq!(text(batch, "user_agent", 0), some("curl/8.17.0"));
     assert_eq!(int32(batch, "status", 0), Some(404));
@@ -295,7 +295,11 @@ fn cloudflare_logpush_timestamp_formats() {
 
     // Lines 1 to 3: RFC 3339, Unix seconds and Unix nanoseconds as strings.
     for row in 0..3 {
-        assert_eq!(time(batch, row), utc((2022, 5, 25), (13, 25, 26), 0), "row {row}");
+        assert_eq!(
+            time(batch, row),
+            utc((2022, 5, 25), (13, 25, 26), 0),
+            "row {row}"
+        );
     }
     assert_eq!(duration_ms(batch, 0), None);
     assert_eq!(duration_ms(batch, 1), None);
@@ -312,7 +316,10 @@ fn cloudflare_logpush_timestamp_formats() {
     assert_eq!(int32(batch, "upstream_status", 0), Some(200));
     assert_eq!(text(batch, "request_id", 0), some("710e98d9367f357d"));
     assert_eq!(attribute(batch, 0, "ZoneName"), some("example.com"));
-    assert_eq!(attribute(batch, 0, "ClientRequestPath"), some("/xyz/checkout"));
+    assert_eq!(
+        attribute(batch, 0, "ClientRequestPath"),
+        some("/xyz/checkout")
+    );
     assert_eq!(attribute(batch, 0, "BotDetectionIDs"), some("[7,8,9]"));
     // The Cookies object is stored as a Cookie header whose values are hashed.
     let cookie = attribute(batch, 0, "cookie").expect("cookie attribute");
@@ -370,8 +377,7 @@ fn akamai_ds2_bench_1000() {
 
 #[test]
 fn gcp_lb_requests() {
-    let Some(chunk) =
-        detect_and_parse("gcp_lb/elastic_gcp_http_lb_requests.log", Format::GcpLb)
+    let Some(chunk) = detect_and_parse("gcp_lb/elastic_gcp_http_lb_requests.log", Format::GcpLb)
     else {
         return;
     };
@@ -397,9 +403,15 @@ fn gcp_lb_requests() {
         attribute(batch, 0, "jsonPayload.statusDetails"),
         some("response_from_cache")
     );
-    assert_eq!(attribute(batch, 0, "jsonPayload.cacheId"), some("SFO-fbae48ad"));
+    assert_eq!(
+        attribute(batch, 0, "jsonPayload.cacheId"),
+        some("SFO-fbae48ad")
+    );
     assert_eq!(attribute(batch, 0, "httpRequest.cacheHit"), some("true"));
-    assert_eq!(attribute(batch, 0, "resource.type"), some("http_load_balancer"));
+    assert_eq!(
+        attribute(batch, 0, "resource.type"),
+        some("http_load_balancer")
+    );
     assert_eq!(attribute(batch, 0, "spanId"), some("7b6537d3672e08e1"));
 
     // Line 2: a host name in the URL.
@@ -435,7 +447,10 @@ fn azure_appgw_mixed_categories() {
     assert_eq!(text(batch, "client_ip", 0), some("67.43.156.7"));
     assert_eq!(int32(batch, "client_port", 0), Some(46886));
     assert_eq!(text(batch, "method", 0), some("GET"));
-    assert_eq!(text(batch, "path", 0), some("/phpmyadmin/scripts/setup.php"));
+    assert_eq!(
+        text(batch, "path", 0),
+        some("/phpmyadmin/scripts/setup.php")
+    );
     assert!(
         text(batch, "query", 0)
             .is_some_and(|query| query.starts_with("X-AzureApplicationGateway-CACHE-HIT=0"))
@@ -527,7 +542,10 @@ fn azure_frontdoor_access() {
     assert_eq!(text(batch, "scheme", 0), some("https"));
     assert_eq!(text(batch, "host", 0), some("erp.testcloud.com"));
     assert_eq!(attribute(batch, 0, "port"), some("443"));
-    assert_eq!(text(batch, "path", 0), some("/StockSetup/GetStockListByCir"));
+    assert_eq!(
+        text(batch, "path", 0),
+        some("/StockSetup/GetStockListByCir")
+    );
     assert_eq!(text(batch, "http_version", 0), some("HTTP/2.0"));
     assert_eq!(int32(batch, "status", 0), Some(200));
     assert_eq!(int64(batch, "request_bytes", 0), Some(2545));

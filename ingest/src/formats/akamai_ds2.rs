@@ -36,13 +36,20 @@ use crate::event::Event;
 use crate::format::Format;
 use crate::formats::json::Json;
 use crate::formats::json_log::{
-    count_present, invalid_timestamp, member, parse_epoch, parse_millis, parse_object,
-    parse_size, parse_status, push_attribute, value_text,
+    count_present, invalid_timestamp, member, parse_epoch, parse_millis, parse_object, parse_size,
+    parse_status, push_attribute, value_text,
 };
 use crate::parse::{LineOutcome, ParseContext};
 use crate::text::set_client_address;
 
-const REQUEST_FIELDS: [&str; 6] = ["reqHost", "reqMethod", "reqPath", "statusCode", "cliIP", "reqId"];
+const REQUEST_FIELDS: [&str; 6] = [
+    "reqHost",
+    "reqMethod",
+    "reqPath",
+    "statusCode",
+    "cliIP",
+    "reqId",
+];
 
 /// Placeholder DataStream 2 writes for a field that is not available.
 const NOT_AVAILABLE: &str = "^";
@@ -210,7 +217,10 @@ mod tests {
         assert_eq!(event.attribute("cookie"), None);
         assert_eq!(event.attribute("city"), None);
         assert_eq!(event.attribute("totalBytes"), Some("1059938"));
-        assert_eq!(event.attribute("errorCode"), Some("ERR_CLIENT_ABORT|general"));
+        assert_eq!(
+            event.attribute("errorCode"),
+            Some("ERR_CLIENT_ABORT|general")
+        );
     }
 
     #[test]

@@ -81,9 +81,8 @@ use crate::event::Event;
 use crate::format::Format;
 use crate::formats::json::{Json, flatten};
 use crate::formats::json_log::{
-    Leaf, Member, member_str, parse_millis, parse_object, parse_port,
-    parse_seconds_as_millis, parse_size, parse_status, parse_timestamp, push_attribute,
-    set_target, value_text,
+    Leaf, Member, member_str, parse_millis, parse_object, parse_port, parse_seconds_as_millis,
+    parse_size, parse_status, parse_timestamp, push_attribute, set_target, value_text,
 };
 use crate::parse::{LineOutcome, ParseContext};
 use crate::text::set_client_address;
@@ -209,9 +208,7 @@ fn classify_appgw(members: &[Member<'_>]) -> RecordKind {
 
 fn classify_frontdoor(members: &[Member<'_>]) -> RecordKind {
     match member_str(members, "category") {
-        Some(category) if category.eq_ignore_ascii_case("FrontDoorAccessLog") => {
-            RecordKind::Access
-        }
+        Some(category) if category.eq_ignore_ascii_case("FrontDoorAccessLog") => RecordKind::Access,
         Some(category) if starts_with_ignore_case(category, "FrontDoor") => {
             RecordKind::OtherCategory
         }
@@ -225,7 +222,8 @@ fn classify_frontdoor(members: &[Member<'_>]) -> RecordKind {
 }
 
 fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.len() >= prefix.len() && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    text.len() >= prefix.len()
+        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// A record split into its top-level leaves and its properties, keyed `properties.<name>`.
@@ -594,7 +592,10 @@ mod tests {
         assert_eq!(event.attribute("listenerName"), Some("HTTP-Listener"));
         assert_eq!(event.attribute("properties.instanceId"), Some("appgw_2"));
         assert_eq!(event.attribute("properties.sslCipher"), None);
-        assert_eq!(event.attribute("category"), Some("ApplicationGatewayAccessLog"));
+        assert_eq!(
+            event.attribute("category"),
+            Some("ApplicationGatewayAccessLog")
+        );
         assert_eq!(event.attribute("timeStamp"), None);
     }
 
@@ -620,13 +621,17 @@ mod tests {
     #[test]
     fn appgw_other_categories() {
         let firewall = r#"{"category":"ApplicationGatewayFirewallLog","time":"2017-03-20T15:52:09Z","properties":{"clientIp":"1.2.3.4","ruleId":"920350"}}"#;
-        assert!(matches!(appgw(firewall), LineOutcome::Skipped("not_access_log")));
+        assert!(matches!(
+            appgw(firewall),
+            LineOutcome::Skipped("not_access_log")
+        ));
         let health = r#"{"category":"ResourceHealth","time":"2026-06-27T21:21:53Z","properties":{"title":"Stopping"}}"#;
         assert_eq!(
             expect_rejection(health, appgw(health)),
             r#"not an Application Gateway access log record: category "ResourceHealth""#
         );
-        let frontdoor_record = r#"{"category":"FrontdoorAccessLog","time":"2021-12-15T03:10:11Z","properties":{}}"#;
+        let frontdoor_record =
+            r#"{"category":"FrontdoorAccessLog","time":"2021-12-15T03:10:11Z","properties":{}}"#;
         assert!(matches!(appgw(frontdoor_record), LineOutcome::Rejected(_)));
     }
 
@@ -647,7 +652,10 @@ mod tests {
         assert_eq!(event.time, 1_639_537_811_647_971);
         assert_eq!(event.upstream.as_deref(), Some("app.azurewebsites.net:443"));
         assert_eq!(event.client_ip.as_deref(), Some("203.0.113.20"));
-        assert_eq!(event.attribute("properties.clientIp"), Some("198.51.100.20"));
+        assert_eq!(
+            event.attribute("properties.clientIp"),
+            Some("198.51.100.20")
+        );
         assert_eq!(event.client_port, Some(50382));
         assert_eq!(event.method.as_deref(), Some("POST"));
         assert_eq!(event.status, Some(200));
@@ -662,15 +670,24 @@ mod tests {
         assert_eq!(event.duration_ms, Some(384.0));
         assert_eq!(event.request_id.as_deref(), Some("0k1y5YQAAAAA="));
         assert_eq!(event.user_agent.as_deref(), Some("Mozilla/5.0"));
-        assert_eq!(event.attribute("properties.isReceivedFromClient"), Some("true"));
+        assert_eq!(
+            event.attribute("properties.isReceivedFromClient"),
+            Some("true")
+        );
         assert_eq!(event.attribute("properties.rulesEngineMatchNames"), None);
-        assert_eq!(event.attribute("resourceId"), Some("/SUBSCRIPTIONS/S/FRONTDOORS/F"));
+        assert_eq!(
+            event.attribute("resourceId"),
+            Some("/SUBSCRIPTIONS/S/FRONTDOORS/F")
+        );
     }
 
     #[test]
     fn frontdoor_other_records() {
         let waf = r#"{"category":"FrontDoorWebApplicationFirewallLog","time":"2021-12-15T03:10:11Z","properties":{}}"#;
-        assert!(matches!(frontdoor(waf), LineOutcome::Skipped("not_access_log")));
+        assert!(matches!(
+            frontdoor(waf),
+            LineOutcome::Skipped("not_access_log")
+        ));
         assert!(matches!(frontdoor(APPGW_V2), LineOutcome::Rejected(_)));
         let no_category = r#"{"time":"2021-12-15T03:10:11Z","properties":{"httpMethod":"GET"}}"#;
         assert_eq!(
@@ -692,8 +709,12 @@ mod tests {
             LineOutcome::Events(events) => assert_eq!(events.len(), 1),
             other => panic!("expected one event, got {other:?}"),
         }
-        let probes = r#"{"records":[{"category":"FrontDoorHealthProbeLog","time":"2021-12-15T03:10:11Z"}]}"#;
-        assert!(matches!(frontdoor(probes), LineOutcome::Skipped("not_access_log")));
+        let probes =
+            r#"{"records":[{"category":"FrontDoorHealthProbeLog","time":"2021-12-15T03:10:11Z"}]}"#;
+        assert!(matches!(
+            frontdoor(probes),
+            LineOutcome::Skipped("not_access_log")
+        ));
         assert_eq!(
             expect_rejection(probes, appgw(probes)),
             "the records array holds no azure_appgw records"

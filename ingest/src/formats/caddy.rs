@@ -299,7 +299,10 @@ mod tests {
         assert_eq!(event.attribute("request.client_ip"), Some("198.51.100.3"));
         assert_eq!(event.attribute("request.headers.Cookie"), Some("a=1; b=2"));
         assert_eq!(event.attribute("request.tls.version"), Some("772"));
-        assert_eq!(event.attribute("resp_headers.Alt-Svc"), Some("h3=\":443\"; ma=2592000"));
+        assert_eq!(
+            event.attribute("resp_headers.Alt-Svc"),
+            Some("h3=\":443\"; ma=2592000")
+        );
         assert_eq!(event.attribute("user_id"), None);
         assert_eq!(event.attribute("logger"), Some("http.log.access.log0"));
     }
@@ -338,7 +341,10 @@ mod tests {
             r#"{"logger":"http.log.access","ts":1,"request":"GET / HTTP/1.1"}"#,
         ] {
             let reason = rejection(line);
-            assert!(reason.starts_with("not a Caddy access log record"), "{line}: {reason}");
+            assert!(
+                reason.starts_with("not a Caddy access log record"),
+                "{line}: {reason}"
+            );
         }
         assert_eq!(
             rejection(r#"{"logger":"http.log.access","request":{"method":"GET"},"status":200}"#),

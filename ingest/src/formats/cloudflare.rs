@@ -283,7 +283,10 @@ mod tests {
             r#""BotTags":["bing"]}"#
         ));
         assert_eq!(event.time, 1_653_485_132_000_000);
-        assert_eq!(event.attribute("cookie"), Some("session=s3cr3t; theme=dark"));
+        assert_eq!(
+            event.attribute("cookie"),
+            Some("session=s3cr3t; theme=dark")
+        );
         assert_eq!(
             event.attribute("RequestHeaders.authorization"),
             Some("Bearer t0k3n")
@@ -309,7 +312,9 @@ mod tests {
             "missing the request time: add EdgeStartTimestamp to the Logpush job's fields"
         );
         assert_eq!(
-            rejection(r#"{"ClientIP":"192.0.2.1","ClientRequestHost":"a","EdgeStartTimestamp":"noon"}"#),
+            rejection(
+                r#"{"ClientIP":"192.0.2.1","ClientRequestHost":"a","EdgeStartTimestamp":"noon"}"#
+            ),
             r#"invalid timestamp "noon" in key EdgeStartTimestamp"#
         );
     }

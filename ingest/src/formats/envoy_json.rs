@@ -224,11 +224,12 @@ mod tests {
         assert_eq!(event.user_agent.as_deref(), Some("curl/7.79.1"));
         assert_eq!(event.forwarded_for.as_deref(), Some("198.51.100.4"));
         assert!(!event.malformed);
-        let keys: Vec<&str> = event.attributes.iter().map(|(key, _)| key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["port", "upstream_cluster", "upstream_service_time"]
-        );
+        let keys: Vec<&str> = event
+            .attributes
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .collect();
+        assert_eq!(keys, ["port", "upstream_cluster", "upstream_service_time"]);
     }
 
     #[test]

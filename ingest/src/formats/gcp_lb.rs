@@ -38,8 +38,8 @@ use crate::event::Event;
 use crate::format::Format;
 use crate::formats::json::Json;
 use crate::formats::json_log::{
-    Member, flatten_object, member, parse_object, parse_seconds_as_millis,
-    parse_size, parse_status, parse_timestamp, push_attribute, set_target, value_text,
+    Member, flatten_object, member, parse_object, parse_seconds_as_millis, parse_size,
+    parse_status, parse_timestamp, push_attribute, set_target, value_text,
 };
 use crate::parse::{LineOutcome, ParseContext};
 use crate::text::{quote_excerpt, set_client_endpoint};
@@ -202,7 +202,10 @@ mod tests {
         );
         assert_eq!(event.attribute("httpRequest.cacheHit"), Some("true"));
         assert_eq!(event.attribute("resource.labels.zone"), Some("global"));
-        assert_eq!(event.attribute("resource.labels.backend_service_name"), None);
+        assert_eq!(
+            event.attribute("resource.labels.backend_service_name"),
+            None
+        );
         assert_eq!(event.attribute("insertId"), Some("1oek5rg3l3fxj7"));
     }
 
@@ -230,7 +233,9 @@ mod tests {
             );
         }
         assert_eq!(
-            rejection(r#"{"httpRequest":{"requestMethod":"GET","latency":"5"},"timestamp":"2020-06-08T23:41:30Z"}"#),
+            rejection(
+                r#"{"httpRequest":{"requestMethod":"GET","latency":"5"},"timestamp":"2020-06-08T23:41:30Z"}"#
+            ),
             r#"invalid duration "5" in key httpRequest.latency"#
         );
         assert_eq!(

@@ -399,7 +399,10 @@ mod tests {
         assert_eq!(last_list_item("10.0.0.1:80"), "10.0.0.1:80");
         assert_eq!(last_list_item("0.000, 0.110"), "0.110");
         assert_eq!(last_list_item("502, 504 : 200"), "200");
-        assert_eq!(last_list_item("[::1]:80, unix:/tmp/app.sock"), "unix:/tmp/app.sock");
+        assert_eq!(
+            last_list_item("[::1]:80, unix:/tmp/app.sock"),
+            "unix:/tmp/app.sock"
+        );
         assert!(is_list("a, b") && is_list("a : b") && !is_list("[::1]:80"));
     }
 
@@ -431,7 +434,11 @@ mod tests {
             parse_object("GET / HTTP/1.1").unwrap_err(),
             r#"expected a JSON object, found "GET / HTTP/1.1""#
         );
-        assert!(parse_object("{\"a\":").unwrap_err().starts_with("invalid JSON: "));
+        assert!(
+            parse_object("{\"a\":")
+                .unwrap_err()
+                .starts_with("invalid JSON: ")
+        );
         assert_eq!(parse_object("\u{feff} {\"a\":1} ").map(|m| m.len()), Ok(1));
     }
 }

@@ -47,9 +47,9 @@ use crate::event::Event;
 use crate::format::Format;
 use crate::formats::json::Json;
 use crate::formats::json_log::{
-    Leaf, Member, flatten_object, header_text, invalid_timestamp, is_list, last_list_item, member, parse_epoch,
-    parse_millis, parse_number, parse_object, parse_size, parse_status, push_attribute,
-    set_authority, set_target, value_text,
+    Leaf, Member, flatten_object, header_text, invalid_timestamp, is_list, last_list_item, member,
+    parse_epoch, parse_millis, parse_number, parse_object, parse_size, parse_status,
+    push_attribute, set_authority, set_target, value_text,
 };
 use crate::parse::{LineOutcome, ParseContext};
 use crate::text::set_client_address;
@@ -336,7 +336,11 @@ mod tests {
             Some("api.example.com:8443")
         );
         assert_eq!(event.attribute("request.querystring.limit"), None);
-        assert!(event.attribute("tries").is_some_and(|tries| tries.starts_with('[')));
+        assert!(
+            event
+                .attribute("tries")
+                .is_some_and(|tries| tries.starts_with('['))
+        );
     }
 
     #[test]
@@ -364,7 +368,10 @@ mod tests {
             r#""started_at":1700000000000,"client_ip":"192.0.2.1","upstream_status":"502, 200"}"#
         ));
         assert_eq!(event.request_id.as_deref(), Some("kong-7"));
-        assert_eq!(event.attribute("request.headers.x-request-id"), Some("hdr-7"));
+        assert_eq!(
+            event.attribute("request.headers.x-request-id"),
+            Some("hdr-7")
+        );
         assert_eq!(event.upstream_status, Some(200));
         assert_eq!(event.attribute("upstream_status"), Some("502, 200"));
     }
@@ -385,7 +392,10 @@ mod tests {
             r#"{"request":"GET / HTTP/1.1","started_at":1,"client_ip":"192.0.2.1"}"#,
         ] {
             let reason = rejection(line);
-            assert!(reason.starts_with("not a Kong log record"), "{line}: {reason}");
+            assert!(
+                reason.starts_with("not a Kong log record"),
+                "{line}: {reason}"
+            );
         }
     }
 

@@ -64,8 +64,8 @@ use crate::format::Format;
 use crate::formats::json::Json;
 use crate::formats::json_log::{
     Member, flatten_object, invalid_timestamp, is_list, last_list_item, parse_epoch, parse_object,
-    parse_port, parse_seconds_as_millis, parse_size, parse_status, parse_timestamp,
-    push_attribute, set_authority, set_target, value_text,
+    parse_port, parse_seconds_as_millis, parse_size, parse_status, parse_timestamp, push_attribute,
+    set_authority, set_target, value_text,
 };
 use crate::parse::{LineOutcome, ParseContext};
 use crate::text::{decode_line, parse_clf_time, parse_iso8601, set_client_address, set_request};
@@ -390,7 +390,6 @@ fn parse_msec(key: &str, text: &str) -> Result<i64, String> {
         .ok_or_else(|| invalid_timestamp(key, text))
 }
 
-
 /// Rewrites the `\xHH` escapes of nginx's default escaping as JSON, or
 /// returns `None` when `line` has none.
 ///
@@ -570,8 +569,9 @@ mod tests {
 
     #[test]
     fn decoded_uri_escapes_percent() {
-        let event =
-            parse_event(r#"{"msec":"1700000000","uri":"/100%/a b","args":"q=1","status":"200","remote_addr":"192.0.2.1"}"#);
+        let event = parse_event(
+            r#"{"msec":"1700000000","uri":"/100%/a b","args":"q=1","status":"200","remote_addr":"192.0.2.1"}"#,
+        );
         assert_eq!(event.path.as_deref(), Some("/100%25/a b"));
         assert_eq!(event.query.as_deref(), Some("q=1"));
     }
@@ -668,13 +668,21 @@ mod tests {
                 "{line}: {reason}"
             );
         }
-        assert!(rejection("127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1")
-            .starts_with("expected a JSON object"));
+        assert!(
+            rejection("127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1")
+                .starts_with("expected a JSON object")
+        );
     }
 
     #[test]
     fn odd_input_does_not_panic() {
-        for sample in ["{", "{\"request\":\"\\x\"}", "\\x4", "{\"a\":\"\\xZZ\"}", "{\"msec\":\"1\\xC3\"}"] {
+        for sample in [
+            "{",
+            "{\"request\":\"\\x\"}",
+            "\\x4",
+            "{\"a\":\"\\xZZ\"}",
+            "{\"msec\":\"1\\xC3\"}",
+        ] {
             let _ = build_event(sample);
         }
     }
