@@ -24,7 +24,7 @@ fn nginx_json_blog_post() {
     assert_counts(&chunk, 4, 0, 0);
     let batch = &chunk.batch;
 
-    // Line 1: `time_ms` holds $msec and `ip` is "-".
+    // Line 1: `time_ms` contains $msec and `ip` is "-".
     assert_eq!(time(batch, 0), utc((2018, 8, 28), (16, 18, 51), 906_000));
     assert_eq!(text(batch, "client_ip", 0), None);
     assert_eq!(int32(batch, "client_port", 0), Some(59720));

@@ -23,9 +23,9 @@
 //! `time` is `reqTimeSec`, when the edge received the request (the START).
 //! DataStream 2 logs `reqPath` without its leading slash, which is added.
 //! `duration_ms` is the time to read the request, plus the time to the first
-//! byte of the response, plus the transfer time; it needs at least the last
-//! two. Those three fields, `totalBytes` and every other field also go to
-//! attributes under their own names.
+//! byte of the response, plus the transfer time. It is set when at least the
+//! last two are logged. Those three fields, `totalBytes` and every other
+//! field also go to attributes under their own names.
 //!
 //! A record needs `reqTimeSec` and two of `reqHost`, `reqMethod`, `reqPath`,
 //! `statusCode`, `cliIP` and `reqId`.
@@ -198,6 +198,7 @@ mod tests {
             r#""reqPort": "80", "reqTimeSec": "1718939899.742", "statusCode": "206", "totalBytes": "1059938", "#,
             r#""transferTimeMSec": "1261", "turnAroundTimeMSec": "142", "xForwardedFor": "-"}"#
         ));
+
         assert_eq!(event.source, "akamai_ds2");
         assert_eq!(event.time, 1_718_939_899_742_000);
         assert_eq!(event.user_agent.as_deref(), Some("Video Player/2.0"));
@@ -213,6 +214,7 @@ mod tests {
         assert_eq!(event.status, Some(206));
         assert_eq!(event.forwarded_for, None);
         assert_eq!(event.duration_ms, Some(1416.0));
+
         assert_eq!(event.attribute("accLang"), None);
         assert_eq!(event.attribute("cookie"), None);
         assert_eq!(event.attribute("city"), None);

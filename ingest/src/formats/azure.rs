@@ -3,9 +3,9 @@
 //!
 //! Both are Azure Monitor resource-log records: top-level `time` (or
 //! `timeStamp`, `timestamp`), `category`, `resourceId`, `operationName`,
-//! and the request in a `properties` object. A record may also arrive in
+//! and the request in a `properties` object. Records may also arrive in
 //! the `{"records": [...]}` envelope that Event Hubs and older storage
-//! exports use; then every access record in it becomes an event.
+//! exports use, and then every access record in it becomes an event.
 //!
 //! Property names are matched without regard to case, because Azure writes
 //! some of them differently across versions (`clientIP`, `clientIp`).
@@ -89,7 +89,7 @@ use crate::text::set_client_address;
 
 const PROPERTIES: &str = "properties";
 
-/// What a resource-log record is to one of these parsers.
+/// Kind of a resource-log record, as one of these parsers sees it.
 enum RecordKind {
     /// An access log record, read into an event.
     Access,
@@ -567,6 +567,7 @@ mod tests {
     #[test]
     fn appgw_v2_record() {
         let event = expect_event(APPGW_V2, appgw(APPGW_V2));
+
         assert_eq!(event.source, "azure_appgw");
         assert_eq!(event.time, 1_634_249_831_000_000);
         assert_eq!(event.client_ip.as_deref(), Some("185.42.129.24"));
@@ -588,6 +589,7 @@ mod tests {
         assert_eq!(event.upstream.as_deref(), Some("52.239.221.65:443"));
         assert_eq!(event.upstream_status, Some(200));
         assert_eq!(event.host.as_deref(), Some("api.example.com"));
+
         assert_eq!(event.attribute("properties.host"), Some("backend.internal"));
         assert_eq!(event.attribute("listenerName"), Some("HTTP-Listener"));
         assert_eq!(event.attribute("properties.instanceId"), Some("appgw_2"));
@@ -648,6 +650,7 @@ mod tests {
     #[test]
     fn frontdoor_record() {
         let event = expect_event(FRONT_DOOR_RECORD, frontdoor(FRONT_DOOR_RECORD));
+
         assert_eq!(event.source, "azure_frontdoor");
         assert_eq!(event.time, 1_639_537_811_647_971);
         assert_eq!(event.upstream.as_deref(), Some("app.azurewebsites.net:443"));
@@ -666,6 +669,7 @@ mod tests {
         assert_eq!(event.host.as_deref(), Some("erp.example.com"));
         assert_eq!(event.path.as_deref(), Some("/Stock/List"));
         assert_eq!(event.query.as_deref(), Some("page=2"));
+
         assert_eq!(event.attribute("port"), Some("443"));
         assert_eq!(event.duration_ms, Some(384.0));
         assert_eq!(event.request_id.as_deref(), Some("0k1y5YQAAAAA="));

@@ -280,6 +280,7 @@ mod tests {
             r#""bytes_read": 12,"user_id":"","duration":0.000929675,"size":10900,"status":200,"#,
             r#""resp_headers":{"Server":["Caddy"],"Alt-Svc":["h3=\":443\"; ma=2592000"]}}"#
         ));
+
         assert_eq!(event.source, "caddy");
         assert_eq!(event.time, 1_646_861_401_524_102);
         assert_eq!(event.client_ip.as_deref(), Some("127.0.0.1"));
@@ -296,6 +297,7 @@ mod tests {
         assert_eq!(event.response_bytes, Some(10900));
         assert_eq!(event.status, Some(200));
         assert_eq!(event.duration_ms, Some(0.929675));
+
         assert_eq!(event.attribute("request.client_ip"), Some("198.51.100.3"));
         assert_eq!(event.attribute("request.headers.Cookie"), Some("a=1; b=2"));
         assert_eq!(event.attribute("request.tls.version"), Some("772"));

@@ -24,7 +24,7 @@
 //! Both are read in every `timestamp_format` of Logpush: RFC 3339 strings,
 //! and Unix seconds or nanoseconds as numbers or strings. `duration_ms` is
 //! set only when both have a resolution finer than one second, because the
-//! difference of two whole seconds says little about a request.
+//! difference of two whole seconds is too coarse to time a request.
 //!
 //! `OriginResponseStatus` and `ClientSrcPort` of 0 mean the request never
 //! reached the origin, or the port is not known, and are unknown.

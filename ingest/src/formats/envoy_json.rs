@@ -205,9 +205,11 @@ mod tests {
             r#""upstream_host":"10.124.1.5:9080","upstream_service_time":"14","user_agent":"curl/7.79.1","#,
             r#""x_forwarded_for":"198.51.100.4"}"#
         ));
+
         assert_eq!(event.source, "envoy_json");
         assert_eq!(event.time, 1_662_641_465_656_000);
         assert_eq!(event.host.as_deref(), Some("orders"));
+
         assert_eq!(event.attribute("port"), Some("9080"));
         assert_eq!(event.request_bytes, Some(12));
         assert_eq!(event.response_bytes, Some(358));

@@ -20,10 +20,10 @@
 //! | `httpRequest.referer` | `referer` |
 //! | `trace` (`projects/<id>/traces/<trace id>`) | `trace_id` (the trace id) |
 //!
-//! `time` is the entry's `timestamp`. Google's `LogEntry` reference calls
-//! it the time the event occurred and does not say whether that is the
-//! start or the end of the request; `httpRequest.latency` gives the
-//! duration. `jsonPayload.*` (such as `statusDetails` and `cacheId`),
+//! `time` is the entry's `timestamp`. The Cloud Logging API reference
+//! (`LogEntry`, logging v2) calls it the time the event occurred, and does
+//! not say whether that is the start or the end of the request.
+//! `httpRequest.latency` gives the duration. `jsonPayload.*` (such as `statusDetails` and `cacheId`),
 //! `resource.*`, `insertId`, `severity`, `logName`, `spanId`,
 //! `receiveTimestamp` and the cache flags of `httpRequest` go to attributes
 //! under their flattened names. Sizes are strings in `LogEntry` JSON and are
@@ -176,6 +176,7 @@ mod tests {
             r#""backend_service_name":""}},"timestamp":"2020-06-08T23:41:30.078651Z","severity":"INFO","#,
             r#""logName":"projects/p1/logs/requests","trace":"projects/p1/traces/241d69833e64b3bf83fabac8c873d992"}"#
         ));
+
         assert_eq!(event.source, "gcp_lb");
         assert_eq!(event.time, 1_591_659_690_078_651);
         assert_eq!(event.method.as_deref(), Some("GET"));
@@ -183,6 +184,7 @@ mod tests {
         assert_eq!(event.host.as_deref(), Some("api.example.com"));
         assert_eq!(event.path.as_deref(), Some("/v1/cats"));
         assert_eq!(event.query.as_deref(), Some("size=2"));
+
         assert_eq!(event.attribute("port"), Some("8443"));
         assert_eq!(event.request_bytes, Some(577));
         assert_eq!(event.response_bytes, Some(157));

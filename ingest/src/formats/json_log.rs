@@ -2,11 +2,11 @@
 //! an object, turning values into text and numbers, parsing the time forms
 //! these logs use, and filling URL columns.
 //!
-//! The conventions are the same for every JSON format: a value that is
+//! The conventions are the same for every JSON format. A value that is
 //! `null`, `-`, empty, or an empty array or object is unknown and is left
-//! out; a negative size or timing is unknown too, because gateways write
-//! `-1` when they did not measure it; a status of 0 means no response was
-//! sent and is unknown.
+//! out. A negative size or timing is unknown too, because gateways write
+//! `-1` when they did not measure it. A status of 0 means no response was
+//! sent, so it is unknown as well.
 
 use std::borrow::Cow;
 
@@ -284,7 +284,7 @@ pub(crate) fn invalid_timestamp(key: &str, text: &str) -> String {
 /// nginx and Kong log for a request that was retried on another upstream.
 ///
 /// nginx separates the upstreams of one group with `, ` and the groups of an
-/// internal redirect with ` : `, so the last item is the upstream that answered.
+/// internal redirect with ` : `, so the last item is the upstream that sent the response.
 pub(crate) fn last_list_item(text: &str) -> &str {
     let after_comma = text.rsplit(',').next().unwrap_or(text);
     let after_group = after_comma.rsplit(" : ").next().unwrap_or(after_comma);
@@ -403,7 +403,9 @@ mod tests {
             last_list_item("[::1]:80, unix:/tmp/app.sock"),
             "unix:/tmp/app.sock"
         );
-        assert!(is_list("a, b") && is_list("a : b") && !is_list("[::1]:80"));
+        assert!(is_list("a, b"));
+        assert!(is_list("a : b"));
+        assert!(!is_list("[::1]:80"));
     }
 
     #[test]

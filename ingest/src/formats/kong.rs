@@ -26,7 +26,7 @@
 //! `time` is `started_at`, when Kong started to process the request (the
 //! START). `latencies.kong`, `latencies.proxy` and `latencies.receive` go to
 //! attributes; Kong writes `-1` for a latency it did not measure, as for
-//! `latencies.proxy` when Kong answered without calling an upstream, and
+//! `latencies.proxy` when Kong sent the response without calling an upstream, and
 //! such a latency is left out.
 //!
 //! Request headers go to attributes `request.headers.<name>` and response
@@ -219,7 +219,7 @@ impl Record {
         }
     }
 
-    /// Sets `upstream` to the address of the last try, the one that answered.
+    /// Sets `upstream` to the address of the last try, which sent the response.
     fn apply_tries(&mut self, value: &Json<'_>) {
         let Json::Array(tries) = value else {
             return;
@@ -297,6 +297,7 @@ mod tests {
     #[test]
     fn proxied_request() {
         let event = parse_event(PROXIED);
+
         assert_eq!(event.source, "kong");
         assert_eq!(event.time, 1_614_232_668_342_000);
         assert_eq!(event.method.as_deref(), Some("GET"));
@@ -314,6 +315,7 @@ mod tests {
         assert_eq!(event.upstream.as_deref(), Some("10.0.0.2:8080"));
         assert_eq!(event.consumer.as_deref(), Some("c-42"));
         assert_eq!(event.consumer_kind.as_deref(), Some("gateway"));
+
         assert_eq!(event.attribute("consumer.username"), Some("partner-a"));
         assert_eq!(event.attribute("latencies.proxy"), Some("457"));
         assert_eq!(event.attribute("service.host"), Some("orders.internal"));

@@ -30,7 +30,7 @@
 //!
 //! `time` is when nginx wrote the line, which is the END of the request:
 //! `$msec`, `$time_iso8601` and `$time_local` are all read at log time. The
-//! most precise one present is used and the others are not kept.
+//! one with the finest resolution is used and the others are not kept.
 //!
 //! `request_uri` is the target as the client sent it. nginx's `$uri` is
 //! already percent-decoded, so a `%` in it is written back as `%25` before
@@ -467,6 +467,7 @@ mod tests {
             r#""http_x_forwarded_for":"198.51.100.1, 10.0.0.1","host":"api.example.com","http_host":"api.example.com:8443","#,
             r#""request_id":"a1b2","upstream_addr":"10.0.0.5:8080","upstream_status":"201","upstream_response_time":"0.040"}"#
         ));
+
         assert_eq!(event.source, "nginx_json");
         // 2024-03-01T09:00:00Z
         assert_eq!(event.time, 1_709_283_600_000_000);
