@@ -70,10 +70,10 @@
 //! probe and WAF logs) are skipped as `not_access_log`; records of other
 //! Azure resources are rejected.
 //!
-//! For both, `time` is the record's `time`. The field references consulted
-//! while writing this parser do not say whether Azure stamps the start or
-//! the end of the request; the entries are written once the response is
-//! complete, so it is most likely the END.
+//! For both, `time` is the record's `time`. Microsoft's field references do
+//! not say whether it is the start or the end of the request. It is taken
+//! as the END, because the record already holds the response size and
+//! `timeTaken`; this is an assumption.
 
 use std::borrow::Cow;
 

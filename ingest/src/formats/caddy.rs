@@ -9,7 +9,7 @@
 //! | key | column |
 //! |---|---|
 //! | `ts` | `time` |
-//! | `request.remote_ip`, `request.remote_port` (`request.remote_addr` before v2.5) | `client_ip`, `client_port` |
+//! | `request.remote_ip`, `request.remote_port` (older versions: `request.remote_addr`) | `client_ip`, `client_port` |
 //! | `request.proto` | `http_version` |
 //! | `request.method` | `method` |
 //! | `request.host` | `host` (a port goes to attribute `port`) |
@@ -30,9 +30,8 @@
 //! `user_id`, `level`, `logger`, `msg`, the other request headers
 //! (`request.headers.<Name>`), the response headers (`resp_headers.<Name>`)
 //! and the TLS details (`request.tls.*`) go to attributes under their
-//! flattened names. Caddy replaces the values of `Authorization`, `Cookie`
-//! and `Set-Cookie` with `REDACTED` unless `log_credentials` is on; the
-//! driver hashes them otherwise.
+//! flattened names. The driver hashes `Authorization`, `Cookie` and
+//! `Set-Cookie` values by name, `REDACTED` placeholders included.
 //!
 //! Entries of Caddy's other loggers (`http.handlers.*`, `tls.*`, `admin`,
 //! ...) are valid records but no requests, and are skipped as

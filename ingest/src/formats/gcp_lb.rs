@@ -29,8 +29,8 @@
 //! under their flattened names. Sizes are strings in `LogEntry` JSON and are
 //! read as numbers.
 //!
-//! Cloud Run and App Engine request logs carry the same `httpRequest`
-//! object and are read the same way; attribute `resource.type` tells them
+//! Other entries with an `httpRequest` object, such as Cloud Run request
+//! logs, are read the same way, and attribute `resource.type` tells them
 //! apart. A `LogEntry` without `httpRequest` is skipped as
 //! `not_http_request`.
 
