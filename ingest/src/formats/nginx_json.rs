@@ -163,7 +163,8 @@ fn event_from_members(members: &[Member<'_>]) -> Result<Event, String> {
     if nginx_keys < MIN_NGINX_KEYS {
         return Err(format!(
             "not an nginx JSON access log record: {nginx_keys} of its keys are nginx variable names \
-             (such as remote_addr, request, status, time_iso8601), at least {MIN_NGINX_KEYS} are needed"
+             (such as remote_addr, request, status, time_iso8601) and at least {MIN_NGINX_KEYS} are needed; \
+             read a log_format with renamed keys with the json format and a field mapping"
         ));
     }
     let leaves = flatten_object(members);
@@ -181,7 +182,8 @@ fn is_nginx_variable(key: &str) -> bool {
             .any(|prefix| key.len() > prefix.len() && key.starts_with(prefix))
 }
 
-/// Times by precedence: `msec`, `time_iso8601`, `time_local`, then generic keys.
+/// Number of time sources, in order of precedence: `msec`, `time_iso8601`,
+/// `time_local`, then the generic keys.
 const TIME_KEYS: usize = 4;
 
 /// The event being built, with the values that are only resolved after every key is seen.
