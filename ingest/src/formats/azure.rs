@@ -72,7 +72,7 @@
 //!
 //! For both, `time` is the record's `time`. Microsoft's field references do
 //! not say whether it is the start or the end of the request. It is taken
-//! as the END, because the record already holds the response size and
+//! as the END, because the record already contains the response size and
 //! `timeTaken`; this is an assumption.
 
 use std::borrow::Cow;
@@ -89,7 +89,7 @@ use crate::text::set_client_address;
 
 const PROPERTIES: &str = "properties";
 
-/// Kind of a resource-log record, as one of these parsers sees it.
+/// Kind of a resource-log record, as one of these parsers classifies it.
 enum RecordKind {
     /// An access log record, read into an event.
     Access,

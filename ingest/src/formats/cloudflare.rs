@@ -29,7 +29,7 @@
 //! `OriginResponseStatus` and `ClientSrcPort` of 0 mean the request never
 //! reached the origin, or the port is not known, and are unknown.
 //! `ClientRequestPath` (the path without the query) and every other field
-//! go to attributes under their own names; arrays such as
+//! go to attributes under their own names. Arrays such as
 //! `FirewallMatchesActions` become JSON text and are left out when empty.
 //! The objects `RequestHeaders` and `ResponseHeaders` (custom fields) are
 //! flattened to `RequestHeaders.<name>`, so the driver hashes credential

@@ -30,9 +30,8 @@
 //! read as numbers.
 //!
 //! Other entries with an `httpRequest` object, such as Cloud Run request
-//! logs, are read the same way, and attribute `resource.type` tells them
-//! apart. A `LogEntry` without `httpRequest` is skipped as
-//! `not_http_request`.
+//! logs, are read the same way, and attribute `resource.type` distinguishes
+//! them. A `LogEntry` without `httpRequest` is skipped as `not_http_request`.
 
 use crate::event::Event;
 use crate::format::Format;

@@ -34,7 +34,7 @@
 //! are joined. The driver hashes `Authorization`, `Cookie`, `Set-Cookie`
 //! and API-key headers by these names before anything is stored.
 //! `request.querystring`, the decoded copy of the query, is not kept because
-//! `query` holds the same parameters, redacted. `service.*`, `route.*`,
+//! `query` contains the same parameters, redacted. `service.*`, `route.*`,
 //! `workspace`, `upstream_uri`, `tries` and every other key go to attributes
 //! under their flattened names.
 //!

@@ -38,8 +38,8 @@
 //!
 //! `upstream_addr` and `upstream_status` list several values when nginx
 //! retried the request on another upstream (`10.0.0.1:80, 10.0.0.2:80`).
-//! The columns take the last value, the upstream that answered, and the
-//! whole list is kept as an attribute under its key.
+//! The columns take the last value, from the upstream that sent the
+//! response, and the whole list is kept as an attribute under its key.
 //!
 //! When `realip_remote_addr` is logged, it is the peer that connected to
 //! nginx and fills `client_ip` (with `realip_remote_port`), while
