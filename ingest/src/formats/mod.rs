@@ -7,23 +7,32 @@
 //! what the header said in the parser, which is why a parser is an object
 //! that lives for the whole input rather than a function.
 
+pub mod akamai_ds2;
 pub mod alb;
 pub mod apigateway;
+pub mod azure;
+pub mod caddy;
 pub(crate) mod capture;
 pub mod clf;
+pub mod cloudflare;
 pub mod cloudfront;
 pub mod cloudfront_realtime;
 pub mod elb;
+pub mod envoy;
+pub mod envoy_json;
+pub mod gcp_lb;
 pub mod generic_json;
+pub mod haproxy;
 pub mod har;
+pub mod ingress_nginx;
 pub(crate) mod json;
+pub(crate) mod json_log;
+pub mod kong;
+pub mod nginx_json;
 pub mod otlp;
 pub mod suricata;
-pub mod zeek;
-pub mod envoy;
-pub mod haproxy;
-pub mod ingress_nginx;
 pub mod traefik;
+pub mod zeek;
 
 use crate::format::Format;
 use crate::parse::{LineOutcome, ParseContext};
@@ -63,7 +72,15 @@ pub fn new_parser(format: Format) -> Box<dyn RecordParser> {
         Format::Haproxy => Box::new(Stateless(haproxy::parse_line)),
         Format::IngressNginx => Box::new(Stateless(ingress_nginx::parse_line)),
         Format::Traefik => Box::new(Stateless(traefik::parse_line)),
-        other => Box::new(NotYetSupported(other)),
+        Format::NginxJson => Box::new(Stateless(nginx_json::parse_line)),
+        Format::EnvoyJson => Box::new(Stateless(envoy_json::parse_line)),
+        Format::Kong => Box::new(Stateless(kong::parse_line)),
+        Format::Caddy => Box::new(Stateless(caddy::parse_line)),
+        Format::Cloudflare => Box::new(Stateless(cloudflare::parse_line)),
+        Format::AkamaiDs2 => Box::new(Stateless(akamai_ds2::parse_line)),
+        Format::GcpLb => Box::new(Stateless(gcp_lb::parse_line)),
+        Format::AzureAppGw => Box::new(Stateless(azure::parse_appgw_line)),
+        Format::AzureFrontDoor => Box::new(Stateless(azure::parse_frontdoor_line)),
     }
 }
 
@@ -73,19 +90,6 @@ pub(crate) fn new_probe(format: Format) -> Option<Box<dyn RecordParser>> {
     match format {
         Format::Json => None,
         other => Some(new_parser(other)),
-    }
-}
-
-/// Placeholder for a format whose parser is not written yet.
-// TODO: remove once every format in `Format::ALL` has a parser.
-struct NotYetSupported(Format);
-
-impl RecordParser for NotYetSupported {
-    fn parse(&mut self, _record: &str, _ctx: &ParseContext<'_>) -> LineOutcome {
-        LineOutcome::Rejected(format!(
-            "format {} has no parser in this build",
-            self.0.name()
-        ))
     }
 }
 
