@@ -155,7 +155,10 @@ async fn bulk_into(
                 None => {
                     action.error = Some((
                         "action_request_validation_exception",
-                        format!("the {} action on line {line_number} has no document line after it", action.op),
+                        format!(
+                            "the {} action on line {line_number} has no document line after it",
+                            action.op
+                        ),
                     ));
                 }
                 Some(_) if action.op == "update" => {
@@ -360,7 +363,10 @@ fn parse_action(line: &str, line_number: u64, default_index: Option<&str>) -> Ac
         Ok(value) => value,
         Err(e) => return invalid(format!("line {line_number} is not a bulk action: {e}")),
     };
-    let Some((op, meta)) = value.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next())
+    let Some((op, meta)) = value
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.iter().next())
     else {
         return invalid(format!(
             "line {line_number} is not a bulk action: expected one of index, create, update or delete as its only key"
@@ -451,7 +457,11 @@ mod tests {
     fn actions_are_read_with_their_index_and_id() {
         let action = parse_action(r#"{"create":{"_index":"clf","_id":"7"}}"#, 1, None);
         assert_eq!(
-            (action.op.as_str(), action.index.as_deref(), action.id.as_deref()),
+            (
+                action.op.as_str(),
+                action.index.as_deref(),
+                action.id.as_deref()
+            ),
             ("create", Some("clf"), Some("7"))
         );
         assert!(action.error.is_none());

@@ -117,9 +117,19 @@ fn route_table() -> RouteTable {
         .add(Method::POST, "/api/v1/ingest", INGEST, ingest)
         .add(Method::GET, "/api/v1/es", INGEST, crate::es::info)
         .add(Method::GET, "/api/v1/es/", INGEST, crate::es::info)
-        .add(Method::GET, "/api/v1/es/_cluster/health", INGEST, crate::es::health)
+        .add(
+            Method::GET,
+            "/api/v1/es/_cluster/health",
+            INGEST,
+            crate::es::health,
+        )
         .add(Method::POST, "/api/v1/es/_bulk", INGEST, crate::es::bulk)
-        .add(Method::POST, "/api/v1/es/{index}/_bulk", INGEST, crate::es::bulk_index)
+        .add(
+            Method::POST,
+            "/api/v1/es/{index}/_bulk",
+            INGEST,
+            crate::es::bulk_index,
+        )
         .add(Method::POST, "/api/v1/query", READ, query)
         .add(Method::POST, "/api/v1/specs", ADMIN, load_spec)
         .add(Method::GET, "/api/v1/specs", READ, list_specs)

@@ -32,7 +32,8 @@ pub enum IngestError {
     Mapping(String),
     /// The input's format was not given and could not be recognised.
     #[error(
-        "could not detect the log format from the first lines; name it with the format parameter (HTTP) or --format (CLI): {}", Format::names()
+        "could not detect the log format from the first lines; name it with the format parameter (HTTP) or --format (CLI): {}",
+        Format::names()
     )]
     UnknownFormat,
     /// The input could not be read or decompressed.
@@ -223,9 +224,16 @@ where
         }
     }
     let last = pending.as_ref().map(|p| p.2).unwrap_or(skip_through_line);
-    let written = write_parsed(pending.take(), options, store, &mut sink, &report, Some(last)).await;
-    if let Err(e) = written.map(|r| report.merge(r))
-    {
+    let written = write_parsed(
+        pending.take(),
+        options,
+        store,
+        &mut sink,
+        &report,
+        Some(last),
+    )
+    .await;
+    if let Err(e) = written.map(|r| report.merge(r)) {
         return IngestOutcome {
             report,
             error: Some(e),

@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::Context;
 use apitrail_ingest::spec::LoadOutcome;
 use apitrail_ingest::{
-    ConsumerMap, FutureTolerance, IdentityConfig, JsonMapping, ParseContext, Redactor,
-    SpecCatalog, Templater,
+    ConsumerMap, FutureTolerance, IdentityConfig, JsonMapping, ParseContext, Redactor, SpecCatalog,
+    Templater,
 };
 use apitrail_query::Inventory;
 use apitrail_storage::documents::DocumentStore;

@@ -172,9 +172,8 @@ impl BatchLedger {
             list.sort_by(|a, b| a.id.cmp(&b.id));
             list
         };
-        let bytes = serde_json::to_vec(&list).map_err(|e| {
-            StorageError::Config(format!("cannot encode the batch ledger: {e}"))
-        })?;
+        let bytes = serde_json::to_vec(&list)
+            .map_err(|e| StorageError::Config(format!("cannot encode the batch ledger: {e}")))?;
         let tmp = path.with_extension("json.tmp");
         let io = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
@@ -221,7 +220,11 @@ mod tests {
         assert!(ledger.is_empty());
         ledger.record(progress("a", 10, false, 100));
         ledger.record(progress("a", 5, false, 101));
-        assert_eq!(ledger.get("a").unwrap().through_line, 10, "progress never goes back");
+        assert_eq!(
+            ledger.get("a").unwrap().through_line,
+            10,
+            "progress never goes back"
+        );
         ledger.record(progress("a", 10, true, 102));
         ledger.save(200).unwrap();
 
@@ -261,7 +264,10 @@ mod tests {
             })
         };
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished(), "a second request on the same batch must wait");
+        assert!(
+            !waiter.is_finished(),
+            "a second request on the same batch must wait"
+        );
         let _other = ledger.lock("c").await;
         drop(first);
         waiter.await.unwrap();

@@ -39,8 +39,8 @@ use deltalake::kernel::Transaction;
 use tokio::sync::{Mutex, Notify};
 use url::Url;
 
-use crate::buffer::{BufferedBatch, WriteBuffer};
 use crate::batches::{BatchLedger, BatchProgress};
+use crate::buffer::{BufferedBatch, WriteBuffer};
 use crate::codec::{decode_record, encode_batch_with_note};
 use crate::error::{Result, StorageError};
 use crate::failpoint;

@@ -64,7 +64,11 @@ fn a_retried_batch_adds_nothing_and_gets_the_first_answer() {
     assert_eq!(status, 200, "{second}");
     assert!(replayed, "the retry must be marked as a replay");
     assert_eq!(second, first, "a retry is answered with the first report");
-    assert_eq!(count_tag(&server, "retry"), 40, "the retry must add no rows");
+    assert_eq!(
+        count_tag(&server, "retry"),
+        40,
+        "the retry must add no rows"
+    );
 
     // Another id with the same body is another batch.
     let (_, third, replayed) = post_batch(&server, "shipper-1:0002", &body);
@@ -98,7 +102,10 @@ fn a_batch_cut_by_a_crash_resumes_after_the_stored_lines() {
     // More than one 4 MiB chunk, so the crash falls between two chunks.
     const LINES: usize = 70_000;
     let body = numbered_body("crash", LINES);
-    assert!(body.len() > 5 * 1024 * 1024, "the body must span several chunks");
+    assert!(
+        body.len() > 5 * 1024 * 1024,
+        "the body must span several chunks"
+    );
 
     let mut server =
         TestServer::start(ServerOptions::no_flush().with_failpoint("ingest_after_chunk"));
@@ -137,7 +144,8 @@ fn a_batch_cut_by_a_crash_resumes_after_the_stored_lines() {
         LINES as i64,
         "every line exactly once"
     );
-    let distinct = server.query("SELECT count(DISTINCT path) AS n FROM events WHERE path LIKE '/b/crash/%'");
+    let distinct =
+        server.query("SELECT count(DISTINCT path) AS n FROM events WHERE path LIKE '/b/crash/%'");
     assert_eq!(distinct[0]["n"], LINES, "no line may be stored twice");
 }
 
@@ -151,7 +159,10 @@ fn concurrent_requests_with_one_batch_id_store_it_once() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(answers.iter().all(|(status, _, _)| *status == 200), "{answers:?}");
+    assert!(
+        answers.iter().all(|(status, _, _)| *status == 200),
+        "{answers:?}"
+    );
     assert_eq!(
         answers.iter().filter(|(_, _, replayed)| !replayed).count(),
         1,
@@ -252,7 +263,10 @@ fn curl(server: &TestServer, path: &str, args: &[&str]) -> (u16, String) {
     );
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, status) = stdout.rsplit_once('\n').expect("curl printed the status");
-    (status.trim().parse().expect("a numeric status"), body.to_string())
+    (
+        status.trim().parse().expect("a numeric status"),
+        body.to_string(),
+    )
 }
 
 /// A bulk body: one `create` action into `index` per line, the line inside
@@ -262,7 +276,9 @@ fn bulk_body(index: &str, lines: &[String]) -> String {
     for line in lines {
         body.push_str(&json!({ "create": { "_index": index } }).to_string());
         body.push('\n');
-        body.push_str(&json!({ "@timestamp": "2024-10-10T13:55:36Z", "message": line }).to_string());
+        body.push_str(
+            &json!({ "@timestamp": "2024-10-10T13:55:36Z", "message": line }).to_string(),
+        );
         body.push('\n');
     }
     body
@@ -281,7 +297,12 @@ fn bulk_api_takes_documents_and_answers_per_item() {
     let (status, text) = curl(
         &server,
         "/api/v1/es/_bulk",
-        &["-H", "Content-Type: application/x-ndjson", "--data-binary", &body],
+        &[
+            "-H",
+            "Content-Type: application/x-ndjson",
+            "--data-binary",
+            &body,
+        ],
     );
     assert_eq!(status, 200, "{text}");
     let answer: Value = serde_json::from_str(&text).expect("a JSON answer");
@@ -315,16 +336,27 @@ fn bulk_api_takes_shipper_credentials() {
     let line = clf_line("10/Oct/2024:13:55:36 +0000", "/b/auth/0", 200);
     let body = bulk_body("clf", std::slice::from_ref(&line));
     let post = |extra: &[&str]| {
-        let mut args = vec!["-H", "Content-Type: application/x-ndjson", "--data-binary", &body];
+        let mut args = vec![
+            "-H",
+            "Content-Type: application/x-ndjson",
+            "--data-binary",
+            &body,
+        ];
         args.extend_from_slice(extra);
         curl(&server, "/api/v1/es/_bulk", &args)
     };
 
     let (status, text) = post(&[]);
-    assert_eq!(status, 401, "tokens exist, so a request without one is refused: {text}");
+    assert_eq!(
+        status, 401,
+        "tokens exist, so a request without one is refused: {text}"
+    );
 
     let basic = format!("{}:{}", token.name, token.secret);
-    let api_key = format!("ApiKey {}", STANDARD.encode(format!("{}:{}", token.name, token.secret)));
+    let api_key = format!(
+        "ApiKey {}",
+        STANDARD.encode(format!("{}:{}", token.name, token.secret))
+    );
     let bearer = format!("Bearer {}", token.secret);
     for extra in [
         vec!["-u", basic.as_str()],

@@ -145,10 +145,8 @@ async fn import_via_server(
             }
         });
 
-    let mut query: Vec<(&str, String)> = vec![
-        ("source", display_name(path)),
-        ("batch_id", import_id),
-    ];
+    let mut query: Vec<(&str, String)> =
+        vec![("source", display_name(path)), ("batch_id", import_id)];
     if let Some(format) = format {
         query.push(("format", format.name().to_string()));
     }
