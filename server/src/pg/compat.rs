@@ -564,7 +564,10 @@ mod tests {
              'start', s.seqstart) FROM pg_catalog.pg_sequence AS s \
              WHERE s.seqrelid = a.attrelid) AS identity_options FROM pg_catalog.pg_attribute AS a",
         );
-        assert!(changed, "the pg_sequence subquery was not rewritten: {text}");
+        assert!(
+            changed,
+            "the pg_sequence subquery was not rewritten: {text}"
+        );
         assert!(text.contains("NULL AS identity_options"), "{text}");
 
         let (_, text) = rewritten("SELECT (SELECT max(relname) FROM pg_class) AS n");
