@@ -167,12 +167,7 @@ async fn import_via_server(
     let response = match response {
         Ok(response) => response,
         Err(e) => {
-            return FileResult::Failed(
-                format!(
-                    "cannot reach the server at {server}: {e}; is `apitrail serve` running, or did you mean --data-dir?"
-                ),
-                None,
-            );
+            return FileResult::Failed(crate::Target::connect_error(server, &e), None);
         }
     };
     let status = response.status();
