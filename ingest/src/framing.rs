@@ -5,9 +5,9 @@
 //! from a terminal, an OTLP export, a JSON array of log entries. The framer
 //! reads them line by line and decides where each record ends:
 //!
-//! - A line that opens a JSON value without closing it (it starts with `{`
-//!   or `[` and ends with `{` or `[`) starts a multi-line record, which ends
-//!   at the first line where every bracket it opened is closed again.
+//! - A line that starts with `{` or `[` and ends with `{` or `[` opens a JSON
+//!   value without closing it, so it starts a multi-line record. The record
+//!   ends at the first line where every bracket it opened is closed again.
 //!   Brackets inside strings do not count.
 //! - A line that is only `[` opens a top-level array whose elements become
 //!   records of their own, with their separating commas removed; the line
@@ -32,7 +32,7 @@ pub const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
 /// Default size of the chunks [`RecordChunker`] produces, in bytes.
 pub const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
-/// What the framer knows between two lines.
+/// Framer state between two lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameState {
     /// Inside a top-level array opened by a line `[`.
@@ -46,13 +46,13 @@ pub struct FrameState {
 }
 
 impl FrameState {
-    /// Whether the framer stands between two records.
+    /// Returns whether the framer is between two records.
     pub fn at_boundary(&self) -> bool {
         self.depth == 0
     }
 }
 
-/// What one line is to the framer.
+/// Role of one line in the framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LineRole {
     /// Blank, or the `[` and `]` lines around a top-level array.

@@ -192,8 +192,8 @@ pub fn parse_chunk(
     )
 }
 
-/// Parses the records in `data` with `parser`, which carries what earlier
-/// chunks of the same input told it; `state` is the framer state at the
+/// Parses the records in `data` with `parser`, which carries the state that
+/// earlier chunks of the same input set; `state` is the framer state at the
 /// start of `data`.
 pub fn parse_records(
     format: Format,
@@ -549,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn one_record_can_yield_many_events_and_state_spans_chunks() {
+    fn parser_state_spans_chunks() {
         let redactor = Redactor::new(b"k".to_vec(), 1);
         let ctx = ParseContext::new(&redactor);
         let mut parser = Counting { header_seen: false };
@@ -581,7 +581,7 @@ mod tests {
     }
 
     #[test]
-    fn shipper_envelopes_are_parsed_as_the_line_they_wrap() {
+    fn envelope_record_parses_wrapped_line() {
         let redactor = Redactor::new(b"k".to_vec(), 1);
         let ctx = ParseContext::new(&redactor);
         let line =
@@ -622,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn skipped_lines_still_reach_the_parser_but_are_not_counted() {
+    fn skip_through_line_feeds_parser_uncounted() {
         let redactor = Redactor::new(b"k".to_vec(), 1);
         let ctx = ParseContext {
             skip_through_line: 2,

@@ -3,9 +3,9 @@
 //! Filebeat, Logstash, Fluent Bit's `es` output and Vector's `elasticsearch`
 //! sink post newline-delimited pairs to `_bulk`: an action line
 //! (`{"index":{"_index":"..."}}` or `{"create":{...}}`) and the document.
-//! apitrail takes each document as one record of an access-log format: a
-//! structured record (an API Gateway or Cloudflare JSON object), or the
-//! shipper's envelope around a raw line (`message` or `log`; see
+//! apitrail takes each document as one record of an access-log format. It is
+//! either a structured record (an API Gateway or Cloudflare JSON object) or
+//! the shipper's envelope around a raw line, under `message` or `log` (see
 //! `apitrail_ingest::envelope`).
 //!
 //! The format is the `format` query parameter, else the index name when it
@@ -250,7 +250,7 @@ async fn bulk_into(
     .into_response())
 }
 
-/// What parsing one group of documents gave.
+/// Result of parsing one group of documents.
 struct GroupOutcome {
     report: IngestReport,
     /// Per document of the group: the error that rejected it, if any.
@@ -394,7 +394,7 @@ fn append_only(op: &str) -> (&'static str, String) {
     )
 }
 
-/// The format an index name stands for: `clf`, or `clf-<anything>`.
+/// Returns the format an index name is for: `clf`, or `clf-<anything>`.
 fn format_of_index(index: &str) -> Option<Format> {
     index.parse().ok().or_else(|| {
         let (head, _) = index.split_once('-')?;

@@ -275,10 +275,10 @@ where
 
 /// Stores one parsed chunk: rejects to the rejects file, events to the sink.
 ///
-/// `earlier` is the report of the input's chunks before this one, and
-/// `final_line` is set for the input's last chunk (or, with no chunk left,
-/// the last line stored): with a batch id, the batch's progress is recorded
-/// with the chunk's events, and marked complete after the last chunk.
+/// `earlier` is the report of the input's chunks before this one.
+/// `final_line` is set for the input's last chunk, or, with no chunk left,
+/// to the last line stored. With a batch id, the batch's progress is
+/// recorded with the chunk's events, and marked complete after the last chunk.
 ///
 /// Returns the chunk's report only once its events are durable in the sink.
 async fn write_parsed(

@@ -94,6 +94,31 @@ impl Target {
         }
     }
 
+    /// Describes a request that got no response, with the likely fix:
+    /// a TLS failure (an untrusted certificate, plain HTTP against HTTPS)
+    /// or a server that is not running.
+    fn connect_error(server: &str, error: &reqwest::Error) -> String {
+        let mut chain = String::new();
+        let mut source: Option<&dyn std::error::Error> = Some(error);
+        while let Some(current) = source {
+            chain.push_str(&current.to_string().to_ascii_lowercase());
+            chain.push(' ');
+            source = current.source();
+        }
+        let tls = ["certificate", "tls", "handshake", "ssl"]
+            .iter()
+            .any(|word| chain.contains(word));
+        if tls {
+            format!(
+                "the TLS connection to {server} failed ({error}); if the server's certificate is self-signed or from a private CA, pass it with --ca-cert or APITRAIL_CA_CERT, and use https:// only when the server has [tls] configured"
+            )
+        } else {
+            format!(
+                "cannot reach the server at {server} ({error}); is `apitrail serve` running, or did you mean --data-dir?"
+            )
+        }
+    }
+
     /// Returns the fix a command-line user can apply to a 401 or 403 response.
     fn auth_hint(status: reqwest::StatusCode) -> &'static str {
         match status {

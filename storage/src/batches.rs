@@ -1,6 +1,6 @@
 //! Client batches whose progress is remembered, so that a retry adds nothing.
 //!
-//! A shipper that gets no answer sends the same batch again with the same
+//! A shipper that gets no response sends the same batch again with the same
 //! `batch_id`. The ledger tells the retry how far the first attempt got:
 //! the last input line whose events are durable, and the report for the
 //! lines up to it. A complete batch is answered with its first report; a
@@ -39,16 +39,16 @@ pub struct BatchProgress {
     pub id: String,
     /// Last input line whose events are durable; 0 when none is.
     pub through_line: u64,
-    /// The ingest report for the lines up to `through_line`, as the server answers it.
+    /// The ingest report for the lines up to `through_line`, as the server returns it.
     pub report: serde_json::Value,
-    /// Every line was processed, and `report` is the batch's answer.
+    /// Every line was processed, and `report` is the batch's final report.
     pub complete: bool,
     /// Unix seconds of the last update.
     pub updated_at: i64,
 }
 
 impl BatchProgress {
-    /// Whether `self` is at least as far as `other`.
+    /// Returns whether `self` is at least as far as `other`.
     fn supersedes(&self, other: &BatchProgress) -> bool {
         (self.complete, self.through_line) >= (other.complete, other.through_line)
     }
@@ -246,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_file_is_an_error_that_says_what_to_do() {
+    fn corrupt_ledger_error_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), b"{not json").unwrap();
         let error = BatchLedger::load(dir.path()).unwrap_err().to_string();

@@ -107,7 +107,7 @@ mod tests {
     }
 
     #[test]
-    fn a_note_travels_with_its_events() {
+    fn note_round_trips_with_events() {
         let payload = encode_batch_with_note(&batch(), Some(r#"{"batch":"b-1"}"#)).unwrap();
         let (batches, note) = decode_record(7, &payload).unwrap();
         assert_eq!(note.as_deref(), Some(r#"{"batch":"b-1"}"#));

@@ -526,6 +526,51 @@ fn follow_restarts_from_checkpoint() {
     );
 }
 
+/// The server crashes after storing a batch and before answering it. The
+/// follower stops while it waits to try again, and a new follower sends the
+/// unacknowledged batch with the same bytes and id, so nothing is stored
+/// twice even though the file grew meanwhile.
+#[test]
+fn follow_resends_unacknowledged_batch() {
+    let mut server =
+        TestServer::start(ServerOptions::no_flush().with_failpoint("ingest_after_chunk"));
+    let scratch = server.scratch_dir().to_path_buf();
+    let log = scratch.join("access.log");
+    let checkpoint = scratch.join("follow.json");
+    let logs = scratch.join("follower");
+    append(&log, &lines("resend", 0..5));
+    let mut follower = Follower::start(&server_target(&server), &checkpoint, &[&log], &logs);
+    let status = server.wait_for_exit(FOLLOW_TIMEOUT);
+    assert!(!status.success(), "the server aborts at the crash point");
+    poll_until(FOLLOW_TIMEOUT, "the follower to retry", || {
+        follower.stderr().contains("not stored yet").then_some(())
+    });
+    follower.stop();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&fs::read(&checkpoint).expect("the checkpoint exists")).unwrap();
+    let entry = saved["files"]
+        .as_object()
+        .and_then(|files| files.values().next())
+        .cloned()
+        .unwrap_or_else(|| panic!("one file in {saved}"));
+    assert_eq!(entry["offset"], 0, "nothing acknowledged: {entry}");
+    assert_eq!(
+        entry["pending"]["end_line"], 5,
+        "the unacknowledged batch is recorded: {entry}"
+    );
+
+    server.restart_with(ServerOptions::no_flush());
+    append(&log, &lines("resend", 5..8));
+    let mut follower = Follower::start(&server_target(&server), &checkpoint, &[&log], &logs);
+    wait_for_lines(&server, "resend", 8);
+    follower.stop();
+    let stdout = follower.stdout();
+    assert!(
+        stdout.contains(&format!("{}: lines 1-5: 5 accepted", log.display())),
+        "the first batch is sent again as it was:\n{stdout}"
+    );
+}
+
 /// Follows into a data directory: each batch is one table commit, and a
 /// restart after SIGKILL adds every line once.
 #[test]

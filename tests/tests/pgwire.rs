@@ -436,13 +436,9 @@ fn sqlalchemy_lists_tables_and_queries() {
     assert!(output.contains("ok sqlalchemy"), "{output}");
 }
 
-// NOTE: SQLAlchemy 2.1's get_columns() has a correlated scalar subquery on
-// pg_sequence whose item reads an outer column (`json_build_object('always',
-// pg_attribute.attidentity = 'a', ...)`). DataFusion 55 cannot decorrelate
-// outer columns in a subquery's SELECT list, so planning fails with
-// "Physical plan does not support logical expression ScalarSubquery".
+/// SQLAlchemy 2.1's `get_columns()`, which Superset runs on every table,
+/// includes a correlated subquery on `pg_sequence`.
 #[test]
-#[ignore = "DataFusion cannot decorrelate the outer column in get_columns' pg_sequence subquery"]
 fn sqlalchemy_reflects_columns() {
     let server = server_with_events();
     let output = run_python(

@@ -610,4 +610,9 @@ fn cli_queries_https_with_ca_cert() {
         !untrusted.status.success(),
         "apitrail query trusted a self-signed certificate without --ca-cert"
     );
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        stderr.contains("--ca-cert") && !stderr.contains("is `apitrail serve` running"),
+        "the error should point at the certificate, not at a stopped server: {stderr}"
+    );
 }

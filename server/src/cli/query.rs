@@ -63,9 +63,7 @@ async fn query_server(
         .json(&serde_json::json!({ "sql": sql }))
         .send()
         .await
-        .with_context(|| {
-            format!("cannot reach the server at {server}; is `apitrail serve` running, or did you mean --data-dir?")
-        })?;
+        .map_err(|e| anyhow::anyhow!(crate::Target::connect_error(server, &e)))?;
     let status = response.status();
     let body = response.bytes().await.context("reading the query result")?;
     if !status.is_success() {

@@ -84,9 +84,7 @@ async fn load_via_server(
         .body(bytes)
         .send()
         .await
-        .with_context(|| {
-            format!("cannot reach the server at {server}; is `apitrail serve` running, or did you mean --data-dir?")
-        })?;
+        .map_err(|e| anyhow::anyhow!(crate::Target::connect_error(server, &e)))?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()

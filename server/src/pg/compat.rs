@@ -26,8 +26,51 @@ pub fn rewrite_catalog_syntax(
     is_aggregate: &dyn Fn(&str) -> bool,
 ) -> bool {
     let mut changed = rewrite_unnest_table_functions(statement);
+    changed |= rewrite_empty_catalog_subqueries(statement);
     changed |= rewrite_array_subqueries(statement);
     changed |= aggregate_scalar_subqueries(statement, is_aggregate);
+    changed
+}
+
+/// Catalog tables that are always empty in apitrail, which has no sequences.
+const EMPTY_CATALOG_TABLES: [&str; 1] = ["pg_sequence"];
+
+/// Replaces a scalar subquery that reads only an always-empty catalog table
+/// with NULL, the value of a scalar subquery without rows. SQLAlchemy's
+/// column reflection asks `pg_sequence` for identity columns with a
+/// subquery whose result reads outer columns, which DataFusion cannot
+/// decorrelate.
+fn rewrite_empty_catalog_subqueries(statement: &mut Statement) -> bool {
+    let mut changed = false;
+    let _ = visit_expressions_mut(statement, |expr| {
+        let Expr::Subquery(query) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return ControlFlow::Continue(());
+        };
+        let [from] = select.from.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        let TableFactor::Table { name, .. } = &from.relation else {
+            return ControlFlow::Continue(());
+        };
+        let table = name
+            .0
+            .last()
+            .map(|part| part.to_string().to_ascii_lowercase())
+            .unwrap_or_default();
+        let schema_ok = match name.0.as_slice() {
+            [_] => true,
+            [schema, _] => schema.to_string().eq_ignore_ascii_case("pg_catalog"),
+            _ => false,
+        };
+        if from.joins.is_empty() && schema_ok && EMPTY_CATALOG_TABLES.contains(&table.as_str()) {
+            *expr = Expr::Value(Value::Null.into());
+            changed = true;
+        }
+        ControlFlow::Continue(())
+    });
     changed
 }
 
@@ -512,6 +555,26 @@ mod tests {
         let mut statement = parse(sql);
         let changed = rewrite_catalog_syntax(&mut statement, &is_aggregate);
         (changed, statement.to_string())
+    }
+
+    #[test]
+    fn subqueries_on_pg_sequence_become_null() {
+        let (changed, text) = rewritten(
+            "SELECT a.attname, (SELECT json_build_object('always', a.attidentity = 'a', \
+             'start', s.seqstart) FROM pg_catalog.pg_sequence AS s \
+             WHERE s.seqrelid = a.attrelid) AS identity_options FROM pg_catalog.pg_attribute AS a",
+        );
+        assert!(
+            changed,
+            "the pg_sequence subquery was not rewritten: {text}"
+        );
+        assert!(text.contains("NULL AS identity_options"), "{text}");
+
+        let (_, text) = rewritten("SELECT (SELECT max(relname) FROM pg_class) AS n");
+        assert!(
+            !text.contains("NULL"),
+            "subqueries on other tables stay: {text}"
+        );
     }
 
     #[test]

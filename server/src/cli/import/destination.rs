@@ -246,9 +246,7 @@ async fn import_via_server(
 }
 
 fn unreachable_server(server: &str, error: &reqwest::Error) -> String {
-    format!(
-        "cannot reach the server at {server}: {error}; is `apitrail serve` running, or did you mean --data-dir?"
-    )
+    Target::connect_error(server, error)
 }
 
 /// Reads an ingest answer: the report and whether it was replayed, or the
