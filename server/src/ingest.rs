@@ -126,7 +126,10 @@ where
             replayed: false,
         };
     }
-    let first_numbered_line = options.first_line.saturating_sub(options.context_lines).max(1);
+    let first_numbered_line = options
+        .first_line
+        .saturating_sub(options.context_lines)
+        .max(1);
     let mut skip_through_line = options.first_line.saturating_sub(1);
     let _batch_guard = match (&options.batch_id, &sink) {
         (Some(id), Sink::Store(_)) => {

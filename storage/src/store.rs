@@ -655,10 +655,11 @@ impl Store {
     }
 
     /// Starts writing one import of a sequence that shares the application
-    /// id `app_id`, such as the batches of one followed file; `None` if a
-    /// commit of `app_id` at `version` or later exists, so the import is done.
+    /// id `app_id`, such as the batches of one followed file.
     ///
-    /// Versions must grow from one import of the sequence to the next.
+    /// Returns `None` if a commit of `app_id` at `version` or later exists,
+    /// because the import is then done. Versions must grow from one import
+    /// of the sequence to the next.
     pub async fn begin_import_version(
         &self,
         app_id: &str,

@@ -21,13 +21,9 @@ const FOLLOW_TIMEOUT: Duration = Duration::from_secs(30);
 /// Poll interval of the followers in these tests, in seconds.
 const POLL: &str = "0.1";
 
-/// One combined-format line whose path, `/t/<tag>/<i>`, is unique in a test.
+/// Builds one combined-format line whose path, `/t/<tag>/<i>`, is unique in a test.
 fn line(tag: &str, i: usize) -> String {
-    clf_line(
-        "10/Oct/2023:13:55:36 +0000",
-        &format!("/t/{tag}/{i}"),
-        200,
-    )
+    clf_line("10/Oct/2023:13:55:36 +0000", &format!("/t/{tag}/{i}"), 200)
 }
 
 fn lines(tag: &str, range: std::ops::Range<usize>) -> String {
@@ -118,7 +114,7 @@ fn try_count_data_dir(data_dir: &Path, filter: &str) -> Result<i64, Output> {
     count.ok_or(output)
 }
 
-/// Waits until a data directory, which a follower may not have created yet, holds `n` rows.
+/// Waits until a data directory, which a follower may not have created yet, contains `n` rows.
 fn wait_for_data_dir_rows(data_dir: &Path, filter: &str, n: i64) {
     poll_until(
         FOLLOW_TIMEOUT,
@@ -141,15 +137,13 @@ fn assert_each_line_once(server: &TestServer, tag: &str, n: usize) {
     assert_eq!(rows[0]["n"], n as i64, "distinct lines of {tag}: {rows:?}");
 }
 
-/// Waits until the server holds `n` rows of `tag`, then a few polls more,
+/// Waits until the server contains `n` rows of `tag`, then a few polls more,
 /// and checks that no row came twice.
 fn wait_for_lines(server: &TestServer, tag: &str, n: usize) {
     let filter = format!("path LIKE '/t/{tag}/%'");
-    poll_until(
-        FOLLOW_TIMEOUT,
-        &format!("{n} rows of {tag}"),
-        || (server.count(&filter) >= n as i64).then_some(()),
-    );
+    poll_until(FOLLOW_TIMEOUT, &format!("{n} rows of {tag}"), || {
+        (server.count(&filter) >= n as i64).then_some(())
+    });
     thread::sleep(Duration::from_millis(500));
     assert_each_line_once(server, tag, n);
 }
@@ -272,7 +266,11 @@ fn write_log_dir(dir: &Path, tag: &str) -> usize {
     fs::create_dir_all(dir.join(".cache")).unwrap();
     fs::write(dir.join("a.log"), lines(tag, 0..3)).unwrap();
     fs::write(dir.join("b.log.gz"), gzip(lines(tag, 3..5).as_bytes())).unwrap();
-    fs::write(dir.join("nested/c.log.zst"), zstd(lines(tag, 5..9).as_bytes())).unwrap();
+    fs::write(
+        dir.join("nested/c.log.zst"),
+        zstd(lines(tag, 5..9).as_bytes()),
+    )
+    .unwrap();
     fs::write(dir.join(".hidden.log"), lines("hidden", 0..2)).unwrap();
     fs::write(dir.join(".cache/d.log"), lines("hidden", 2..4)).unwrap();
     9
@@ -317,7 +315,11 @@ fn glob_pattern_is_expanded() {
     fs::write(dir.join("x1.log.gz"), gzip(lines("glob", 0..2).as_bytes())).unwrap();
     fs::write(dir.join("x2.log.gz"), gzip(lines("glob", 2..5).as_bytes())).unwrap();
     fs::write(dir.join("x3.log"), lines("other", 0..4)).unwrap();
-    fs::write(dir.join(".x4.log.gz"), gzip(lines("other", 4..6).as_bytes())).unwrap();
+    fs::write(
+        dir.join(".x4.log.gz"),
+        gzip(lines("other", 4..6).as_bytes()),
+    )
+    .unwrap();
 
     // run_cli starts no shell, so the pattern reaches apitrail as typed.
     let pattern = dir.join("*.gz");
@@ -526,7 +528,7 @@ fn follow_restarts_from_checkpoint() {
     );
 }
 
-/// The server crashes after storing a batch and before answering it. The
+/// The server crashes after storing a batch and before responding. The
 /// follower stops while it waits to try again, and a new follower sends the
 /// unacknowledged batch with the same bytes and id, so nothing is stored
 /// twice even though the file grew meanwhile.
@@ -678,6 +680,57 @@ fn follow_keeps_zeek_header() {
     );
 }
 
+/// `first_line` numbers the body's lines as file lines, and `context_lines`
+/// are parsed without being stored or counted.
+#[test]
+fn ingest_numbers_lines_from_first_line() {
+    let server = TestServer::start(ServerOptions::no_flush());
+    let body = format!(
+        "{}not a log line\n{}",
+        line("numbered", 0),
+        line("numbered", 1)
+    );
+    let (status, report) = server.api().ingest_request(
+        &[
+            ("format", "clf"),
+            ("first_line", "41"),
+            ("context_lines", "1"),
+        ],
+        None,
+        body.into_bytes(),
+    );
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["accepted"], 1,
+        "the context line is not stored: {report}"
+    );
+    assert_eq!(report["rejected"], 1, "{report}");
+    assert_eq!(
+        report["errors"][0]["line"], 41,
+        "the first line after the context is line 41: {report}"
+    );
+    assert_eq!(server.count("path = '/t/numbered/1'"), 1);
+    assert_eq!(server.count("path = '/t/numbered/0'"), 0);
+
+    for (first_line, context_lines) in [("0", "0"), ("3", "3")] {
+        let (status, report) = server.api().ingest_request(
+            &[("first_line", first_line), ("context_lines", context_lines)],
+            None,
+            line("numbered", 2).into_bytes(),
+        );
+        assert_eq!(
+            status, 400,
+            "first_line={first_line} context_lines={context_lines}: {report}"
+        );
+        assert!(
+            report["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("first_line")),
+            "{report}"
+        );
+    }
+}
+
 /// A moto S3 server on a free port of 127.0.0.1, stopped when dropped.
 struct S3Server {
     child: Child,
@@ -809,14 +862,27 @@ fn s3_prefix_import_and_follow() {
     let data_dir = scratch.join("direct");
     let direct: Vec<OsString> = vec!["--data-dir".into(), data_dir.clone().into()];
     for (round, expected_total) in [
-        (1, "total: 3 files imported, 0 already imported, 0 failed; 6 accepted, 0 rejected, 0 skipped"),
-        (2, "total: 0 files imported, 3 already imported, 0 failed; 0 accepted, 0 rejected, 0 skipped"),
+        (
+            1,
+            "total: 3 files imported, 0 already imported, 0 failed; 6 accepted, 0 rejected, 0 skipped",
+        ),
+        (
+            2,
+            "total: 0 files imported, 3 already imported, 0 failed; 0 accepted, 0 rejected, 0 skipped",
+        ),
     ] {
         let mut command = s3.import_command(&direct);
         command.arg("s3://logs/alb/");
         let output = run_command(command);
-        assert_success(&output, &format!("import --data-dir s3://logs/alb/, round {round}"));
-        assert_eq!(total_line(&stdout_text(&output)), expected_total, "round {round}");
+        assert_success(
+            &output,
+            &format!("import --data-dir s3://logs/alb/, round {round}"),
+        );
+        assert_eq!(
+            total_line(&stdout_text(&output)),
+            expected_total,
+            "round {round}"
+        );
     }
     assert_eq!(count_data_dir(&data_dir, ""), 6);
 

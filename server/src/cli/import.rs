@@ -103,7 +103,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
 fn poll_interval(seconds: f64) -> anyhow::Result<Duration> {
     if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
-        bail!("--poll-interval must be a number of seconds above 0 and at most 86400, got {seconds}");
+        bail!(
+            "--poll-interval must be a number of seconds above 0 and at most 86400, got {seconds}"
+        );
     }
     Ok(Duration::from_secs_f64(seconds))
 }

@@ -1,10 +1,10 @@
 //! The checkpoint file of `apitrail import --follow`.
 //!
-//! One JSON document records, for each followed file, its identity (device,
-//! inode, and the SHA-256 of its first bytes), the byte offset and line
-//! number up to which its lines were sent and acknowledged, and the batch
-//! that was sent but not yet acknowledged, if any. For `s3://` inputs it
-//! records the objects already imported, with their entity tags.
+//! One JSON document records each followed file: its identity (device,
+//! inode, and the SHA-256 of its first bytes), and the byte offset and line
+//! number up to which its lines were sent and acknowledged. It also records
+//! the batch that was sent but not yet acknowledged, if any. For `s3://`
+//! inputs it records the objects already imported, with their entity tags.
 //!
 //! The file is replaced atomically: the new content is written to a hidden
 //! file beside it, synced, renamed over it, and the directory is synced. A
@@ -38,7 +38,7 @@ pub(crate) struct Checkpoint {
 pub(crate) struct FileEntry {
     /// Random id of this file's content, part of its batch ids.
     pub key: String,
-    /// Where the file was last found.
+    /// Path at which the file was last found.
     pub path: PathBuf,
     pub device: u64,
     pub inode: u64,
@@ -184,7 +184,9 @@ impl CheckpointFile {
         self.data
             .files
             .retain(|key, entry| entry.seen_at >= cutoff || keep(key));
-        self.data.objects.retain(|_, object| object.seen_at >= cutoff);
+        self.data
+            .objects
+            .retain(|_, object| object.seen_at >= cutoff);
         before != self.data.files.len() + self.data.objects.len()
     }
 }
@@ -222,16 +224,19 @@ mod tests {
         let path = dir.path().join("state/follow.json");
         {
             let mut checkpoint = CheckpointFile::open(&path).unwrap();
-            checkpoint
-                .data
-                .files
-                .insert("k1".to_string(), entry("k1"));
+            checkpoint.data.files.insert("k1".to_string(), entry("k1"));
             checkpoint.save().unwrap();
         }
         let checkpoint = CheckpointFile::open(&path).unwrap();
         let reopened = &checkpoint.data.files["k1"];
         assert_eq!(reopened.offset, 10);
-        assert_eq!(reopened.pending, Some(PendingBatch { end: 20, end_line: 4 }));
+        assert_eq!(
+            reopened.pending,
+            Some(PendingBatch {
+                end: 20,
+                end_line: 4
+            })
+        );
         assert_eq!(reopened.header, vec!["#Fields: date".to_string()]);
         assert!(
             !dir.path().join("state/.follow.json.tmp").exists(),

@@ -1,4 +1,4 @@
-//! Where imported lines go: a running server, or a data directory opened here.
+//! Destinations of imported lines: a running server, or a data directory opened here.
 //!
 //! A whole file is one ingest request (server) or one table commit (data
 //! directory), named by the SHA-256 of its decompressed content: the batch
@@ -72,7 +72,7 @@ impl BatchRequest {
     }
 }
 
-/// Why a batch was not stored.
+/// Reason a batch was not stored.
 #[derive(Debug)]
 pub(crate) enum SendError {
     /// The server or the storage failed; the same batch may succeed later.
@@ -113,13 +113,14 @@ impl Destination {
             ..ServerConfig::default()
         };
         let store_config = config.store_config()?;
-        let documents = DocumentStore::open(&store_config.views_url, &store_config.storage_options)?;
+        let documents =
+            DocumentStore::open(&store_config.views_url, &store_config.storage_options)?;
         let store = Store::open(store_config).await?;
         let pipeline = Arc::new(IngestPipeline::load(&config, documents).await?);
         Ok(Destination::Direct { store, pipeline })
     }
 
-    /// Whether a failed whole-file import through this destination still stored some lines.
+    /// Returns whether a failed whole-file import through this destination still stored some lines.
     pub(crate) fn keeps_partial_imports(&self) -> bool {
         matches!(self, Destination::Server { .. })
     }
@@ -185,7 +186,10 @@ fn progress_bar(input: &Input) -> ProgressBar {
 
 /// Query parameters shared by whole files and batches; `--format` wins
 /// over `format`, the format detected in an earlier batch.
-fn settings_query(settings: &ImportSettings, format: Option<Format>) -> Vec<(&'static str, String)> {
+fn settings_query(
+    settings: &ImportSettings,
+    format: Option<Format>,
+) -> Vec<(&'static str, String)> {
     let mut query = Vec::new();
     if let Some(format) = settings.format.or(format) {
         query.push(("format", format.name().to_string()));
@@ -249,7 +253,7 @@ fn unreachable_server(server: &str, error: &reqwest::Error) -> String {
     Target::connect_error(server, error)
 }
 
-/// Reads an ingest answer: the report and whether it was replayed, or the
+/// Reads an ingest response: the report and whether it was replayed, or the
 /// error message with the report of what was stored.
 async fn read_answer(
     response: reqwest::Response,

@@ -11,7 +11,7 @@
 //!   closed, is held back until it is complete.
 //! - **Rename-and-create rotation** keeps the renamed file open, by its
 //!   inode, and reads it until it has been idle for [`ROTATED_IDLE`] after
-//!   it left the followed paths; then its last line is sent even without a
+//!   it left the followed paths. Then its last line is sent even without a
 //!   newline. The new file at the old path is read from its start.
 //! - **copytruncate rotation** is noticed when the file is shorter than the
 //!   offset or its first bytes changed; it is then read again from its
@@ -74,9 +74,9 @@ const ROTATED_IDLE: Duration = Duration::from_secs(5);
 const FORGET_AFTER_SECS: i64 = 7 * 24 * 3600;
 /// How often the "last found" time of an entry is written, at most.
 const SEEN_AT_RESOLUTION_SECS: i64 = 3600;
-/// Longest header block kept as context, in lines.
+/// Maximum number of lines of a header block kept as context.
 const MAX_HEADER_LINES: usize = 64;
-/// Longest wait between two attempts at a batch that failed.
+/// Maximum wait between two attempts at a batch that failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// Settings of follow mode.
@@ -164,7 +164,7 @@ struct OpenFile {
     last_size: u64,
 }
 
-/// What a newly found file is, judged by the checkpoint.
+/// Relation of a newly found file to the files of the checkpoint.
 enum Match {
     /// A known file, found again, such as after a restart.
     Same(String),
@@ -220,12 +220,12 @@ struct Batch {
     data: Vec<u8>,
 }
 
-/// How a batch ended.
+/// Outcome of sending one batch.
 enum Delivery {
     Stored(Option<IngestReport>),
     /// A stop was requested while the batch waited for a retry.
     Stopped,
-    /// The batch cannot be ingested as it is; the message says why.
+    /// The batch cannot be ingested as it is, for the reason in the message.
     Rejected(String),
 }
 
@@ -359,7 +359,7 @@ impl<'a> Follower<'a> {
         self.deferred.retain(|id, _| found.contains(id));
     }
 
-    /// Whether `path` is the checkpoint file, which a followed directory may contain.
+    /// Returns whether `path` is the checkpoint file, which a followed directory may contain.
     fn is_checkpoint(&self, path: &Path) -> bool {
         let checkpoint = self.checkpoint.path();
         if path.file_name() != checkpoint.file_name() {
@@ -618,7 +618,8 @@ impl<'a> Follower<'a> {
                 // One record is longer than the batch size.
                 want = (want * 2).min(available);
                 continue;
-            } else if !(flush_partial && !data.is_empty()) {
+            } else if data.is_empty() || !flush_partial {
+                // A partial last line waits for its newline.
                 return Ok(None);
             }
             let end = start + data.len() as u64;
@@ -694,7 +695,11 @@ impl<'a> Follower<'a> {
     /// Sends the records of a compressed file after the offset, to its end.
     async fn advance_compressed(&mut self, id: FileId) -> anyhow::Result<()> {
         let file = self.open.get_mut(&id).expect("advanced files are open");
-        let size = file.file.metadata().map(|m| m.len()).unwrap_or(file.last_size);
+        let size = file
+            .file
+            .metadata()
+            .map(|m| m.len())
+            .unwrap_or(file.last_size);
         if size == file.last_size {
             if !file.present && file.last_growth.elapsed() >= ROTATED_IDLE {
                 // An incomplete compressed file that left the followed paths.
@@ -791,7 +796,10 @@ impl<'a> Follower<'a> {
             end: batch.end,
             first_line: entry.line + 1,
             context_lines: entry.header.len() as u64,
-            format: entry.format.as_deref().and_then(|f| f.parse::<Format>().ok()),
+            format: entry
+                .format
+                .as_deref()
+                .and_then(|f| f.parse::<Format>().ok()),
         };
 
         // The intent: after a crash, this batch is sent again as it is.
@@ -1021,7 +1029,7 @@ impl ContentStream {
         })
     }
 
-    /// Reads until the buffer holds `len` bytes or the content ends.
+    /// Reads until the buffer contains `len` bytes or the content ends.
     async fn fill(&mut self, len: usize) {
         let mut piece = vec![0u8; 256 * 1024];
         while self.buffer.len() < len && self.end.is_none() {
@@ -1104,13 +1112,13 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// Whether the file's first bytes are those the entry was fingerprinted with.
+/// Returns whether the file's first bytes are those the entry was fingerprinted with.
 fn fingerprint_matches(entry: &FileEntry, head: &[u8]) -> bool {
     let len = entry.head_len as usize;
     entry.head_len > 0 && head.len() >= len && sha256_hex(&head[..len]) == entry.head_sha256
 }
 
-/// Whether a plain file still starts with the bytes of its fingerprint.
+/// Returns whether a plain file still starts with the bytes of its fingerprint.
 fn head_intact(file: &std::fs::File, entry: &FileEntry) -> anyhow::Result<bool> {
     if entry.head_len == 0 {
         return Ok(true);
@@ -1119,7 +1127,7 @@ fn head_intact(file: &std::fs::File, entry: &FileEntry) -> anyhow::Result<bool> 
     Ok(fingerprint_matches(entry, &head))
 }
 
-/// Whether the file starts with the gzip or zstd magic bytes.
+/// Returns whether the file starts with the gzip or zstd magic bytes.
 fn is_compressed(file: &std::fs::File) -> std::io::Result<bool> {
     let magic = read_at(file, 0, 4)?;
     Ok(magic.starts_with(&[0x1f, 0x8b]) || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]))
@@ -1175,15 +1183,19 @@ fn count_lines(file: &std::fs::File, len: u64) -> std::io::Result<u64> {
     Ok(lines + u64::from(last != b'\n'))
 }
 
-/// Number of lines in `data`, counting a last line without its newline.
+/// Counts the lines in `data`, with a last line that has no newline.
 fn line_count(data: &[u8]) -> u64 {
     let newlines = memchr::memchr_iter(b'\n', data).count() as u64;
     newlines + u64::from(!data.is_empty() && !data.ends_with(b"\n"))
 }
 
-/// Length of the complete records at the start of `data`, as the ingest
-/// pipeline frames them: whole lines, and multi-line JSON records that are
-/// closed.
+/// Returns the length of the complete records at the start of `data`, as
+/// the ingest pipeline frames them: whole lines, and multi-line JSON records
+/// that are closed.
+///
+/// NOTE: each batch is framed from the state between two records, so the
+/// elements of a top-level JSON array (a line `[`) after the first batch
+/// keep their separating commas and are rejected.
 fn complete_records_len(data: &[u8]) -> usize {
     let mut chunker = RecordChunker::with_chunk_bytes(1);
     chunker
@@ -1246,7 +1258,11 @@ mod tests {
     fn complete_records_hold_back_partial_lines() {
         assert_eq!(complete_records_len(b"a\nb\nc"), 4);
         assert_eq!(complete_records_len(b"partial"), 0);
-        assert_eq!(complete_records_len(b"{\n\"a\": 1\n"), 0, "an open JSON record");
+        assert_eq!(
+            complete_records_len(b"{\n\"a\": 1\n"),
+            0,
+            "an open JSON record"
+        );
         assert_eq!(complete_records_len(b"{\n\"a\": 1\n}\nx"), 11);
     }
 

@@ -1,7 +1,7 @@
 //! What `apitrail import` reads: files, directories, glob patterns and S3 prefixes.
 //!
 //! A directory stands for every regular, non-hidden file inside it,
-//! recursively, in path order; hidden directories are skipped, and so are
+//! recursively, in path order. Hidden directories are skipped, and so are
 //! symbolic links to directories, so a link cannot make the walk loop. A
 //! pattern with `*`, `?` or `[` that names no existing path is expanded here,
 //! for patterns the shell did not expand because they were quoted. An
@@ -136,10 +136,7 @@ pub(crate) async fn expand(spec: &InputSpec, s3: &S3Client) -> anyhow::Result<Ve
                 vec![Input::File(path.clone())]
             }
         }
-        InputSpec::Glob(pattern) => expand_glob(pattern)?
-            .into_iter()
-            .map(Input::File)
-            .collect(),
+        InputSpec::Glob(pattern) => expand_glob(pattern)?.into_iter().map(Input::File).collect(),
         InputSpec::S3(url) => s3.list(url).await?.into_iter().map(Input::Object).collect(),
     };
     if inputs.is_empty() {
@@ -239,7 +236,13 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("b/nested")).unwrap();
         std::fs::create_dir_all(root.join(".hidden-dir")).unwrap();
-        for name in ["z.log", "a.log", ".hidden.log", "b/nested/c.log", ".hidden-dir/d.log"] {
+        for name in [
+            "z.log",
+            "a.log",
+            ".hidden.log",
+            "b/nested/c.log",
+            ".hidden-dir/d.log",
+        ] {
             std::fs::write(root.join(name), "x\n").unwrap();
         }
         let mut files = Vec::new();

@@ -13,12 +13,14 @@
 //! 2. a web identity: `AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`, which
 //!    are exchanged at the STS endpoint of the region;
 //! 3. the profile `AWS_PROFILE` (default `default`) of the shared credentials
-//!    file, `AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`;
-//! 4. no credentials, for public buckets, with `AWS_SKIP_SIGNATURE=true`.
+//!    file, `AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`.
 //!
-//! apitrail never asks an instance metadata service (EC2, ECS or EKS) for
-//! credentials: without one of the sources above, an `s3://` input fails
-//! with a message that lists them. `AWS_REGION` or `AWS_DEFAULT_REGION` sets
+//! `AWS_SKIP_SIGNATURE=true` sends unsigned requests, for public buckets,
+//! whatever else is set.
+//!
+//! apitrail never requests credentials from an instance metadata service
+//! (EC2, ECS or EKS). Without one of the sources above, an `s3://` input
+//! fails with a message that lists them. `AWS_REGION` or `AWS_DEFAULT_REGION` sets
 //! the region (default `us-east-1`), and `--s3-endpoint` or
 //! `AWS_ENDPOINT_URL` an S3-compatible server, addressed path-style.
 
@@ -58,7 +60,7 @@ impl S3Url {
         })
     }
 
-    /// Whether the URL names a prefix only, with a trailing `/` or no key.
+    /// Returns whether the URL names a prefix only, with a trailing `/` or no key.
     fn is_prefix(&self) -> bool {
         self.key.is_empty() || self.key.ends_with('/')
     }
@@ -196,14 +198,16 @@ impl S3Client {
 
     fn build(&self, bucket: &str) -> anyhow::Result<object_store::aws::AmazonS3> {
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let has_keys = env("AWS_ACCESS_KEY_ID").is_some() || env("AWS_SECRET_ACCESS_KEY").is_some();
         let has_web_identity =
             env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env("AWS_ROLE_ARN").is_some();
-        let skip_signature = env("AWS_SKIP_SIGNATURE")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        let skip_signature =
+            env("AWS_SKIP_SIGNATURE").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
         if !has_keys && !has_web_identity && !skip_signature {
-            // Without this, object_store would ask the instance metadata service.
+            // Without credentials here, object_store would request them from the
+            // instance metadata service.
             let profile = shared_credentials()?.with_context(|| {
                 format!(
                     "no AWS credentials for s3://{bucket}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
@@ -214,11 +218,15 @@ impl S3Client {
             })?;
             builder = builder
                 .with_config(AmazonS3ConfigKey::AccessKeyId, profile.access_key_id)
-                .with_config(AmazonS3ConfigKey::SecretAccessKey, profile.secret_access_key);
+                .with_config(
+                    AmazonS3ConfigKey::SecretAccessKey,
+                    profile.secret_access_key,
+                );
             if let Some(token) = profile.session_token {
                 builder = builder.with_config(AmazonS3ConfigKey::Token, token);
             }
         }
+
         if let Some(endpoint) = &self.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
