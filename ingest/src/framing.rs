@@ -370,6 +370,13 @@ impl RecordChunker {
         }
     }
 
+    /// Returns this chunker with lines numbered from `line` instead of 1,
+    /// for input that continues a file from that line.
+    pub fn with_first_line(mut self, line: u64) -> Self {
+        self.next_line = line;
+        self
+    }
+
     /// Number of the first line not yet returned in a chunk.
     pub fn next_line(&self) -> u64 {
         self.next_line
@@ -575,5 +582,15 @@ mod tests {
         assert_eq!(chunks[0].data, b"0123456789\n".to_vec());
         let last = chunker.finish().unwrap();
         assert_eq!((last.first_line, last.data), (2, b"ab".to_vec()));
+    }
+
+    #[test]
+    fn first_line_sets_the_numbering() {
+        let mut chunker = RecordChunker::with_chunk_bytes(1).with_first_line(41);
+        let chunks = chunker.push(b"a\nb\nc");
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].first_line, 41);
+        assert_eq!(chunks[0].data, b"a\nb\n".to_vec());
+        assert_eq!(chunker.next_line(), 43, "the held-back line is line 43");
     }
 }

@@ -291,6 +291,10 @@ struct IngestParams {
     batch_id: Option<String>,
     /// Mapping of the generic `json` format.
     mapping: Option<String>,
+    /// Number of the body's first line (after any context lines) in the file it continues.
+    first_line: Option<u64>,
+    /// Lines at the start of the body that were sent before, such as a W3C header.
+    context_lines: Option<u64>,
 }
 
 /// Longest accepted `batch_id`, in bytes.
@@ -327,14 +331,25 @@ async fn ingest(
             "batch_id must be 1 to {MAX_BATCH_ID_BYTES} bytes without control characters"
         )));
     }
+    let first_line = params.first_line.unwrap_or(1);
+    let context_lines = params.context_lines.unwrap_or(0);
+    if first_line == 0 || context_lines >= first_line {
+        return Err(ApiError::bad_request(format!(
+            "first_line must be at least 1 and greater than context_lines, got first_line={first_line} and context_lines={context_lines}"
+        )));
+    }
     let options = IngestOptions {
         batch_id: params.batch_id,
         mapping: params.mapping,
         format,
         sensor: params.sensor,
-        origin: params
-            .source
-            .unwrap_or_else(|| format!("http:{}", peer.ip())),
+        first_line,
+        context_lines,
+        ..IngestOptions::new(
+            params
+                .source
+                .unwrap_or_else(|| format!("http:{}", peer.ip())),
+        )
     };
 
     let limit = state.max_body_bytes;

@@ -68,6 +68,28 @@ pub struct IngestOptions {
     /// The client's id for this input; a retry with the same id adds nothing
     /// that the first attempt stored (see `apitrail_storage::batches`).
     pub batch_id: Option<String>,
+    /// Number of the input's first line after the context lines, in the file
+    /// it continues; 1 for a whole file.
+    pub first_line: u64,
+    /// Lines at the start of the input that were stored before, such as a
+    /// W3C or Zeek header: they set the parser's state but are neither
+    /// stored nor counted. They are numbered just before `first_line`.
+    pub context_lines: u64,
+}
+
+impl IngestOptions {
+    /// Options for a whole input with no batch id, from line 1.
+    pub fn new(origin: String) -> Self {
+        IngestOptions {
+            format: None,
+            sensor: None,
+            origin,
+            mapping: None,
+            batch_id: None,
+            first_line: 1,
+            context_lines: 0,
+        }
+    }
 }
 
 /// A report that may be partial, with the error that stopped the ingest.
@@ -104,7 +126,11 @@ where
             replayed: false,
         };
     }
-    let mut skip_through_line = 0;
+    let first_numbered_line = options
+        .first_line
+        .saturating_sub(options.context_lines)
+        .max(1);
+    let mut skip_through_line = options.first_line.saturating_sub(1);
     let _batch_guard = match (&options.batch_id, &sink) {
         (Some(id), Sink::Store(_)) => {
             let guard = store.batches().lock(id).await;
@@ -123,7 +149,7 @@ where
                     through_line = progress.through_line,
                     "resuming a batch after the lines an earlier attempt stored"
                 );
-                skip_through_line = progress.through_line;
+                skip_through_line = skip_through_line.max(progress.through_line);
                 report = earlier;
             }
             Some(guard)
@@ -144,7 +170,7 @@ where
         }
     };
     let mut parser: Option<Box<dyn RecordParser>> = format.map(new_parser);
-    let mut chunker = RecordChunker::default();
+    let mut chunker = RecordChunker::default().with_first_line(first_numbered_line);
     let mut buf = vec![0u8; 256 * 1024];
     // Chunk N is parsed while chunk N-1 is written, so parsing and the WAL's
     // fsync overlap.
@@ -155,7 +181,7 @@ where
         let read = match reader.read(&mut buf).await {
             Ok(read) => read,
             Err(source) => {
-                let lines_read = chunker.next_line() - 1;
+                let lines_read = chunker.next_line() - first_numbered_line;
                 return IngestOutcome {
                     report,
                     error: Some(IngestError::Read { lines_read, source }),

@@ -651,9 +651,24 @@ impl Store {
     /// When a crash cut an import between its events commit and its views
     /// commit, the writer computes the views only.
     pub async fn begin_import(&self, import_id: &str) -> Result<Option<ImportWriter>> {
+        self.begin_import_version(import_id, 1).await
+    }
+
+    /// Starts writing one import of a sequence that shares the application
+    /// id `app_id`, such as the batches of one followed file.
+    ///
+    /// Returns `None` if a commit of `app_id` at `version` or later exists,
+    /// because the import is then done. Versions must grow from one import
+    /// of the sequence to the next.
+    pub async fn begin_import_version(
+        &self,
+        app_id: &str,
+        version: i64,
+    ) -> Result<Option<ImportWriter>> {
         let (table, views) = self.writable_tables()?;
-        let events_done = table.transaction_version(import_id).await?.is_some();
-        let views_done = views.transaction_version(import_id).await?.is_some();
+        let done = |committed: Option<i64>| committed.is_some_and(|v| v >= version);
+        let events_done = done(table.transaction_version(app_id).await?);
+        let views_done = done(views.transaction_version(app_id).await?);
         if events_done && views_done {
             return Ok(None);
         }
@@ -671,9 +686,20 @@ impl Store {
 
     /// Commits an import's files and view partials under `import_id`; returns the events table version.
     pub async fn commit_import(&self, import_id: &str, writer: ImportWriter) -> Result<u64> {
+        self.commit_import_version(import_id, 1, writer).await
+    }
+
+    /// Commits one import of the sequence `app_id` at `version` (see
+    /// [`Store::begin_import_version`]); returns the events table version.
+    pub async fn commit_import_version(
+        &self,
+        app_id: &str,
+        version: i64,
+        writer: ImportWriter,
+    ) -> Result<u64> {
         let _guard = self.flush_lock.lock().await;
         let (mut table, mut views) = self.writable_tables()?;
-        let txn = || Transaction::new(import_id, 1);
+        let txn = || Transaction::new(app_id, version);
         if let Some(events) = writer.events {
             let actions = events.finish().await?;
             table.commit(actions, txn()).await?;

@@ -163,3 +163,53 @@ async fn import_commits_partials_once() {
     let (committed, _) = committed_partials(&config).await;
     assert_eq!(committed.to_record_batch(), expected(&[imported]));
 }
+
+/// Imports that share an application id are done up to the last committed version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_versions_share_app_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store: Arc<Store> = Store::open(config.clone()).await.unwrap();
+    let first = batch(0, 10);
+    let second = batch(10, 10);
+
+    let mut writer = store
+        .begin_import_version("follow-test", 100)
+        .await
+        .unwrap()
+        .expect("the first version is new");
+    writer.write(first.clone()).await.unwrap();
+    store
+        .commit_import_version("follow-test", 100, writer)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .begin_import_version("follow-test", 100)
+            .await
+            .unwrap()
+            .is_none(),
+        "the committed version is done"
+    );
+    assert!(
+        store
+            .begin_import_version("follow-test", 40)
+            .await
+            .unwrap()
+            .is_none(),
+        "an earlier version is done too"
+    );
+
+    let mut writer = store
+        .begin_import_version("follow-test", 250)
+        .await
+        .unwrap()
+        .expect("a later version is new");
+    writer.write(second.clone()).await.unwrap();
+    store
+        .commit_import_version("follow-test", 250, writer)
+        .await
+        .unwrap();
+    let (committed, _) = committed_partials(&config).await;
+    assert_eq!(committed.to_record_batch(), expected(&[first, second]));
+}

@@ -861,6 +861,17 @@ pub fn send_signal(pid: u32, signal: libc::c_int) {
     );
 }
 
+/// Builds a command of the `apitrail` binary with no `APITRAIL_*` variables
+/// set, for tests that run a command-line tool in the background or with
+/// other variables.
+pub fn cli_command() -> Command {
+    let mut command = Command::new(binary_path());
+    for name in APITRAIL_ENV {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// Runs the `apitrail` binary with `args`, with no `APITRAIL_*` variables set.
 ///
 /// Panics if it runs longer than a minute.
@@ -869,11 +880,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let mut command = Command::new(binary_path());
+    let mut command = cli_command();
     command.args(args);
-    for name in APITRAIL_ENV {
-        command.env_remove(name);
-    }
+    run_command(command)
+}
+
+/// Runs `command` with its output captured and returns the output.
+///
+/// Panics if it runs longer than a minute.
+pub fn run_command(mut command: Command) -> Output {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,29 +1,38 @@
 //! `apitrail import`: load log files through a server or straight into a data directory.
 //!
+//! Inputs are files, directories, glob patterns and `s3://` URLs
+//! ([`inputs`], [`s3`]). Plain, gzip and zstd content is recognised by its
+//! first bytes.
+//!
 //! Through a server, each file is streamed as one ingest request, so the
 //! server's WAL makes it durable and line numbers in errors are file lines.
 //! Straight into a data directory (no server may run on it), the file itself
 //! is the redo log. Its events are written as Parquet and committed in one
 //! table version tagged with the file's SHA-256. A crash mid-import leaves
-//! nothing half-visible, and a second import of the same file adds nothing.
+//! nothing half-visible, and a second import of the same content adds
+//! nothing, through a server too ([`destination`]).
+//!
+//! With `--follow`, the command keeps running and sends the lines that
+//! files gain, as they are written ([`follow`]).
 
-use std::path::{Path, PathBuf};
+mod checkpoint;
+mod destination;
+mod follow;
+mod inputs;
+mod s3;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::bail;
 use apitrail_ingest::{Format, IngestReport};
-use apitrail_storage::Store;
-use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use crate::Target;
-use crate::config::ServerConfig;
-use crate::ingest::{IngestOptions, Sink, ingest_reader};
-use crate::pipeline::IngestPipeline;
-use apitrail_storage::documents::DocumentStore;
+use destination::{Destination, FileResult, ImportSettings};
+use inputs::InputSpec;
+use s3::S3Client;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImportArgs {
@@ -38,263 +47,180 @@ pub struct ImportArgs {
     /// Label of the gateway or load balancer that wrote the files.
     #[arg(long)]
     sensor: Option<String>,
-    /// Log files, plain or compressed with gzip or zstd.
+    /// URL of an S3-compatible server for s3:// inputs, such as http://127.0.0.1:9000.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    s3_endpoint: Option<String>,
+    /// Keep running: send the lines that files gain, files that appear in
+    /// followed directories or match followed patterns, and new objects under
+    /// followed S3 prefixes. Ctrl-C or SIGTERM stops after the current batch.
+    #[arg(long)]
+    follow: bool,
+    /// Checkpoint file of --follow [default: $XDG_STATE_HOME/apitrail/follow-<hash of the server URL>.json
+    /// through a server, <data-dir>/follow-checkpoint.json on a data directory].
+    #[arg(long, requires = "follow")]
+    checkpoint: Option<PathBuf>,
+    /// Seconds between two looks at the followed files, directories and prefixes.
+    #[arg(long, default_value_t = 1.0, requires = "follow")]
+    poll_interval: f64,
+    /// Log files, directories (every regular, non-hidden file inside,
+    /// recursively), glob patterns such as 'logs/*.gz', or s3://bucket/prefix/
+    /// URLs; plain or compressed with gzip or zstd.
     #[arg(required = true)]
-    files: Vec<PathBuf>,
-}
-
-/// Outcome of importing one file.
-enum FileResult {
-    Imported(IngestReport),
-    AlreadyImported,
-    Failed(String, Option<IngestReport>),
+    inputs: Vec<OsString>,
 }
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let format = match args.format.as_deref() {
-        Some(name) => Some(name.parse::<Format>()?),
-        None => None,
+    let settings = ImportSettings {
+        format: match args.format.as_deref() {
+            Some(name) => Some(name.parse::<Format>()?),
+            None => None,
+        },
+        sensor: args.sensor.clone(),
+        mapping: args.mapping.clone(),
     };
-    let mut failures = 0;
-    match args.target.server_url() {
-        Some(server) => {
-            let client = args.target.http_client()?;
-            for file in &args.files {
-                let result = import_via_server(&client, &server, file, format, &args).await;
-                failures += print_result(file, result);
+    let specs = InputSpec::parse_all(&args.inputs)?;
+    let s3 = S3Client::new(args.s3_endpoint.clone());
+    let follow_options = if args.follow {
+        Some(follow::FollowOptions {
+            poll_interval: poll_interval(args.poll_interval)?,
+            checkpoint: match &args.checkpoint {
+                Some(path) => path.clone(),
+                None => default_checkpoint(&args.target)?,
+            },
+        })
+    } else {
+        None
+    };
+
+    let destination = Destination::open(&args.target).await?;
+    let result = match follow_options {
+        Some(options) => follow::run(&destination, &settings, &s3, specs, options).await,
+        None => import_all(&destination, &settings, &s3, &specs).await,
+    };
+    destination.close().await?;
+    result
+}
+
+fn poll_interval(seconds: f64) -> anyhow::Result<Duration> {
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        bail!(
+            "--poll-interval must be a number of seconds above 0 and at most 86400, got {seconds}"
+        );
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Returns the checkpoint path of a follower that names none.
+///
+/// Through a server it lies in the user's state directory, one file per
+/// server URL; on a data directory it lies inside that directory.
+fn default_checkpoint(target: &Target) -> anyhow::Result<PathBuf> {
+    let Some(server) = target.server_url() else {
+        let data_dir = target
+            .data_dir
+            .as_ref()
+            .expect("no server URL means a data directory");
+        return Ok(data_dir.join("follow-checkpoint.json"));
+    };
+    let state_dir = match std::env::var_os("XDG_STATE_HOME") {
+        Some(dir) if PathBuf::from(&dir).is_absolute() => PathBuf::from(dir),
+        _ => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/state"),
+            None => bail!(
+                "neither XDG_STATE_HOME nor HOME is set, so the follower has no default checkpoint; name one with --checkpoint"
+            ),
+        },
+    };
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(server.as_bytes()));
+    Ok(state_dir
+        .join("apitrail")
+        .join(format!("follow-{}.json", &hash[..16])))
+}
+
+/// Counts over a whole command.
+#[derive(Debug, Default)]
+struct Totals {
+    imported: u64,
+    already_imported: u64,
+    failed: u64,
+    accepted: u64,
+    rejected: u64,
+    skipped: u64,
+}
+
+impl Totals {
+    fn add_report(&mut self, report: &IngestReport) {
+        self.accepted += report.accepted;
+        self.rejected += report.rejected;
+        self.skipped += report.skipped;
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "total: {} files imported, {} already imported, {} failed; {} accepted, {} rejected, {} skipped",
+            self.imported,
+            self.already_imported,
+            self.failed,
+            self.accepted,
+            self.rejected,
+            self.skipped
+        )
+    }
+}
+
+/// Imports every input once, prints a summary per file and a total line.
+async fn import_all(
+    destination: &Destination,
+    settings: &ImportSettings,
+    s3: &S3Client,
+    specs: &[InputSpec],
+) -> anyhow::Result<ExitCode> {
+    let mut totals = Totals::default();
+    for spec in specs {
+        let inputs = match inputs::expand(spec, s3).await {
+            Ok(inputs) => inputs,
+            Err(e) => {
+                eprintln!("{spec}: failed: {e:#}");
+                totals.failed += 1;
+                continue;
             }
-        }
-        None => {
-            let data_dir = args
-                .target
-                .data_dir
-                .clone()
-                .expect("no server URL means a data directory");
-            let config = ServerConfig {
-                data_dir,
-                secret_key: std::env::var("APITRAIL_SECRET_KEY").ok(),
-                ..ServerConfig::default()
-            };
-            let store_config = config.store_config()?;
-            let documents =
-                DocumentStore::open(&store_config.views_url, &store_config.storage_options)?;
-            let store = Store::open(store_config).await?;
-            let pipeline = Arc::new(IngestPipeline::load(&config, documents).await?);
-            for file in &args.files {
-                let result = import_direct(&store, &pipeline, file, format, &args).await;
-                failures += print_result(file, result);
-            }
-            store.shutdown().await?;
-            pipeline
-                .save_learned()
-                .await
-                .context("saving the templater state")?;
+        };
+        for input in inputs {
+            let result = destination.import(&input, settings).await;
+            record_result(&mut totals, &input.name(), result, destination);
         }
     }
-    Ok(if failures == 0 {
+    println!("{}", totals.line());
+    Ok(if totals.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-fn progress_bar(path: &Path) -> ProgressBar {
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let bar = ProgressBar::new(size);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> "),
-    );
-    bar.set_message(display_name(path));
-    bar
-}
-
-fn display_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
-async fn import_via_server(
-    client: &reqwest::Client,
-    server: &str,
-    path: &Path,
-    format: Option<Format>,
-    args: &ImportArgs,
-) -> FileResult {
-    // The content hash is the batch id, so the server stores a file once
-    // however often it is imported (within the server's batch retention).
-    let import_id = match file_import_id(path).await {
-        Ok(id) => id,
-        Err(e) => return FileResult::Failed(format!("{e:#}"), None),
-    };
-    let file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
-        Err(e) => return FileResult::Failed(format!("cannot open: {e}"), None),
-    };
-    let bar = progress_bar(path);
-    let progress = bar.clone();
-    let stream =
-        tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024).inspect(move |chunk| {
-            if let Ok(chunk) = chunk {
-                progress.inc(chunk.len() as u64);
-            }
-        });
-
-    let mut query: Vec<(&str, String)> =
-        vec![("source", display_name(path)), ("batch_id", import_id)];
-    if let Some(format) = format {
-        query.push(("format", format.name().to_string()));
-    }
-    if let Some(sensor) = &args.sensor {
-        query.push(("sensor", sensor.clone()));
-    }
-    if let Some(mapping) = &args.mapping {
-        query.push(("mapping", mapping.clone()));
-    }
-    let response = client
-        .post(format!("{server}/api/v1/ingest"))
-        .query(&query)
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await;
-    bar.finish_and_clear();
-
-    let response = match response {
-        Ok(response) => response,
-        Err(e) => {
-            return FileResult::Failed(crate::Target::connect_error(server, &e), None);
-        }
-    };
-    let status = response.status();
-    let replayed = response
-        .headers()
-        .get("apitrail-batch-replayed")
-        .is_some_and(|value| value == "true");
-    let body: serde_json::Value = match response.json().await {
-        Ok(body) => body,
-        Err(e) => {
-            return FileResult::Failed(
-                format!("the server answered {status} with an unreadable body: {e}"),
-                None,
-            );
-        }
-    };
-    let report: Option<IngestReport> = serde_json::from_value(body.clone()).ok();
-    if status.is_success() && replayed {
-        return FileResult::AlreadyImported;
-    }
-    if status.is_success() {
-        match report {
-            Some(report) => FileResult::Imported(report),
-            None => FileResult::Failed(format!("unexpected answer from the server: {body}"), None),
-        }
-    } else {
-        let message = body["error"]
-            .as_str()
-            .unwrap_or("no error message")
-            .to_string();
-        let hint = crate::Target::auth_hint(status);
-        FileResult::Failed(format!("server answered {status}: {message}{hint}"), report)
-    }
-}
-
-async fn import_direct(
-    store: &Store,
-    pipeline: &Arc<IngestPipeline>,
-    path: &Path,
-    format: Option<Format>,
-    args: &ImportArgs,
-) -> FileResult {
-    let import_id = match file_import_id(path).await {
-        Ok(id) => id,
-        Err(e) => return FileResult::Failed(format!("{e:#}"), None),
-    };
-    let mut writer = match store.begin_import(&import_id).await {
-        Ok(Some(writer)) => writer,
-        Ok(None) => return FileResult::AlreadyImported,
-        Err(e) => return FileResult::Failed(e.to_string(), None),
-    };
-    let file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
-        Err(e) => return FileResult::Failed(format!("cannot open: {e}"), None),
-    };
-    let bar = progress_bar(path);
-    let options = IngestOptions {
-        format,
-        sensor: args.sensor.clone(),
-        origin: path.display().to_string(),
-        batch_id: None,
-        mapping: args.mapping.clone(),
-    };
-    let reader = bar.wrap_async_read(file);
-    let outcome = ingest_reader(reader, &options, pipeline, store, Sink::Table(&mut writer)).await;
-    bar.finish_and_clear();
-
-    if let Some(error) = outcome.error {
-        return FileResult::Failed(
-            format!("{error}; nothing from this file was committed"),
-            Some(outcome.report),
-        );
-    }
-    match store.commit_import(&import_id, writer).await {
-        Ok(_) => FileResult::Imported(outcome.report),
-        Err(e) => FileResult::Failed(
-            format!("{e}; nothing from this file was committed"),
-            Some(outcome.report),
-        ),
-    }
-}
-
-/// `import-<sha256 of the content>`, the application id of the file's commit.
-///
-/// The hash covers the decompressed content, so a gzip or zstd copy of an
-/// imported file is recognised as the same file.
-async fn file_import_id(path: &Path) -> anyhow::Result<String> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    let mut file = crate::ingest::decompress(file)
-        .await
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    loop {
-        let read = file
-            .read(&mut buf)
-            .await
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buf[..read]);
-    }
-    Ok(format!("import-{}", hex::encode(hasher.finalize())))
-}
-
-/// Prints one file's summary; returns 1 if it failed.
-fn print_result(path: &Path, result: FileResult) -> usize {
-    let name = path.display();
+/// Prints one file's summary and adds it to `totals`.
+fn record_result(totals: &mut Totals, name: &str, result: FileResult, destination: &Destination) {
     match result {
         FileResult::Imported(report) => {
             println!("{name}: {}", summary(&report));
             print_errors(&report);
-            0
+            totals.imported += 1;
+            totals.add_report(&report);
         }
         FileResult::AlreadyImported => {
             println!("{name}: already imported (same content), skipped");
-            0
+            totals.already_imported += 1;
         }
         FileResult::Failed(message, report) => {
             eprintln!("{name}: failed: {message}");
+            totals.failed += 1;
             if let Some(report) = report {
                 eprintln!("{name}: before the failure: {}", summary(&report));
+                if destination.keeps_partial_imports() {
+                    totals.add_report(&report);
+                }
             }
-            1
         }
     }
 }
