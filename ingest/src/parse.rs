@@ -368,14 +368,20 @@ fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
         resolve_identity(event, identity, ctx);
     }
     if let Some(path) = event.path.take() {
-        let decoded = percent_decode_path(&path);
+        // Most paths have no escape, and keeping their string saves a copy.
+        let decoded = if path.contains('%') {
+            percent_decode_path(&path)
+        } else {
+            path
+        };
         if ctx.templater.is_none() {
             event.endpoint = Some(template_path(&decoded));
         }
         event.path = Some(scrub_tokens(ctx, decoded));
     }
-    if let Some(query) = event.query.take() {
-        event.query = Some(scrub_tokens(ctx, ctx.redactor.redact_query(&query)));
+    if let Some(mut query) = event.query.take() {
+        ctx.redactor.redact_query_in_place(&mut query);
+        event.query = Some(scrub_tokens(ctx, query));
     }
     for field in [&mut event.user_agent, &mut event.forwarded_for] {
         if let Some(value) = field.take() {

@@ -8,9 +8,7 @@
 //! the formats use, so that every format treats them the same way.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
-
-use chrono::NaiveDate;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::event::Event;
 
@@ -399,6 +397,12 @@ fn parse_port(text: &str) -> Option<u16> {
 
 /// Returns an IP address in its normalised text form, or `None` if `text` is not one.
 pub(crate) fn normalise_ip(text: &str) -> Option<String> {
+    // The IPv4 parser accepts only the dotted-decimal form without leading
+    // zeros, which is already the normalised form, so the text is copied
+    // instead of formatted again: most logged addresses are IPv4.
+    if text.parse::<Ipv4Addr>().is_ok() {
+        return Some(text.to_string());
+    }
     text.parse::<IpAddr>().ok().map(|ip| ip.to_string())
 }
 
@@ -452,12 +456,16 @@ pub(crate) struct RequestLine<'a> {
 /// `HTTP/x[.y]`. The target is everything in between, spaces included, and
 /// must not be empty.
 pub(crate) fn split_request_line(raw: &str) -> Option<RequestLine<'_>> {
-    let (method, rest) = raw.split_once(' ')?;
+    // The method and the version are a few bytes at either end, so plain
+    // byte loops find their spaces faster than a `memchr` call would.
+    let method_end = raw.bytes().position(|byte| byte == b' ')?;
+    let method = &raw[..method_end];
     if !is_method(method) {
         return None;
     }
-    let rest = rest.trim_matches(' ');
-    let (target, version) = match rest.rsplit_once(' ') {
+    let rest = raw[method_end + 1..].trim_matches(' ');
+    let last_space = rest.bytes().rposition(|byte| byte == b' ');
+    let (target, version) = match last_space.map(|at| (&rest[..at], &rest[at + 1..])) {
         Some((target, last)) if is_http_version(last) => (target.trim_end_matches(' '), Some(last)),
         _ if is_http_version(rest) => return None,
         _ => (rest, None),
@@ -709,7 +717,11 @@ pub(crate) fn parse_iso8601(text: &str) -> Option<i64> {
 ///
 /// A leap second (second 60, as in `23:59:60`) becomes the last microsecond of
 /// the second before it, so the event keeps its minute and day and sorts
-/// before the next minute.
+/// before the next minute. Returns `None` for a date or time that does not
+/// exist, such as February 30 or hour 24.
+///
+/// The arithmetic replaces `chrono`'s date types, which cost a noticeable
+/// share of parsing a log line; the tests compare both.
 fn utc_micros(
     year: u32,
     month: u32,
@@ -722,9 +734,42 @@ fn utc_micros(
     } else {
         (second, micros)
     };
-    let local = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
-        .and_hms_micro_opt(hour, minute, second, micros)?;
-    Some(local.and_utc().timestamp_micros() - offset_seconds * MICROS_PER_SECOND)
+    let valid = (1..=12).contains(&month)
+        && day >= 1
+        && day <= days_in_month(year, month)
+        && hour < 24
+        && minute < 60
+        && second < 60
+        && micros < 1_000_000;
+    if !valid {
+        return None;
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+    Some((seconds - offset_seconds) * MICROS_PER_SECOND + i64::from(micros))
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar.
+///
+/// The year is shifted to start in March, so the leap day is the last day of
+/// a year, and counted in 400-year eras of 146,097 days each.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = i64::from((month + 9) % 12);
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// Parses a non-negative decimal number of seconds, such as `0.086`, into microseconds.
@@ -870,6 +915,8 @@ pub(crate) fn format_time_micros(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    use chrono::NaiveDate;
 
     use super::*;
 
@@ -1489,6 +1536,33 @@ mod tests {
         fn decode_line_keeps_valid_text(text in "\\PC{0,60}") {
             let decoded = decode_line(text.as_bytes());
             prop_assert_eq!(decoded.as_ref(), text.as_str());
+        }
+
+        #[test]
+        fn utc_micros_matches_chrono(
+            year in 0u32..10_000,
+            month in 0u32..14,
+            day in 0u32..33,
+            (hour, minute, second) in (0u32..26, 0u32..62, 0u32..62),
+            micros in 0u32..1_000_000,
+            offset in -86_399i64..86_400,
+        ) {
+            let (leap_second, leap_micros) = if second == 60 { (59, 999_999) } else { (second, micros) };
+            let expected = NaiveDate::from_ymd_opt(i32::try_from(year).unwrap(), month, day)
+                .and_then(|date| date.and_hms_micro_opt(hour, minute, leap_second, leap_micros))
+                .map(|local| local.and_utc().timestamp_micros() - offset * MICROS_PER_SECOND);
+            prop_assert_eq!(
+                utc_micros(year, month, day, (hour, minute, second, micros), offset),
+                expected
+            );
+        }
+
+        #[test]
+        fn normalise_ip_matches_formatting(text in "[0-9.:a-fA-F]{0,20}", v4 in any::<u32>()) {
+            let formatted = |text: &str| text.parse::<IpAddr>().ok().map(|ip| ip.to_string());
+            prop_assert_eq!(normalise_ip(&text), formatted(&text));
+            let dotted = Ipv4Addr::from(v4).to_string();
+            prop_assert_eq!(normalise_ip(&dotted), Some(dotted.clone()));
         }
 
         #[test]

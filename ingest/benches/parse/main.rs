@@ -16,7 +16,7 @@
 //!   rules and the learning templater are not set.
 //!
 //! Rates are in MB/s (10^6 bytes of input) and events per second of that
-//! one thread. Every pass checks that each generated record is accepted;
+//! one thread. Memory comes from jemalloc, as in the `apitrail` binary. Every pass checks that each generated record is accepted;
 //! nothing is asserted about timings. With the real samples of
 //! `shared/realdata` (or `APITRAIL_REALDATA`), the bench also measures a few
 //! real files, repeated in memory to a few megabytes.
@@ -44,6 +44,10 @@ use apitrail_ingest::{
     Chunk, Format, FrameState, JsonMapping, JsonMappingConfig, LineOutcome, ParseContext,
     RecordChunker, RecordParser, Redactor, new_parser, parse_records,
 };
+
+/// The allocator of the `apitrail` binary, since parsing allocates for every field it keeps.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Formats that get the full input size; the others get a fifth.
 const LARGE_FORMATS: [Format; 2] = [Format::AwsAlb, Format::Clf];
