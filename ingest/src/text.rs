@@ -44,6 +44,33 @@ fn push_hex_escape(out: &mut String, prefix: &str, byte: u8) {
     out.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
 }
 
+/// Returns the offset of the first `needle` in `bytes`.
+///
+/// It compares eight bytes at a time. Most fields and values it scans are
+/// shorter than a few dozen bytes, where this costs less than the setup of
+/// `memchr`'s vector search.
+pub(crate) fn find_byte(needle: u8, bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = ONES * u64::from(needle);
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("chunks of eight bytes")) ^ pattern;
+        // A byte of `word` is zero where `bytes` holds the needle. The lowest
+        // flagged byte is always a true zero: borrows only flag bytes above it.
+        let zero_bytes = word.wrapping_sub(ONES) & !word & HIGH_BITS;
+        if zero_bytes != 0 {
+            return Some(offset + (zero_bytes.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&byte| byte == needle)
+        .map(|found| offset + found)
+}
+
 /// Percent-decodes a path once; `%2F` and sequences that would not form valid UTF-8 stay encoded.
 ///
 /// Malformed escapes such as `%zz` or a trailing `%` are kept as they are.
@@ -222,7 +249,7 @@ impl<'a> Fields<'a> {
 
     fn bare(&self, start: usize) -> Field<'a> {
         let bytes = self.line.as_bytes();
-        let end = memchr::memchr(b' ', &bytes[start..]).map_or(bytes.len(), |found| start + found);
+        let end = find_byte(b' ', &bytes[start..]).map_or(bytes.len(), |found| start + found);
         Field {
             text: &self.line[start..end],
             delimiter: Delimiter::Bare,
@@ -258,7 +285,7 @@ impl<'a> Iterator for Fields<'a> {
 /// decoded. Escapes of control characters, unknown escapes and `\xHH` runs that
 /// do not form valid UTF-8 stay as logged, so nothing is lost.
 pub(crate) fn unescape_text(raw: &str) -> Cow<'_, str> {
-    if !raw.contains('\\') {
+    if find_byte(b'\\', raw.as_bytes()).is_none() {
         return Cow::Borrowed(raw);
     }
     let bytes = raw.as_bytes();
@@ -309,7 +336,7 @@ fn high_byte_run_end(bytes: &[u8], start: usize) -> usize {
 /// Unescapes a logged request target: `\xHH`, `\n`, `\r` and `\t` become `%HH`,
 /// `\"` and `\\` become the character.
 pub(crate) fn unescape_uri(raw: &str) -> Cow<'_, str> {
-    if !raw.contains('\\') {
+    if find_byte(b'\\', raw.as_bytes()).is_none() {
         return Cow::Borrowed(raw);
     }
     let bytes = raw.as_bytes();
@@ -361,7 +388,7 @@ pub(crate) fn split_host_port(text: &str) -> (&str, Option<u16>) {
     if let Some(bracketed) = text.strip_prefix('[') {
         return split_bracketed_host(text, bracketed);
     }
-    let Some(colon) = text.rfind(':') else {
+    let Some(colon) = text.bytes().rposition(|byte| byte == b':') else {
         return (text, None);
     };
     let (host, port) = (&text[..colon], &text[colon + 1..]);
@@ -530,8 +557,8 @@ pub(crate) fn split_target<'a>(method: &str, target: &'a str) -> Option<Target<'
             ..Target::default()
         });
     }
-    if let Some((scheme, rest)) = target.split_once("://") {
-        return split_absolute_target(scheme, rest);
+    if let Some(colon) = find_scheme_separator(target.as_bytes()) {
+        return split_absolute_target(&target[..colon], &target[colon + 3..]);
     }
     if method.eq_ignore_ascii_case("CONNECT") {
         return split_authority(target).map(|(host, port)| Target {
@@ -539,6 +566,19 @@ pub(crate) fn split_target<'a>(method: &str, target: &'a str) -> Option<Target<'
             port,
             ..Target::default()
         });
+    }
+    None
+}
+
+/// Returns where the first `://` in `target` starts.
+fn find_scheme_separator(target: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = find_byte(b':', &target[from..]) {
+        let colon = from + found;
+        if target[colon + 1..].starts_with(b"//") {
+            return Some(colon);
+        }
+        from = colon + 1;
     }
     None
 }
@@ -554,7 +594,10 @@ fn split_absolute_target<'a>(scheme: &'a str, rest: &'a str) -> Option<Target<'a
     if !is_scheme(scheme) {
         return None;
     }
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority_end = rest
+        .bytes()
+        .position(|byte| matches!(byte, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
     let (host, port) = split_authority(&rest[..authority_end])?;
     let after_authority = &rest[authority_end..];
     let (path, query) = match after_authority.strip_prefix('?') {
@@ -776,7 +819,10 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 ///
 /// Digits beyond microseconds are truncated. Returns `None` for anything else, `-1` included.
 pub(crate) fn parse_seconds_as_micros(text: &str) -> Option<i64> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let (whole, fraction) = match text.bytes().position(|byte| byte == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, ""),
+    };
     if whole.is_empty() || whole.len() > 12 || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -1555,6 +1601,14 @@ mod tests {
                 utc_micros(year, month, day, (hour, minute, second, micros), offset),
                 expected
             );
+        }
+
+        #[test]
+        fn find_byte_finds_first(bytes in prop::collection::vec(any::<u8>(), 0..40), needle in any::<u8>()) {
+            let expected = bytes.iter().position(|&byte| byte == needle);
+            prop_assert_eq!(find_byte(needle, &bytes), expected);
+            let spaced: Vec<u8> = bytes.iter().map(|&byte| if byte % 7 == 0 { b' ' } else { byte }).collect();
+            prop_assert_eq!(find_byte(b' ', &spaced), spaced.iter().position(|&byte| byte == b' '));
         }
 
         #[test]

@@ -311,7 +311,11 @@ impl Traffic {
         let method = pick_weighted(rng, &METHODS);
         let (path, static_file) = self::path(rng);
         let query = match rng.below(100) {
-            0..=14 => Some(format!("page={}&limit={}", rng.below(50), 10 * (1 + rng.below(10)))),
+            0..=14 => Some(format!(
+                "page={}&limit={}",
+                rng.below(50),
+                10 * (1 + rng.below(10))
+            )),
             15..=24 => Some(format!("q={}&sort=price", rng.pick(&WORDS))),
             25..=29 => Some(format!("expand=items&v={}", rng.below(9))),
             30 => Some(format!("api_key={}", rng.hex(24))),

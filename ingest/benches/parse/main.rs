@@ -54,7 +54,10 @@ const LARGE_FORMATS: [Format; 2] = [Format::AwsAlb, Format::Clf];
 
 /// Real samples measured after the generated inputs: file, format, and megabytes to repeat it to.
 const REAL_SAMPLES: [(&str, Format); 3] = [
-    ("throughput/elastic_examples_apache_logs_10k.log", Format::Clf),
+    (
+        "throughput/elastic_examples_apache_logs_10k.log",
+        Format::Clf,
+    ),
     (
         "throughput/zanbil_ir_nginx_combined_10k_via_logsentinelai.log",
         Format::Clf,
@@ -216,7 +219,11 @@ fn time_parser(input: &Prepared<'_>, ctx: &ParseContext<'_>) -> f64 {
 }
 
 /// Returns the number of events the parser gives for `records`.
-fn parse_all(parser: &mut dyn RecordParser, records: &[Cow<'_, str>], ctx: &ParseContext<'_>) -> u64 {
+fn parse_all(
+    parser: &mut dyn RecordParser,
+    records: &[Cow<'_, str>],
+    ctx: &ParseContext<'_>,
+) -> u64 {
     let mut events = 0;
     for record in records {
         match parser.parse(record, ctx) {
@@ -246,7 +253,11 @@ fn time_chunks(input: &Prepared<'_>, ctx: &ParseContext<'_>) -> f64 {
         std::hint::black_box(parsed.batch);
     }
     let seconds = start.elapsed().as_secs_f64();
-    assert_eq!(accepted, input.events, "{}: parse_chunk events", input.label);
+    assert_eq!(
+        accepted, input.events,
+        "{}: parse_chunk events",
+        input.label
+    );
     seconds
 }
 
@@ -275,7 +286,10 @@ fn json_mapping() -> JsonMapping {
         },
     );
     add("url", FieldConfig::path("content.attributes.http.url"));
-    add("method", FieldConfig::path("content.attributes.http.method"));
+    add(
+        "method",
+        FieldConfig::path("content.attributes.http.method"),
+    );
     add(
         "status",
         FieldConfig::path("content.attributes.http.status_code"),

@@ -3,28 +3,34 @@
 //! Each target in `fuzz_targets/` hands its input to one of the `fuzz_*`
 //! functions here. They parse the bytes through the ingest driver and
 //! assert only that nothing panics and that the counts agree: every record
-//! is accepted, rejected or skipped exactly once, the batch has one row per
-//! accepted event, and parsing the input in two chunks with one parser gives
-//! the same counts as parsing it whole (checked when a record was accepted
-//! or skipped). libFuzzer's panic hook aborts on a
-//! panic even where the driver catches it to reject a single line, so a
-//! parser panic is a crash here.
+//! is accepted, rejected or skipped exactly once, and the batch has one row
+//! per accepted event. When a record was accepted or skipped, parsing the
+//! input in two chunks with one parser must give the same counts as parsing
+//! it whole. libFuzzer's panic hook aborts on a panic even where the driver
+//! catches it to reject a single line, so a parser panic is a crash here.
 //!
-//! The unit test at the end replays every file of `corpus/` through its
-//! target, so `cargo test` in this folder checks the seeds on a stable
-//! toolchain without libFuzzer.
+//! Running a target needs cargo-fuzz (`cargo install cargo-fuzz`). On the
+//! stable toolchain, build without a sanitizer, from the `ingest` folder:
+//!
+//! ```sh
+//! cargo fuzz run --sanitizer none --release text_lb
+//! ```
+//!
+//! `.ci/fuzz` runs every target for a bounded time. The unit test at the
+//! end replays every file of `corpus/` through its target, so `cargo test`
+//! in this folder checks the seeds without libFuzzer.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use apitrail_ingest::formats::generic_json::FieldConfig;
 use apitrail_ingest::framing::records;
-use apitrail_ingest::{
-    FrameState, IdentityConfig, JsonMapping, JsonMappingConfig, LineOutcome,
-    ParseContext, RecordChunker, RecordParser, Redactor, Templater, TemplaterConfig,
-    detect_format, new_parser, parse_records,
-};
 use apitrail_ingest::{Format, ParsedChunk};
+use apitrail_ingest::{
+    FrameState, IdentityConfig, JsonMapping, JsonMappingConfig, LineOutcome, ParseContext,
+    RecordChunker, RecordParser, Redactor, Templater, TemplaterConfig, detect_format, new_parser,
+    parse_records,
+};
 
 /// Text load balancer and proxy logs: space-separated fields, quoted and bracketed.
 pub const TEXT_LOAD_BALANCERS: [Format; 7] = [
@@ -280,13 +286,23 @@ fn check_parse(format: Format, data: &[u8], ctx: &ParseContext<'_>) {
         skipped: 0,
     };
     for part in &chunks {
-        let chunk = parse_records(format, &mut parser, &part.data, part.first_line, part.state, ctx);
+        let chunk = parse_records(
+            format,
+            &mut parser,
+            &part.data,
+            part.first_line,
+            part.state,
+            ctx,
+        );
         assert_eq!(chunk.batch.num_rows() as u64, chunk.report.accepted);
         split.accepted += chunk.report.accepted;
         split.rejected += chunk.report.rejected;
         split.skipped += chunk.report.skipped;
     }
-    assert_eq!(split, whole, "{format}: counts differ when the input is cut in two chunks");
+    assert_eq!(
+        split, whole,
+        "{format}: counts differ when the input is cut in two chunks"
+    );
 }
 
 /// Asserts that every record was counted once and the batch matches the report.
@@ -305,8 +321,16 @@ fn check_counts(format: Format, chunk: &ParsedChunk, parser: &Checked, record_co
             "{format}: accepted + rejected + skipped"
         );
     }
-    assert_eq!(chunk.batch.num_rows() as u64, report.accepted, "{format}: batch rows");
-    assert_eq!(chunk.rejects.len() as u64, report.rejected, "{format}: rejects");
+    assert_eq!(
+        chunk.batch.num_rows() as u64,
+        report.accepted,
+        "{format}: batch rows"
+    );
+    assert_eq!(
+        chunk.rejects.len() as u64,
+        report.rejected,
+        "{format}: rejects"
+    );
     assert_eq!(report.error_count, report.rejected, "{format}: error count");
     assert_eq!(
         report.skipped_reasons.values().sum::<u64>(),
@@ -388,7 +412,9 @@ mod tests {
 
     /// Runs every file of `corpus/<target>` through `check`.
     fn replay(target: &str, check: fn(&[u8])) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(target);
         let entries = std::fs::read_dir(&dir)
             .unwrap_or_else(|error| panic!("failed to read {}: {error}", dir.display()));
         let mut count = 0;
