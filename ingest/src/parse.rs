@@ -203,7 +203,7 @@ pub fn parse_records(
     state: FrameState,
     ctx: &ParseContext<'_>,
 ) -> ParsedChunk {
-    let mut events = Vec::new();
+    let mut accepted = AcceptedEvents::new(ctx);
     let mut report = IngestReport {
         format: Some(format.name().to_string()),
         ..IngestReport::default()
@@ -220,13 +220,20 @@ pub fn parse_records(
             Some(tolerance) => reject_future(outcome, &tolerance),
             None => outcome,
         };
-        let parsed = match outcome {
-            LineOutcome::Event(event) => vec![*event],
-            LineOutcome::Events(many) => many,
-            LineOutcome::Skipped(reason) => {
-                report.record_skip(reason);
-                continue;
+        match outcome {
+            LineOutcome::Event(mut event) => {
+                report.accepted += 1;
+                normalise(&mut event, ctx);
+                accepted.add_boxed(event);
             }
+            LineOutcome::Events(many) => {
+                report.accepted += many.len() as u64;
+                for mut event in many {
+                    normalise(&mut event, ctx);
+                    accepted.add(event);
+                }
+            }
+            LineOutcome::Skipped(reason) => report.record_skip(reason),
             LineOutcome::Rejected(reason) => {
                 report.rejected += 1;
                 report.record_error(record.line, reason.clone());
@@ -235,27 +242,59 @@ pub fn parse_records(
                     reason,
                     text: ctx.redactor.scrub_text(&line),
                 });
-                continue;
             }
-        };
-        report.accepted += parsed.len() as u64;
-        for mut event in parsed {
-            normalise(&mut event, ctx);
-            events.push(event);
         }
     }
 
-    if let Some(templater) = ctx.templater {
-        template_learned(&mut events, templater);
-    }
-    let mut builder = EventBatchBuilder::new();
-    for event in &events {
-        builder.push(event);
-    }
     ParsedChunk {
-        batch: builder.finish(),
+        batch: accepted.finish(ctx),
         report,
         rejects,
+    }
+}
+
+/// The accepted events of a chunk, on their way into its batch.
+///
+/// Without a learning templater each event goes into the batch as soon as it
+/// is normalised, while it is still in the cache. A learning templater must
+/// observe every path of the chunk before it templates one, so then the
+/// events are held until the end of the chunk.
+struct AcceptedEvents {
+    builder: EventBatchBuilder,
+    held: Option<Vec<Event>>,
+}
+
+impl AcceptedEvents {
+    fn new(ctx: &ParseContext<'_>) -> Self {
+        AcceptedEvents {
+            builder: EventBatchBuilder::new(),
+            held: ctx.templater.map(|_| Vec::new()),
+        }
+    }
+
+    fn add(&mut self, event: Event) {
+        match &mut self.held {
+            Some(held) => held.push(event),
+            None => self.builder.push(&event),
+        }
+    }
+
+    /// [`Self::add`] that moves the event out of its box only when it is held.
+    fn add_boxed(&mut self, event: Box<Event>) {
+        match &mut self.held {
+            Some(held) => held.push(*event),
+            None => self.builder.push(&event),
+        }
+    }
+
+    fn finish(mut self, ctx: &ParseContext<'_>) -> RecordBatch {
+        if let (Some(mut held), Some(templater)) = (self.held.take(), ctx.templater) {
+            template_learned(&mut held, templater);
+            for event in &held {
+                self.builder.push(event);
+            }
+        }
+        self.builder.finish()
     }
 }
 
@@ -368,14 +407,20 @@ fn normalise(event: &mut Event, ctx: &ParseContext<'_>) {
         resolve_identity(event, identity, ctx);
     }
     if let Some(path) = event.path.take() {
-        let decoded = percent_decode_path(&path);
+        // Most paths have no escape, and keeping their string saves a copy.
+        let decoded = if path.contains('%') {
+            percent_decode_path(&path)
+        } else {
+            path
+        };
         if ctx.templater.is_none() {
             event.endpoint = Some(template_path(&decoded));
         }
         event.path = Some(scrub_tokens(ctx, decoded));
     }
-    if let Some(query) = event.query.take() {
-        event.query = Some(scrub_tokens(ctx, ctx.redactor.redact_query(&query)));
+    if let Some(mut query) = event.query.take() {
+        ctx.redactor.redact_query_in_place(&mut query);
+        event.query = Some(scrub_tokens(ctx, query));
     }
     for field in [&mut event.user_agent, &mut event.forwarded_for] {
         if let Some(value) = field.take() {

@@ -265,6 +265,15 @@ impl Redactor {
             .unwrap_or_else(|| query.to_string())
     }
 
+    /// [`Redactor::redact_query`] that rewrites `query` only when it holds a secret.
+    pub fn redact_query_in_place(&self, query: &mut String) {
+        let mut secrets = Vec::new();
+        query_secrets(query, 0..query.len(), &mut secrets);
+        if let Some(redacted) = self.replace_secrets(query, secrets) {
+            *query = redacted;
+        }
+    }
+
     /// Redacts one attribute value according to its key, by the rules in the module doc.
     pub fn redact_attribute(&self, key: &str, value: &str) -> String {
         self.redacted_attribute(key, value)
@@ -1484,6 +1493,16 @@ mod tests {
         );
         assert_eq!(redactor.redact_query(""), "");
         assert_eq!(redactor.redact_query("&&"), "&&");
+    }
+
+    #[test]
+    fn query_in_place_matches_copy() {
+        let redactor = redactor();
+        for query in ["page=2&token=abc", "page=2", "", "api_key=a%2Bb&x"] {
+            let mut in_place = query.to_string();
+            redactor.redact_query_in_place(&mut in_place);
+            assert_eq!(in_place, redactor.redact_query(query), "query {query:?}");
+        }
     }
 
     #[test]

@@ -8,9 +8,7 @@
 
 mod common;
 
-use std::time::Instant;
-
-use apitrail_ingest::{Format, LineOutcome, ParseContext, Redactor, new_parser, parse_chunk};
+use apitrail_ingest::{Format, ParseContext, Redactor, parse_chunk};
 use common::*;
 
 #[test]
@@ -658,43 +656,4 @@ fn json_formats_reject_each_others_records() {
             );
         }
     }
-}
-
-/// Measures parsing of the 1000-record DataStream 2 file; run with
-/// `--ignored --nocapture` in a release build to see the rate.
-#[test]
-#[ignore = "measures speed; run in a release build"]
-fn akamai_ds2_throughput() {
-    let Some(data) = read_sample("akamai_datastream2/greptimedb_bench_akamai_ds2_1000.ndjson")
-    else {
-        return;
-    };
-    let redactor = Redactor::new(b"test-key".to_vec(), 1);
-    let ctx = ParseContext::new(&redactor);
-    let text = std::str::from_utf8(&data).expect("the sample is UTF-8");
-    let rounds = 50;
-    let megabytes = (data.len() * rounds) as f64 / 1e6;
-
-    let start = Instant::now();
-    for _ in 0..rounds {
-        let mut parser = new_parser(Format::AkamaiDs2);
-        for line in text.lines() {
-            assert!(matches!(parser.parse(line, &ctx), LineOutcome::Event(_)));
-        }
-    }
-    let parser_seconds = start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    for _ in 0..rounds {
-        let chunk = parse_chunk(Format::AkamaiDs2, &data, 1, &ctx);
-        assert_eq!(chunk.report.accepted, 1000);
-    }
-    let chunk_seconds = start.elapsed().as_secs_f64();
-
-    println!(
-        "akamai_ds2: parser {:.0} MB/s, parse_chunk {:.0} MB/s ({:.0} records/s)",
-        megabytes / parser_seconds,
-        megabytes / chunk_seconds,
-        (1000 * rounds) as f64 / chunk_seconds
-    );
 }

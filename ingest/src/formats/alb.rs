@@ -78,6 +78,10 @@ const OPTIONAL_FIELDS: [&str; 19] = [
     "request_transform_status",
 ];
 
+/// Attributes reserved per event: the type, the load balancer, the three
+/// processing times, the port and the fields after `user_agent`.
+const ATTRIBUTE_CAPACITY: usize = 6 + OPTIONAL_FIELDS.len();
+
 const TIME: usize = 1;
 const ELB_STATUS_CODE: usize = 8;
 const TARGET_STATUS_CODE: usize = 9;
@@ -152,6 +156,9 @@ fn build_event(fields: &[Field<'_>]) -> Result<Event, String> {
     }
 
     let mut event = Event::new(Format::AwsAlb.name(), time);
+    // Room for the attributes of a current line, which keeps most of the
+    // fields after `user_agent`, so the list is not grown step by step.
+    event.attributes.reserve(ATTRIBUTE_CAPACITY);
     push_attribute(&mut event, "type", fields[0].text);
     push_attribute(&mut event, "elb", fields[2].text);
     set_client_endpoint(&mut event, fields[3].text);
