@@ -40,6 +40,8 @@ impl Signal {
 /// One span or log record that could not be mapped to an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedItem {
+    /// Number of the item among the request's spans or log records, from 1.
+    pub ordinal: u64,
     /// Position in the request, such as `resourceSpans[0].scopeSpans[1].spans[2]`.
     pub position: String,
     pub reason: String,
@@ -117,6 +119,7 @@ impl ExportMapping {
     pub fn reject(&mut self, position: String, reason: String, text: String) {
         self.items += 1;
         self.rejected.push(RejectedItem {
+            ordinal: self.items,
             position,
             reason,
             text,
@@ -155,6 +158,7 @@ mod tests {
             "spans[2]: missing startTimeUnixNano"
         );
         assert_eq!(mapping.rejected[0].text, "{}");
+        assert_eq!(mapping.rejected[0].ordinal, 3, "the third item");
         assert!(
             mapping.rejected[1].reason.contains("is later than"),
             "{:?}",
