@@ -50,7 +50,8 @@ pub use formats::{RecordParser, new_parser};
 pub use framing::{Chunk, FrameState, RecordChunker};
 pub use identity::{Identity, IdentityConfig, IdentityConfigError, IdentityRule};
 pub use parse::{
-    FutureTolerance, LineOutcome, ParseContext, ParsedChunk, parse_chunk, parse_records,
+    FutureTolerance, LineOutcome, ParseContext, ParsedChunk, events_to_batch, parse_chunk,
+    parse_records,
 };
 pub use redact::{DuplicateKeyVersion, Redactor};
 pub use report::{IngestReport, LineError, MAX_REPORTED_ERRORS, RejectedLine};

@@ -126,7 +126,7 @@ impl FutureTolerance {
     }
 
     /// Checks that no event is later than [`Self::latest`], returning the reject reason otherwise.
-    fn check(&self, events: &[Event]) -> Result<(), String> {
+    pub(crate) fn check(&self, events: &[Event]) -> Result<(), String> {
         let latest = self.latest();
         let mut too_late = events.iter().filter(|event| event.time > latest);
         let Some(first) = too_late.next() else {
@@ -251,6 +251,23 @@ pub fn parse_records(
         report,
         rejects,
     }
+}
+
+/// Normalises, redacts and templates events that a producer other than a
+/// record parser built, such as the server's OTLP receivers, and builds
+/// their Arrow batch.
+///
+/// The events get the steps that [`parse_records`] applies to a parser's
+/// events: the context's sensor where an event has none, identity rules,
+/// path normalisation, redaction, then templating. The caller checks event
+/// times against the future tolerance, since it reports each rejection.
+pub fn events_to_batch(events: Vec<Event>, ctx: &ParseContext<'_>) -> RecordBatch {
+    let mut accepted = AcceptedEvents::new(ctx);
+    for mut event in events {
+        normalise(&mut event, ctx);
+        accepted.add(event);
+    }
+    accepted.finish(ctx)
 }
 
 /// The accepted events of a chunk, on their way into its batch.
@@ -663,6 +680,37 @@ mod tests {
             file,
             Some("/var/log/access.log"),
             "the envelope's fields become attributes"
+        );
+    }
+
+    #[test]
+    fn events_to_batch_normalises() {
+        let redactor = Redactor::new(b"k".to_vec(), 1);
+        let ctx = ParseContext {
+            sensor: Some("edge"),
+            ..ParseContext::new(&redactor)
+        };
+        let mut event = Event::new("otlp", 1);
+        event.path = Some("/v1/orders/12345".to_string());
+        event.query = Some("token=s3cret-value".to_string());
+        event.client_ip = Some("192.0.2.1".to_string());
+        let batch = events_to_batch(vec![event], &ctx);
+        assert_eq!(batch.num_rows(), 1);
+        let text = |name: &str| {
+            let column = batch.column_by_name(name).expect("column exists");
+            arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
+                .expect("castable to text")
+                .as_string::<i32>()
+                .value(0)
+                .to_string()
+        };
+        assert_eq!(text("sensor"), "edge", "sensor from the context");
+        assert_eq!(text("endpoint"), "/v1/orders/{id}", "templated path");
+        assert_eq!(text("consumer"), "192.0.2.1", "client IP as consumer");
+        assert!(
+            !text("query").contains("s3cret-value"),
+            "the query is redacted: {}",
+            text("query")
         );
     }
 

@@ -26,6 +26,10 @@ pub struct ServerConfig {
     pub flight_addr: SocketAddr,
     /// Address of the PostgreSQL wire protocol service.
     pub pg_addr: SocketAddr,
+    /// Address of the OpenTelemetry OTLP/gRPC receiver.
+    pub otlp_grpc_addr: SocketAddr,
+    /// Address of the OpenTelemetry OTLP/HTTP receiver.
+    pub otlp_http_addr: SocketAddr,
     /// URL of the events table; `None` means `<data_dir>/table` on local disk.
     pub store: Option<String>,
     /// Largest accepted ingest body, in bytes as sent (before decompression).
@@ -62,7 +66,7 @@ pub struct ServerConfig {
     pub views: ViewsConfig,
     /// Token requirements and the PostgreSQL password method.
     pub auth: AuthConfig,
-    /// Certificate and key of the three listeners; without them all three are plain text.
+    /// Certificate and key of the listeners; without them all are plain text.
     pub tls: TlsConfig,
     /// Parsing settings shared by every format.
     pub ingest: IngestConfig,
@@ -113,8 +117,8 @@ pub enum PgPasswordMethod {
     Password,
 }
 
-/// The `[tls]` section: PEM files that turn on TLS for HTTP, Flight SQL and
-/// PostgreSQL together. Set both files or neither.
+/// The `[tls]` section: PEM files that turn on TLS for HTTP, Flight SQL,
+/// PostgreSQL and the OTLP receivers together. Set both files or neither.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
@@ -157,6 +161,9 @@ impl Default for ServerConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 7070)),
             flight_addr: SocketAddr::from(([127, 0, 0, 1], 7071)),
             pg_addr: SocketAddr::from(([127, 0, 0, 1], 5433)),
+            // The ports that OTLP specifies for gRPC and HTTP.
+            otlp_grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            otlp_http_addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
             store: None,
             max_body_bytes: 4 * 1024 * 1024 * 1024,
             flush_max_rows: 1_000_000,
@@ -290,6 +297,19 @@ mod tests {
             defaults.memory_bytes / 2,
             "one query may use half of the default total"
         );
+    }
+
+    #[test]
+    fn otlp_addresses() {
+        let defaults = ServerConfig::default();
+        assert_eq!(defaults.otlp_grpc_addr.to_string(), "127.0.0.1:4317");
+        assert_eq!(defaults.otlp_http_addr.to_string(), "127.0.0.1:4318");
+        let config: ServerConfig = toml::from_str(
+            "otlp_grpc_addr = \"0.0.0.0:14317\"\notlp_http_addr = \"[::1]:14318\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.otlp_grpc_addr.to_string(), "0.0.0.0:14317");
+        assert_eq!(config.otlp_http_addr.to_string(), "[::1]:14318");
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! A result longer than the row limit is cut, and its stream ends with an
 //! empty record batch whose `app_metadata` is `{"truncated":true,"row_limit":N}`.
 
-mod auth;
+pub mod auth;
 mod info;
 
 use std::collections::{HashMap, VecDeque};

@@ -196,16 +196,20 @@ fn auth_error_response(error: &AuthError, schemes: Schemes, path: &str) -> Respo
     if !error.is_unauthenticated() {
         return ApiError::new(StatusCode::FORBIDDEN, error.to_string()).into_response();
     }
-    let challenge = match schemes {
-        Schemes::Bearer => "Bearer realm=\"apitrail\"",
-        Schemes::Shipper => "Bearer realm=\"apitrail\", Basic realm=\"apitrail\"",
-    };
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, error.to_string()).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
+        HeaderValue::from_static(challenge(schemes)),
     );
     response
+}
+
+/// Returns the `WWW-Authenticate` challenge of a 401 for routes that accept `schemes`.
+pub(crate) fn challenge(schemes: Schemes) -> &'static str {
+    match schemes {
+        Schemes::Bearer => "Bearer realm=\"apitrail\"",
+        Schemes::Shipper => "Bearer realm=\"apitrail\", Basic realm=\"apitrail\"",
+    }
 }
 
 /// An error response: a status and a JSON body `{"error": "..."}`.

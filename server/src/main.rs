@@ -8,7 +8,8 @@
 //! - `apitrail token`: creates, lists and revokes access tokens ([`cli::token`]).
 //!
 //! [`config`] contains the settings, [`ingest`] the pipeline shared by HTTP and
-//! import, [`http`] the routes and [`output`] the result encodings.
+//! import, [`http`] the routes, [`otlp`] the OpenTelemetry receivers and
+//! [`output`] the result encodings.
 
 #![expect(
     unreachable_pub,
@@ -24,6 +25,7 @@ mod flight;
 mod http;
 mod https;
 mod ingest;
+mod otlp;
 mod output;
 mod pg;
 mod pipeline;

@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// Address of the PostgreSQL wire protocol service [default: 127.0.0.1:5433].
     #[arg(long, env = "APITRAIL_PG_ADDR")]
     pg_addr: Option<SocketAddr>,
+    /// Address of the OpenTelemetry OTLP/gRPC receiver [default: 127.0.0.1:4317].
+    #[arg(long, env = "APITRAIL_OTLP_GRPC_ADDR")]
+    otlp_grpc_addr: Option<SocketAddr>,
+    /// Address of the OpenTelemetry OTLP/HTTP receiver [default: 127.0.0.1:4318].
+    #[arg(long, env = "APITRAIL_OTLP_HTTP_ADDR")]
+    otlp_http_addr: Option<SocketAddr>,
     /// URL or path of the events table [default: <data-dir>/table].
     #[arg(long, env = "APITRAIL_STORE")]
     store: Option<String>,
@@ -52,7 +58,7 @@ pub struct ServeArgs {
     /// Require a token on loopback listeners too, even before any token exists.
     #[arg(long, env = "APITRAIL_AUTH_REQUIRED")]
     auth_required: bool,
-    /// PEM file with the server certificate, then any intermediates. With --tls-key, it turns on TLS for HTTP, Flight SQL and PostgreSQL.
+    /// PEM file with the server certificate, then any intermediates. With --tls-key, it turns on TLS for HTTP, Flight SQL, PostgreSQL and the OTLP receivers.
     #[arg(long, env = "APITRAIL_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// PEM private key file of --tls-cert.
@@ -89,6 +95,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.pg_addr {
             config.pg_addr = v;
+        }
+        if let Some(v) = self.otlp_grpc_addr {
+            config.otlp_grpc_addr = v;
+        }
+        if let Some(v) = self.otlp_http_addr {
+            config.otlp_http_addr = v;
         }
         if let Some(v) = &self.store {
             config.store = Some(v.clone());
@@ -153,7 +165,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     match &tls {
         Some(tls) => tracing::info!(
             cert_file = %tls.cert_file().display(),
-            "TLS is on for the HTTP, Flight SQL and PostgreSQL listeners"
+            "TLS is on for the HTTP, Flight SQL, PostgreSQL and OTLP listeners"
         ),
         None => tracing::info!("TLS is off: no [tls] certificate and key are configured"),
     }
@@ -239,6 +251,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let pg = pg.spawn();
 
     let http_scheme = if tls.is_some() { "https" } else { "http" };
+    let otlp = start_otlp(&config, &store, &pipeline, tls.as_ref(), &authenticator, &shutdown)
+        .await?;
+    // OTLP exporters take http:// or https:// endpoints for gRPC too.
+    println!("apitrail otlp grpc listening on {http_scheme}://{}", otlp.grpc_addr);
+    println!("apitrail otlp http listening on {http_scheme}://{}", otlp.http_addr);
+
     tracing::info!(http_addr = %local, tls = tls.is_some(), data_dir = %config.data_dir.display(), "apitrail is serving");
     // Scripts and tests that bind port 0 read the real address from this line.
     println!("apitrail listening on {http_scheme}://{local}");
@@ -269,6 +287,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(Err(e)) => tracing::error!(error = %e, "the Flight SQL server failed"),
         Err(e) => tracing::error!(error = %e, "the Flight SQL server task failed"),
     }
+    otlp.stopped().await;
     flusher.abort();
     saver.abort();
     tracing::info!("stopping: flushing the write buffer");
@@ -286,6 +305,8 @@ fn log_auth_policy(config: &ServerConfig, authenticator: impl Fn(SocketAddr) -> 
         ("http", config.http_addr),
         ("flight", config.flight_addr),
         ("postgres", config.pg_addr),
+        ("otlp_grpc", config.otlp_grpc_addr),
+        ("otlp_http", config.otlp_http_addr),
     ] {
         let auth = authenticator(addr);
         let required = auth.required();
@@ -299,6 +320,93 @@ fn log_auth_policy(config: &ServerConfig, authenticator: impl Fn(SocketAddr) -> 
             );
         }
     }
+}
+
+/// The running OTLP receivers.
+struct OtlpListeners {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    grpc: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl OtlpListeners {
+    /// Waits for both receivers to stop after `shutdown` was cancelled, and logs failures.
+    async fn stopped(self) {
+        for (name, task) in [("OTLP/gRPC", self.grpc), ("OTLP/HTTP", self.http)] {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "the {name} receiver failed"),
+                Err(e) => tracing::error!(error = %e, "the {name} receiver task failed"),
+            }
+        }
+    }
+}
+
+/// Binds and starts the OTLP/gRPC and OTLP/HTTP receivers, which stop when `shutdown` fires.
+async fn start_otlp(
+    config: &ServerConfig,
+    store: &Arc<Store>,
+    pipeline: &Arc<IngestPipeline>,
+    tls: Option<&TlsSettings>,
+    authenticator: &impl Fn(SocketAddr) -> Authenticator,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<OtlpListeners> {
+    let receiver = crate::otlp::Receiver::new(Arc::clone(store), Arc::clone(pipeline));
+
+    let grpc_listener = bind(config.otlp_grpc_addr, "OTLP/gRPC", "--otlp-grpc-addr").await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let grpc_server = crate::otlp::grpc::server_builder(tls.map(TlsSettings::grpc_config))?;
+    let grpc = tokio::spawn(crate::otlp::grpc::serve(
+        grpc_server,
+        grpc_listener,
+        receiver.clone(),
+        authenticator(grpc_addr),
+        shutdown.clone(),
+    ));
+    tracing::info!(otlp_grpc_addr = %grpc_addr, tls = tls.is_some(), "OTLP/gRPC receiver is serving");
+
+    let http_listener = bind(config.otlp_http_addr, "OTLP/HTTP", "--otlp-http-addr").await?;
+    let http_addr = http_listener.local_addr()?;
+    let router = crate::otlp::http::router(receiver, authenticator(http_addr));
+    let stop = shutdown.clone().cancelled_owned();
+    let http = match tls {
+        Some(tls) => {
+            let acceptor = tls.http_acceptor();
+            tokio::spawn(async move {
+                crate::https::serve(http_listener, acceptor, router, stop).await;
+                Ok(())
+            })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(
+                http_listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
+            .context("serving OTLP/HTTP")
+        }),
+    };
+    tracing::info!(otlp_http_addr = %http_addr, tls = tls.is_some(), "OTLP/HTTP receiver is serving");
+
+    Ok(OtlpListeners {
+        grpc_addr,
+        http_addr,
+        grpc,
+        http,
+    })
+}
+
+/// Binds a listener, naming the flag that moves it when the address is taken.
+async fn bind(
+    addr: SocketAddr,
+    name: &str,
+    flag: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("binding the {name} address {addr}; set {flag} to a free address")
+    })
 }
 
 async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {

@@ -35,6 +35,10 @@ const FLIGHT_PREFIX: &str = "apitrail flight sql listening on ";
 const PG_PREFIX: &str = "apitrail postgres listening on ";
 /// End of the PostgreSQL line when the listener offers TLS.
 const PG_TLS_SUFFIX: &str = " (tls)";
+/// Prefix of the line with the OTLP/gRPC endpoint URL, printed before the HTTP one.
+const OTLP_GRPC_PREFIX: &str = "apitrail otlp grpc listening on ";
+/// Prefix of the line with the OTLP/HTTP base URL, printed before the HTTP one.
+const OTLP_HTTP_PREFIX: &str = "apitrail otlp http listening on ";
 
 /// Environment variables that the binary reads. The harness clears them so
 /// that a developer's shell cannot change what a test runs.
@@ -44,6 +48,8 @@ const APITRAIL_ENV: &[&str] = &[
     "APITRAIL_HTTP_ADDR",
     "APITRAIL_FLIGHT_ADDR",
     "APITRAIL_PG_ADDR",
+    "APITRAIL_OTLP_GRPC_ADDR",
+    "APITRAIL_OTLP_HTTP_ADDR",
     "APITRAIL_STORE",
     "APITRAIL_FLUSH_MAX_AGE_SECS",
     "APITRAIL_FLUSH_MAX_ROWS",
@@ -494,6 +500,24 @@ impl TestServer {
             .expect("the server printed no Flight SQL address")
     }
 
+    /// Returns the OTLP/gRPC endpoint, as `http://127.0.0.1:PORT`, or
+    /// `https://...` with TLS on, the form OTLP exporters take.
+    pub fn otlp_grpc_url(&self) -> &str {
+        self.addresses
+            .otlp_grpc
+            .as_deref()
+            .expect("the server printed no OTLP/gRPC address")
+    }
+
+    /// Returns the OTLP/HTTP base URL, as `http://127.0.0.1:PORT`, or
+    /// `https://...` with TLS on; exports go to `/v1/traces` and `/v1/logs` under it.
+    pub fn otlp_http_url(&self) -> &str {
+        self.addresses
+            .otlp_http
+            .as_deref()
+            .expect("the server printed no OTLP/HTTP address")
+    }
+
     /// Returns the PostgreSQL address, as `127.0.0.1:PORT`.
     pub fn pg_addr(&self) -> &str {
         self.addresses
@@ -502,21 +526,26 @@ impl TestServer {
             .expect("the server printed no PostgreSQL address")
     }
 
-    /// Checks whether the server announced TLS on all three listeners; panics
+    /// Checks whether the server announced TLS on all its listeners; panics
     /// when only some of its start-up lines show TLS.
     pub fn tls_enabled(&self) -> bool {
         let Addresses {
             http,
             flight,
             pg_tls,
+            otlp_grpc,
+            otlp_http,
             ..
         } = &self.addresses;
         let http_tls = http.starts_with("https://");
         let flight_tls = flight
             .as_deref()
             .is_some_and(|url| url.starts_with("grpc+tls://"));
+        let otlp_tls = [otlp_grpc, otlp_http]
+            .iter()
+            .all(|url| url.as_deref().is_some_and(|url| url.starts_with("https://")));
         assert!(
-            http_tls == flight_tls && http_tls == *pg_tls,
+            http_tls == flight_tls && http_tls == *pg_tls && http_tls == otlp_tls,
             "the start-up lines disagree on TLS: {:?}",
             self.addresses
         );
@@ -719,8 +748,9 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Builds `apitrail serve --data-dir DIR --http-addr 127.0.0.1:0` with no
-/// `APITRAIL_*` variables set, for tests that drive the process themselves.
+/// Builds `apitrail serve --data-dir DIR` with every listener on
+/// `127.0.0.1:0` and no `APITRAIL_*` variables set, for tests that drive
+/// the process themselves.
 pub fn serve_command(data_dir: &Path) -> Command {
     let mut command = Command::new(binary_path());
     command
@@ -729,7 +759,9 @@ pub fn serve_command(data_dir: &Path) -> Command {
         .arg(data_dir)
         .args(["--http-addr", "127.0.0.1:0"])
         .args(["--flight-addr", "127.0.0.1:0"])
-        .args(["--pg-addr", "127.0.0.1:0"]);
+        .args(["--pg-addr", "127.0.0.1:0"])
+        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+        .args(["--otlp-http-addr", "127.0.0.1:0"]);
     for name in APITRAIL_ENV {
         command.env_remove(name);
     }
@@ -747,6 +779,10 @@ struct Addresses {
     pg: Option<String>,
     /// Whether the PostgreSQL line ended with ` (tls)`.
     pg_tls: bool,
+    /// OTLP/gRPC endpoint URL.
+    otlp_grpc: Option<String>,
+    /// OTLP/HTTP base URL.
+    otlp_http: Option<String>,
 }
 
 /// Returns the certificate that the harness's HTTP client trusts for `options`.
@@ -803,6 +839,7 @@ fn spawn_server(
     let read_stderr = || tail(&fs::read_to_string(stderr_path).unwrap_or_default(), 40);
     let deadline = Instant::now() + START_TIMEOUT;
     let (mut flight, mut pg, mut pg_tls) = (None, None, false);
+    let (mut otlp_grpc, mut otlp_http) = (None, None);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(remaining.max(Duration::from_millis(1))) {
@@ -814,6 +851,10 @@ fn spawn_server(
                     let addr = rest.strip_suffix(PG_TLS_SUFFIX);
                     pg_tls = addr.is_some();
                     pg = Some(addr.unwrap_or(rest).to_string());
+                } else if let Some(url) = line.strip_prefix(OTLP_GRPC_PREFIX) {
+                    otlp_grpc = Some(url.trim().to_string());
+                } else if let Some(url) = line.strip_prefix(OTLP_HTTP_PREFIX) {
+                    otlp_http = Some(url.trim().to_string());
                 } else if let Some(url) = line.strip_prefix(LISTENING_PREFIX) {
                     let http = url.trim().to_string();
                     let addresses = Addresses {
@@ -821,6 +862,8 @@ fn spawn_server(
                         flight,
                         pg,
                         pg_tls,
+                        otlp_grpc,
+                        otlp_http,
                     };
                     return (child, addresses);
                 }

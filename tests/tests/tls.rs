@@ -486,7 +486,13 @@ fn failed_start(tls_args: &[&Path]) -> String {
     let data_dir = tempfile::tempdir().expect("creating a temporary directory");
     let mut args: Vec<PathBuf> = ["serve", "--data-dir"].iter().map(PathBuf::from).collect();
     args.push(data_dir.path().to_path_buf());
-    for flag in ["--http-addr", "--flight-addr", "--pg-addr"] {
+    for flag in [
+        "--http-addr",
+        "--flight-addr",
+        "--pg-addr",
+        "--otlp-grpc-addr",
+        "--otlp-http-addr",
+    ] {
         args.push(PathBuf::from(flag));
         args.push(PathBuf::from("127.0.0.1:0"));
     }

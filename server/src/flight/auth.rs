@@ -1,9 +1,10 @@
-//! Authentication of Flight SQL calls.
+//! Authentication of Flight SQL calls, and of the other gRPC services.
 //!
 //! Every call passes through [`AuthInterceptor`], which reads the
 //! `authorization` metadata: a Bearer token, or Basic credentials (token
 //! name and secret) as drivers send them for the `Handshake` call. All
-//! Flight SQL calls are queries, so the token needs the `read` role.
+//! Flight SQL calls are queries, so the token needs the `read` role; the
+//! OTLP/gRPC receiver uses the same interceptor with the `ingest` role.
 //! `Handshake` returns, for Basic credentials, the Bearer header that the
 //! client sends from then on, which is how the ADBC and JDBC drivers log in with a
 //! user name and password.
@@ -22,21 +23,35 @@ use crate::auth::{AuthError, Authenticator, Credentials, Role, Schemes, parse_au
 #[derive(Clone)]
 pub struct AuthInterceptor {
     auth: Authenticator,
+    role: Role,
+    /// Label of the service in the `apitrail_auth_failures_total` metric and in logs.
+    protocol: &'static str,
 }
 
 impl AuthInterceptor {
+    /// Returns the interceptor of Flight SQL, whose calls need the `read` role.
     pub fn new(auth: Authenticator) -> Self {
-        AuthInterceptor { auth }
+        AuthInterceptor::for_role(auth, Role::Read, "flight")
+    }
+
+    /// Returns an interceptor whose calls need `role`.
+    pub fn for_role(auth: Authenticator, role: Role, protocol: &'static str) -> Self {
+        AuthInterceptor {
+            auth,
+            role,
+            protocol,
+        }
     }
 }
 
 impl Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let credentials = credentials(&request).map_err(rejected)?;
+        let protocol = self.protocol;
+        let credentials = credentials(&request).map_err(|error| rejected(error, protocol))?;
         let principal = self
             .auth
-            .authorize(credentials.as_ref(), Role::Read)
-            .map_err(rejected)?;
+            .authorize(credentials.as_ref(), self.role)
+            .map_err(|error| rejected(error, protocol))?;
         request.extensions_mut().insert(principal);
         Ok(request)
     }
@@ -53,9 +68,9 @@ fn credentials<T>(request: &Request<T>) -> Result<Option<Credentials>, AuthError
     parse_authorization(text, Schemes::Shipper).map(Some)
 }
 
-fn rejected(error: AuthError) -> Status {
-    metrics::counter!("apitrail_auth_failures_total", "protocol" => "flight").increment(1);
-    tracing::info!(error = %error, "Flight SQL call rejected");
+fn rejected(error: AuthError, protocol: &'static str) -> Status {
+    metrics::counter!("apitrail_auth_failures_total", "protocol" => protocol).increment(1);
+    tracing::info!(protocol, error = %error, "gRPC call rejected");
     if error.is_unauthenticated() {
         Status::unauthenticated(error.to_string())
     } else {
@@ -69,7 +84,7 @@ type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Statu
 /// this returns the Bearer header for the secret that was sent, or nothing
 /// for an anonymous loopback client.
 pub fn handshake<T>(request: &Request<T>) -> Result<Response<HandshakeStream>, Status> {
-    let credentials = credentials(request).map_err(rejected)?;
+    let credentials = credentials(request).map_err(|error| rejected(error, "flight"))?;
     let response: HandshakeStream = Box::pin(futures::stream::once(async {
         Ok(HandshakeResponse {
             protocol_version: 0,

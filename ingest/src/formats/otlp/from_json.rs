@@ -11,11 +11,12 @@ use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+use super::export::{ExportMapping, Signal};
 use super::model::{AnyValue, KeyValue, LogRecordView, Scope, SpanKind, SpanView, StatusCode};
-use super::semconv::{log_record_to_event, span_to_event};
+use super::semconv::{has_http_attribute, log_record_to_event, span_to_event};
 use crate::event::Event;
 use crate::formats::json::Json;
-use crate::parse::LineOutcome;
+use crate::parse::{FutureTolerance, LineOutcome};
 use crate::text::quote_excerpt;
 
 /// Standard base64 with or without padding, as protobuf JSON writes `bytes`.
@@ -42,6 +43,9 @@ type Members<'v, 'a> = &'v [(Cow<'a, str>, Json<'a>)];
 
 /// Parses one OTLP/JSON record into the events of its HTTP server spans or
 /// HTTP log records.
+///
+/// One invalid span or log record rejects the whole record, with the reason
+/// of the first, so a file's rejects keep every item of the record together.
 pub(crate) fn parse_record(record: &str) -> LineOutcome {
     let record = record.strip_prefix('\u{feff}').unwrap_or(record).trim();
     let Some(json) = json_part(record) else {
@@ -65,6 +69,57 @@ pub(crate) fn parse_record(record: &str) -> LineOutcome {
         Ok(Decoded::Skipped(tag)) => LineOutcome::Skipped(tag),
         Err(reason) => LineOutcome::Rejected(reason),
     }
+}
+
+/// Maps the body of an OTLP/HTTP JSON request, span by span or log record
+/// by log record.
+///
+/// The body must be a JSON object. A body without `resourceSpans`
+/// (`resourceLogs` for logs) is an empty export, which OTLP answers with
+/// success. An invalid item is rejected on its own, with the item as a
+/// one-item export in [`super::RejectedItem::text`].
+///
+/// # Errors
+///
+/// A body that is not a JSON object, one of the other signal, or whose
+/// lists are not lists of objects. Such a request cannot be decoded, so
+/// none of its items is mapped.
+pub fn map_json_request(
+    body: &str,
+    signal: Signal,
+    future_tolerance: Option<FutureTolerance>,
+) -> Result<ExportMapping, String> {
+    let body = body.strip_prefix('\u{feff}').unwrap_or(body);
+    let document: Json<'_> =
+        serde_json::from_str(body).map_err(|error| format!("invalid JSON: {error}"))?;
+    let Json::Object(members) = &document else {
+        return Err(format!("expected a JSON object, found {}", document.kind()));
+    };
+    let mut mapping = ExportMapping::new(future_tolerance);
+    let (key, other) = match signal {
+        Signal::Traces => (("resourceSpans", "resource_spans"), "resourceLogs"),
+        Signal::Logs => (("resourceLogs", "resource_logs"), "resourceSpans"),
+    };
+    let Some(list) = field(members, key.0, key.1) else {
+        if member(members, other).is_some() {
+            return Err(format!(
+                "the body is an export of {other}, not of {}; post it to the {} path",
+                signal.items(),
+                if signal == Signal::Traces {
+                    "/v1/logs"
+                } else {
+                    "/v1/traces"
+                }
+            ));
+        }
+        return Ok(mapping);
+    };
+    let resources = objects(list, key.0)?;
+    match signal {
+        Signal::Traces => span_events(&resources, true, &mut mapping)?,
+        Signal::Logs => log_events(&resources, true, &mut mapping)?,
+    }
+    Ok(mapping)
 }
 
 fn not_otlp() -> String {
@@ -118,28 +173,69 @@ fn decode_document(members: Members<'_, '_>) -> Result<Decoded, String> {
 }
 
 fn spans_result(resources: &[Members<'_, '_>], in_list: bool) -> Result<Decoded, String> {
-    let events = span_events(resources, in_list)?;
-    Ok(if events.is_empty() {
-        Decoded::Skipped("no_http_server_spans")
-    } else {
-        Decoded::Events(events)
-    })
+    let mut mapping = ExportMapping::default();
+    span_events(resources, in_list, &mut mapping)?;
+    whole_record(mapping, "no_http_server_spans")
 }
 
 fn logs_result(resources: &[Members<'_, '_>], in_list: bool) -> Result<Decoded, String> {
-    let events = log_events(resources, in_list)?;
-    Ok(if events.is_empty() {
-        Decoded::Skipped("no_http_log_records")
+    let mut mapping = ExportMapping::default();
+    log_events(resources, in_list, &mut mapping)?;
+    whole_record(mapping, "no_http_log_records")
+}
+
+/// Turns the items of a file record into its one outcome: rejected when any
+/// item is, skipped when no item became an event.
+fn whole_record(mapping: ExportMapping, skip_tag: &'static str) -> Result<Decoded, String> {
+    if let Some(first) = mapping.rejected.first() {
+        return Err(first.message());
+    }
+    Ok(if mapping.events.is_empty() {
+        Decoded::Skipped(skip_tag)
     } else {
-        Decoded::Events(events)
+        Decoded::Events(mapping.events)
     })
 }
 
-/// Maps the server spans of each `ResourceSpans`, naming the position of a span that fails.
-fn span_events(resources: &[Members<'_, '_>], in_list: bool) -> Result<Vec<Event>, String> {
-    let mut events = Vec::new();
+/// The part of a record around one item: its resource and scope, as JSON,
+/// to rebuild a one-item export of a rejected item.
+struct Envelope<'v, 'a> {
+    resource: Option<&'v Json<'a>>,
+    scope: Option<&'v Json<'a>>,
+}
+
+impl Envelope<'_, '_> {
+    /// Writes `{"resourceSpans":[{"resource":...,"scopeSpans":[{"scope":...,"spans":[item]}]}]}`,
+    /// or the `resourceLogs` form.
+    fn one_item_export(&self, signal: Signal, item: Members<'_, '_>) -> String {
+        let item = serde_json::to_value(Json::Object(item.to_vec())).unwrap_or_default();
+        let (resource_key, scope_key, items_key) = match signal {
+            Signal::Traces => ("resourceSpans", "scopeSpans", "spans"),
+            Signal::Logs => ("resourceLogs", "scopeLogs", "logRecords"),
+        };
+        serde_json::json!({
+            resource_key: [{
+                "resource": self.resource,
+                scope_key: [{ "scope": self.scope, items_key: [item] }],
+            }]
+        })
+        .to_string()
+    }
+}
+
+/// Maps the server spans of each `ResourceSpans` into `mapping`, naming the
+/// position of each span that fails.
+///
+/// A span that is not an HTTP server span is skipped whatever else is wrong
+/// with it. Invalid resource or scope attributes reject the HTTP server
+/// spans beneath them.
+fn span_events(
+    resources: &[Members<'_, '_>],
+    in_list: bool,
+    mapping: &mut ExportMapping,
+) -> Result<(), String> {
     for (resource_index, resource_spans) in resources.iter().enumerate() {
-        let resource_attributes = resource_attributes(resource_spans)?;
+        let resource_attributes = resource_attributes(resource_spans);
         let prefix = if in_list {
             format!("resourceSpans[{resource_index}].")
         } else {
@@ -150,33 +246,60 @@ fn span_events(resources: &[Members<'_, '_>], in_list: bool) -> Result<Vec<Event
         };
         for (scope_index, scope_spans) in objects(scope_list, scope_key)?.iter().enumerate() {
             let position = format!("{prefix}{scope_key}[{scope_index}]");
-            let scope =
-                decode_scope(scope_spans).map_err(|error| format!("{position}: {error}"))?;
+            let scope = decode_scope(scope_spans);
+            let envelope = Envelope {
+                resource: field(resource_spans, "resource", "resource"),
+                scope: field(scope_spans, "scope", "scope"),
+            };
             let Some(spans) = field(scope_spans, "spans", "spans") else {
                 continue;
             };
             for (span_index, span) in objects(spans, "spans")?.iter().enumerate() {
-                let at = |error: String| format!("{position}.spans[{span_index}]: {error}");
-                if decode_span_kind(span).map_err(at)? != SpanKind::Server {
+                let outcome = map_span(span, &resource_attributes, &scope);
+                if let Ok(None) = outcome {
+                    mapping.skip();
                     continue;
                 }
-                let view = decode_span(span).map_err(at)?;
-                if let Some(event) =
-                    span_to_event(&view, &resource_attributes, &scope).map_err(at)?
-                {
-                    events.push(event);
-                }
+                mapping.record(
+                    outcome,
+                    || format!("{position}.spans[{span_index}]"),
+                    || envelope.one_item_export(Signal::Traces, span),
+                );
             }
         }
     }
-    Ok(events)
+    Ok(())
 }
 
-/// Maps the HTTP log records of each `ResourceLogs`, naming the position of a record that fails.
-fn log_events(resources: &[Members<'_, '_>], in_list: bool) -> Result<Vec<Event>, String> {
-    let mut events = Vec::new();
+/// Maps one span, with the resource and scope it sits under.
+fn map_span(
+    span: Members<'_, '_>,
+    resource_attributes: &Result<Vec<KeyValue<'_>>, String>,
+    scope: &Result<Scope<'_>, String>,
+) -> Result<Option<Event>, String> {
+    if decode_span_kind(span)? != SpanKind::Server {
+        return Ok(None);
+    }
+    let view = decode_span(span)?;
+    if !has_http_attribute(&view.attributes) {
+        return Ok(None);
+    }
+    let resource_attributes = resource_attributes.as_ref().map_err(Clone::clone)?;
+    let scope = scope.as_ref().map_err(Clone::clone)?;
+    span_to_event(&view, resource_attributes, scope)
+}
+
+/// Maps the HTTP log records of each `ResourceLogs` into `mapping`, naming
+/// the position of each record that fails.
+///
+/// Invalid resource or scope attributes reject the HTTP log records beneath them.
+fn log_events(
+    resources: &[Members<'_, '_>],
+    in_list: bool,
+    mapping: &mut ExportMapping,
+) -> Result<(), String> {
     for (resource_index, resource_logs) in resources.iter().enumerate() {
-        let resource_attributes = resource_attributes(resource_logs)?;
+        let resource_attributes = resource_attributes(resource_logs);
         let prefix = if in_list {
             format!("resourceLogs[{resource_index}].")
         } else {
@@ -187,22 +310,44 @@ fn log_events(resources: &[Members<'_, '_>], in_list: bool) -> Result<Vec<Event>
         };
         for (scope_index, scope_logs) in objects(scope_list, scope_key)?.iter().enumerate() {
             let position = format!("{prefix}{scope_key}[{scope_index}]");
-            let scope = decode_scope(scope_logs).map_err(|error| format!("{position}: {error}"))?;
+            let scope = decode_scope(scope_logs);
+            let envelope = Envelope {
+                resource: field(resource_logs, "resource", "resource"),
+                scope: field(scope_logs, "scope", "scope"),
+            };
             let Some(records) = field(scope_logs, "logRecords", "log_records") else {
                 continue;
             };
             for (record_index, record) in objects(records, "logRecords")?.iter().enumerate() {
-                let at = |error: String| format!("{position}.logRecords[{record_index}]: {error}");
-                let view = decode_log_record(record).map_err(at)?;
-                if let Some(event) =
-                    log_record_to_event(&view, &resource_attributes, &scope).map_err(at)?
-                {
-                    events.push(event);
+                let outcome = map_log_record(record, &resource_attributes, &scope);
+                if let Ok(None) = outcome {
+                    mapping.skip();
+                    continue;
                 }
+                mapping.record(
+                    outcome,
+                    || format!("{position}.logRecords[{record_index}]"),
+                    || envelope.one_item_export(Signal::Logs, record),
+                );
             }
         }
     }
-    Ok(events)
+    Ok(())
+}
+
+/// Maps one log record, with the resource and scope it sits under.
+fn map_log_record(
+    record: Members<'_, '_>,
+    resource_attributes: &Result<Vec<KeyValue<'_>>, String>,
+    scope: &Result<Scope<'_>, String>,
+) -> Result<Option<Event>, String> {
+    let view = decode_log_record(record)?;
+    if !has_http_attribute(&view.attributes) {
+        return Ok(None);
+    }
+    let resource_attributes = resource_attributes.as_ref().map_err(Clone::clone)?;
+    let scope = scope.as_ref().map_err(Clone::clone)?;
+    log_record_to_event(&view, resource_attributes, scope)
 }
 
 fn scope_spans<'v, 'a>(members: Members<'v, 'a>) -> Option<(&'static str, &'v Json<'a>)> {
@@ -245,7 +390,7 @@ fn decode_scope<'a>(members: Members<'_, 'a>) -> Result<Scope<'a>, String> {
     Ok(Scope {
         name: text(scope, "name", "name"),
         version: text(scope, "version", "version"),
-        attributes: attributes(scope)?,
+        attributes: attributes(scope).map_err(|error| format!("scope: {error}"))?,
     })
 }
 

@@ -25,7 +25,9 @@
 //! tag `no_http_server_spans` or `no_http_log_records`, and a metrics export
 //! with `otlp_metrics`. One invalid span or log record rejects the whole
 //! record, with a reason that names its position
-//! (`resourceSpans[0].scopeSpans[1].spans[2]`).
+//! (`resourceSpans[0].scopeSpans[1].spans[2]`). The OTLP receivers of the
+//! server instead map each item on its own ([`map_json_request`],
+//! [`ExportMapping`]) and reject only the invalid ones.
 //!
 //! # Mapping
 //!
@@ -76,16 +78,19 @@
 //! The mapping works on the encoding-neutral types of [`model`]:
 //! [`span_to_event`] and [`log_record_to_event`] take a [`SpanView`] or
 //! [`LogRecordView`] with its resource attributes and [`Scope`]. The JSON
-//! decoder here is one producer of those types. An OTLP/gRPC or
-//! OTLP/HTTP-protobuf receiver is another: it builds the views from the
-//! decoded protobuf messages, borrowing their strings, and calls the same
-//! functions.
+//! decoder here is one producer of those types. The server's OTLP/gRPC and
+//! OTLP/HTTP-protobuf receivers are another: they build the views from the
+//! decoded protobuf messages, borrowing their strings, call the same
+//! functions and collect the outcomes in an [`ExportMapping`].
 
 pub mod model;
 pub mod semconv;
 
+mod export;
 mod from_json;
 
+pub use export::{ExportMapping, RejectedItem, Signal};
+pub use from_json::map_json_request;
 pub use model::{AnyValue, KeyValue, LogRecordView, Scope, SpanKind, SpanView, StatusCode};
 pub use semconv::{has_http_attribute, log_record_to_event, span_to_event};
 
@@ -293,6 +298,106 @@ mod tests {
         assert_eq!(
             rejection(&export(&bad_int)),
             r#"resourceSpans[0].scopeSpans[0].spans[0]: attribute http.response.status_code: invalid intValue "two""#
+        );
+    }
+
+    #[test]
+    fn request_rejects_items_one_by_one() {
+        let bad_id = SERVER_SPAN.replace("5B8EFFF798038103D269B633813FC60C", "xyz");
+        let client = SERVER_SPAN.replace(r#""kind":2"#, r#""kind":3"#);
+        let body = export(&[SERVER_SPAN, bad_id.as_str(), &client].join(","));
+        let mapping = map_json_request(&body, Signal::Traces, None).unwrap();
+        assert_eq!(mapping.items, 3, "items");
+        assert_eq!(mapping.events.len(), 1, "events");
+        assert_eq!(mapping.skipped, 1, "skipped");
+        assert_eq!(mapping.rejected.len(), 1, "rejected");
+        let rejected = &mapping.rejected[0];
+        assert_eq!(
+            rejected.message(),
+            r#"resourceSpans[0].scopeSpans[0].spans[1]: invalid traceId "xyz": expected 32 hex digits or the base64 of 16 bytes"#
+        );
+        assert_eq!(
+            rejection(&rejected.text),
+            r#"resourceSpans[0].scopeSpans[0].spans[0]: invalid traceId "xyz": expected 32 hex digits or the base64 of 16 bytes"#,
+            "the rejected item's text is a one-item export that keeps the span"
+        );
+        assert!(
+            rejected.text.contains(r#""service.name""#),
+            "the one-item export keeps the resource: {}",
+            rejected.text
+        );
+    }
+
+    #[test]
+    fn request_resource_errors_reject_http_spans() {
+        let client = SERVER_SPAN.replace(r#""kind":2"#, r#""kind":3"#);
+        let body = format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"n","value":{{"intValue":"many"}}}}]}},"scopeSpans":[{{"spans":[{SERVER_SPAN},{client}]}}]}}]}}"#
+        );
+        let mapping = map_json_request(&body, Signal::Traces, None).unwrap();
+        assert_eq!((mapping.skipped, mapping.rejected.len()), (1, 1));
+        assert_eq!(
+            mapping.rejected[0].message(),
+            r#"resourceSpans[0].scopeSpans[0].spans[0]: resource: attribute n: invalid intValue "many""#
+        );
+    }
+
+    #[test]
+    fn request_future_events_are_rejected() {
+        let tolerance = crate::parse::FutureTolerance::new(
+            1_720_000_000_000_000 - 1,
+            std::time::Duration::ZERO,
+        );
+        let mapping =
+            map_json_request(&export(SERVER_SPAN), Signal::Traces, Some(tolerance)).unwrap();
+        assert_eq!(mapping.events.len(), 0, "events");
+        assert_eq!(mapping.rejected.len(), 1, "rejected");
+        assert!(
+            mapping.rejected[0].reason.contains("is later than"),
+            "{:?}",
+            mapping.rejected[0]
+        );
+    }
+
+    #[test]
+    fn request_empty_and_wrong_signal() {
+        let empty = map_json_request("{}", Signal::Logs, None).unwrap();
+        assert_eq!((empty.items, empty.events.len()), (0, 0));
+        let no_spans = map_json_request(r#"{"resourceSpans":[]}"#, Signal::Traces, None).unwrap();
+        assert_eq!(no_spans.items, 0);
+        assert_eq!(
+            map_json_request(&export(SERVER_SPAN), Signal::Logs, None).unwrap_err(),
+            "the body is an export of resourceSpans, not of log records; post it to the /v1/traces path"
+        );
+        assert!(
+            map_json_request("[1]", Signal::Traces, None)
+                .unwrap_err()
+                .starts_with("expected a JSON object")
+        );
+        assert!(
+            map_json_request("{", Signal::Traces, None)
+                .unwrap_err()
+                .starts_with("invalid JSON: ")
+        );
+        assert_eq!(
+            map_json_request(r#"{"resourceLogs":{}}"#, Signal::Logs, None).unwrap_err(),
+            "resourceLogs should be an array, found an object"
+        );
+    }
+
+    #[test]
+    fn request_log_records() {
+        let body = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[
+            {"timeUnixNano":"1700000000250000000","attributes":[{"key":"url.path","value":{"stringValue":"/a"}}]},
+            {"timeUnixNano":"1","body":{"stringValue":"no http"}},
+            {"attributes":[{"key":"url.path","value":{"stringValue":"/b"}}]}]}]}]}"#;
+        let mapping = map_json_request(body, Signal::Logs, None).unwrap();
+        assert_eq!(mapping.items, 3, "items");
+        assert_eq!(mapping.events.len(), 1, "events");
+        assert_eq!(mapping.skipped, 1, "skipped");
+        assert_eq!(
+            mapping.rejected[0].message(),
+            "resourceLogs[0].scopeLogs[0].logRecords[2]: missing timeUnixNano and observedTimeUnixNano"
         );
     }
 
