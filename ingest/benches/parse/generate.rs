@@ -122,6 +122,10 @@ impl Rng {
         &items[self.below(items.len() as u64) as usize]
     }
 
+    fn pick_str(&mut self, items: &[&'static str]) -> &'static str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
     /// True with probability `per_mille` / 1000.
     fn chance(&mut self, per_mille: u64) -> bool {
         self.below(1000) < per_mille
@@ -339,7 +343,7 @@ impl Traffic {
             duration_micros,
             method,
             scheme: if rng.chance(900) { "https" } else { "http" },
-            host: *rng.pick(&HOSTS),
+            host: rng.pick_str(&HOSTS),
             path,
             query,
             status,
@@ -347,7 +351,7 @@ impl Traffic {
             response_bytes,
             client_ip: rng.pick(&self.clients).clone(),
             client_port: 1024 + rng.below(64000) as u16,
-            user_agent: *rng.pick(&USER_AGENTS),
+            user_agent: rng.pick_str(&USER_AGENTS),
             referer: rng.chance(300).then(|| *rng.pick(&REFERERS)),
             request_id: rng.hex(32),
             trace_id: rng.hex(32),
