@@ -16,9 +16,9 @@
 //!   rules and the learning templater are not set.
 //!
 //! Rates are in MB/s (10^6 bytes of input) and events per second of CPU
-//! time of that one thread, read from `/proc/thread-self/schedstat`, so other
+//! time of that one thread, read from `/proc/thread-self/schedstat`. Other
 //! processes that share the core slow them less than they slow wall-clock
-//! rates (without that file they are wall-clock rates). The last column is
+//! rates. Without that file they are wall-clock rates. The last column is
 //! the median ratio of wall-clock time to CPU time: well above 1, the thread
 //! often waited for a core. Memory comes from jemalloc, as in the `apitrail`
 //! binary. Every pass checks that each generated record is accepted;
