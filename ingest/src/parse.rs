@@ -278,36 +278,37 @@ pub fn events_to_batch(events: Vec<Event>, ctx: &ParseContext<'_>) -> RecordBatc
 /// events are held until the end of the chunk.
 struct AcceptedEvents {
     builder: EventBatchBuilder,
-    held: Option<Vec<Event>>,
+    awaiting_templater: Option<Vec<Event>>,
 }
 
 impl AcceptedEvents {
     fn new(ctx: &ParseContext<'_>) -> Self {
         AcceptedEvents {
             builder: EventBatchBuilder::new(),
-            held: ctx.templater.map(|_| Vec::new()),
+            awaiting_templater: ctx.templater.map(|_| Vec::new()),
         }
     }
 
     fn add(&mut self, event: Event) {
-        match &mut self.held {
-            Some(held) => held.push(event),
+        match &mut self.awaiting_templater {
+            Some(events) => events.push(event),
             None => self.builder.push(&event),
         }
     }
 
     /// [`Self::add`] that moves the event out of its box only when it is held.
     fn add_boxed(&mut self, event: Box<Event>) {
-        match &mut self.held {
-            Some(held) => held.push(*event),
+        match &mut self.awaiting_templater {
+            Some(events) => events.push(*event),
             None => self.builder.push(&event),
         }
     }
 
     fn finish(mut self, ctx: &ParseContext<'_>) -> RecordBatch {
-        if let (Some(mut held), Some(templater)) = (self.held.take(), ctx.templater) {
-            template_learned(&mut held, templater);
-            for event in &held {
+        if let (Some(mut events), Some(templater)) = (self.awaiting_templater.take(), ctx.templater)
+        {
+            template_learned(&mut events, templater);
+            for event in &events {
                 self.builder.push(event);
             }
         }

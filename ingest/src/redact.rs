@@ -265,7 +265,7 @@ impl Redactor {
             .unwrap_or_else(|| query.to_string())
     }
 
-    /// [`Redactor::redact_query`] that rewrites `query` only when it holds a secret.
+    /// [`Redactor::redact_query`] that rewrites `query` only when it contains a secret.
     pub fn redact_query_in_place(&self, query: &mut String) {
         let mut secrets = Vec::new();
         query_secrets(query, 0..query.len(), &mut secrets);

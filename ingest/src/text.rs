@@ -57,7 +57,7 @@ pub(crate) fn find_byte(needle: u8, bytes: &[u8]) -> Option<usize> {
     let mut offset = 0;
     for word in &mut words {
         let word = u64::from_le_bytes(word.try_into().expect("chunks of eight bytes")) ^ pattern;
-        // A byte of `word` is zero where `bytes` holds the needle. The lowest
+        // A byte of `word` is zero where `bytes` contains the needle. The lowest
         // flagged byte is always a true zero: borrows only flag bytes above it.
         let zero_bytes = word.wrapping_sub(ONES) & !word & HIGH_BITS;
         if zero_bytes != 0 {
@@ -794,7 +794,9 @@ fn utc_micros(
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,

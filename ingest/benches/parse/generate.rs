@@ -1,13 +1,13 @@
 //! Generated access logs for the parsing benchmark, one writer per format.
 //!
-//! Every format's records describe the same kind of traffic: a [`Traffic`]
-//! draws requests from a fixed-seed generator, with client addresses from a
-//! pool of 2,000 (every tenth on IPv6), paths from a dozen API and static
-//! routes with numeric ids, UUIDs and hashes, query strings on about a third
-//! of the requests, eight user agents from curl to long browser strings,
-//! statuses that are mostly 2xx with some 3xx, 4xx and 5xx, and response
-//! sizes from a few bytes to a megabyte. Times increase by a few
-//! milliseconds per request. Each writer then prints a request in its
+//! Every format's records describe the same kind of traffic, which a
+//! [`Traffic`] draws from a fixed-seed generator. Client addresses come from
+//! a pool of 2,000, every tenth on IPv6. Paths come from a dozen API and
+//! static routes with numeric ids, UUIDs and hashes, and about a third of the
+//! requests have a query string. There are eight user agents from curl to
+//! long browser strings, statuses that are mostly 2xx with some 3xx, 4xx and
+//! 5xx, and response sizes from a few bytes to a megabyte. Times increase by
+//! a few milliseconds per request. Each writer then prints a request in its
 //! format's layout, so a format's figure reflects its layout, not its data.
 
 use std::fmt::Write;
@@ -113,13 +113,17 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    /// A number in `0..bound`.
+    /// Draws a number in `0..bound`.
     fn below(&mut self, bound: u64) -> u64 {
         self.next_u64() % bound
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
+    }
+
+    fn pick_str(&mut self, items: &[&'static str]) -> &'static str {
+        items[self.below(items.len() as u64) as usize]
     }
 
     /// True with probability `per_mille` / 1000.
@@ -339,7 +343,7 @@ impl Traffic {
             duration_micros,
             method,
             scheme: if rng.chance(900) { "https" } else { "http" },
-            host: *rng.pick(&HOSTS),
+            host: rng.pick_str(&HOSTS),
             path,
             query,
             status,
@@ -347,7 +351,7 @@ impl Traffic {
             response_bytes,
             client_ip: rng.pick(&self.clients).clone(),
             client_port: 1024 + rng.below(64000) as u16,
-            user_agent: *rng.pick(&USER_AGENTS),
+            user_agent: rng.pick_str(&USER_AGENTS),
             referer: rng.chance(300).then(|| *rng.pick(&REFERERS)),
             request_id: rng.hex(32),
             trace_id: rng.hex(32),
@@ -371,7 +375,7 @@ fn pick_weighted(rng: &mut Rng, items: &[(&'static str, u64)]) -> &'static str {
     items[0].0
 }
 
-/// A request path, and whether it names a static file.
+/// Draws a request path, and returns it with whether it names a static file.
 fn path(rng: &mut Rng) -> (String, bool) {
     let path = match rng.below(12) {
         0 => format!("/v1/orders/{}", rng.below(10_000_000)),
@@ -982,7 +986,7 @@ fn write_suricata(r: &Request, out: &mut String) {
     );
 }
 
-/// The generic `json` records that [`json_mapping`](super::json_mapping) reads.
+/// Writes a generic `json` record of the shape that [`json_mapping`](super::json_mapping) reads.
 fn write_generic_json(r: &Request, out: &mut String) {
     push_json(
         out,

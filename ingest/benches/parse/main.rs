@@ -15,8 +15,13 @@
 //!   endpoint templating by the fixed rules and the Arrow batch. Identity
 //!   rules and the learning templater are not set.
 //!
-//! Rates are in MB/s (10^6 bytes of input) and events per second of that
-//! one thread. Memory comes from jemalloc, as in the `apitrail` binary. Every pass checks that each generated record is accepted;
+//! Rates are in MB/s (10^6 bytes of input) and events per second of CPU
+//! time of that one thread, read from `/proc/thread-self/schedstat`. Other
+//! processes that share the core slow them less than they slow wall-clock
+//! rates. Without that file they are wall-clock rates. The last column is
+//! the median ratio of wall-clock time to CPU time: well above 1, the thread
+//! often waited for a core. Memory comes from jemalloc, as in the `apitrail`
+//! binary. Every pass checks that each generated record is accepted;
 //! nothing is asserted about timings. With the real samples of
 //! `shared/realdata` (or `APITRAIL_REALDATA`), the bench also measures a few
 //! real files, repeated in memory to a few megabytes.
@@ -141,10 +146,47 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// Median rates of one input.
+/// Median times of one input.
 struct Figures {
+    /// CPU seconds of a parser pass.
     parser_seconds: f64,
+    /// CPU seconds of a parse_chunk pass.
     chunk_seconds: f64,
+    /// Wall-clock time over CPU time, over all passes.
+    wall_per_cpu: f64,
+}
+
+/// Wall-clock and CPU time of the calling thread since it started.
+struct Stopwatch {
+    wall: Instant,
+    cpu: Option<f64>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Stopwatch {
+            wall: Instant::now(),
+            cpu: thread_cpu_seconds(),
+        }
+    }
+
+    /// Returns the CPU seconds since the start (wall-clock seconds without
+    /// a CPU clock) and the wall-clock seconds.
+    fn stop(&self) -> (f64, f64) {
+        let wall = self.wall.elapsed().as_secs_f64();
+        let cpu = match (self.cpu, thread_cpu_seconds()) {
+            (Some(start), Some(end)) => end - start,
+            _ => wall,
+        };
+        (cpu, wall)
+    }
+}
+
+/// On-CPU time of the calling thread in seconds, from the scheduler's statistics.
+fn thread_cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(nanos as f64 / 1e9)
 }
 
 fn main() {
@@ -198,22 +240,29 @@ fn measure(input: &Prepared<'_>, ctx: &ParseContext<'_>, passes: usize) -> Figur
     time_chunks(input, ctx);
     let mut parser = Vec::with_capacity(passes);
     let mut chunk = Vec::with_capacity(passes);
+    let mut wall_per_cpu = Vec::with_capacity(2 * passes);
     for _ in 0..passes {
-        parser.push(time_parser(input, ctx));
-        chunk.push(time_chunks(input, ctx));
+        for (times, (cpu, wall)) in [
+            (&mut parser, time_parser(input, ctx)),
+            (&mut chunk, time_chunks(input, ctx)),
+        ] {
+            times.push(cpu);
+            wall_per_cpu.push(wall / cpu);
+        }
     }
     Figures {
         parser_seconds: median(&mut parser),
         chunk_seconds: median(&mut chunk),
+        wall_per_cpu: median(&mut wall_per_cpu),
     }
 }
 
-/// Runs the format's parser over every record; returns the seconds it took.
-fn time_parser(input: &Prepared<'_>, ctx: &ParseContext<'_>) -> f64 {
+/// Runs the format's parser over every record; returns the CPU and wall-clock seconds it took.
+fn time_parser(input: &Prepared<'_>, ctx: &ParseContext<'_>) -> (f64, f64) {
     let mut parser = new_parser(input.format);
-    let start = Instant::now();
+    let stopwatch = Stopwatch::start();
     let events = parse_all(parser.as_mut(), &input.records, ctx);
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = stopwatch.stop();
     assert_eq!(events, input.events, "{}: parser events", input.label);
     seconds
 }
@@ -235,11 +284,11 @@ fn parse_all(
     events
 }
 
-/// Runs the driver over every chunk; returns the seconds it took.
-fn time_chunks(input: &Prepared<'_>, ctx: &ParseContext<'_>) -> f64 {
+/// Runs the driver over every chunk; returns the CPU and wall-clock seconds it took.
+fn time_chunks(input: &Prepared<'_>, ctx: &ParseContext<'_>) -> (f64, f64) {
     let mut parser = new_parser(input.format);
     let mut accepted = 0;
-    let start = Instant::now();
+    let stopwatch = Stopwatch::start();
     for chunk in &input.chunks {
         let parsed = parse_records(
             input.format,
@@ -252,7 +301,7 @@ fn time_chunks(input: &Prepared<'_>, ctx: &ParseContext<'_>) -> f64 {
         accepted += parsed.report.accepted;
         std::hint::black_box(parsed.batch);
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = stopwatch.stop();
     assert_eq!(
         accepted, input.events,
         "{}: parse_chunk events",
@@ -371,16 +420,16 @@ fn print_machine(settings: &Settings) {
 
 fn print_table_head() {
     println!(
-        "| input | MB | records | bytes/record | parser MB/s | parser events/s | parse_chunk MB/s | parse_chunk events/s |"
+        "| input | MB | records | bytes/record | parser MB/s | parser events/s | parse_chunk MB/s | parse_chunk events/s | wall / CPU |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
 }
 
 fn print_row(input: &Prepared<'_>, figures: &Figures) {
     let megabytes = input.bytes as f64 / 1e6;
     let records = input.records.len();
     println!(
-        "| {} | {:.1} | {} | {:.0} | {:.0} | {} | {:.0} | {} |",
+        "| {} | {:.1} | {} | {:.0} | {:.0} | {} | {:.0} | {} | {:.2} |",
         input.label,
         megabytes,
         group_digits(records as f64),
@@ -389,6 +438,7 @@ fn print_row(input: &Prepared<'_>, figures: &Figures) {
         group_digits(input.events as f64 / figures.parser_seconds),
         megabytes / figures.chunk_seconds,
         group_digits(input.events as f64 / figures.chunk_seconds),
+        figures.wall_per_cpu,
     );
 }
 
