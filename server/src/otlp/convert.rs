@@ -509,7 +509,11 @@ mod tests {
         assert_eq!(event.path.as_deref(), Some("/v1/items"));
         assert_eq!(event.attribute("body"), Some("GET /v1/items 200"));
         assert_eq!(event.attribute("severity_text"), Some("INFO"));
-        assert_eq!(event.attribute("list"), Some("a"));
+        assert_eq!(
+            event.attribute("list"),
+            Some(r#"["a",null]"#),
+            "a list that is not all strings is written as JSON"
+        );
     }
 
     #[test]
