@@ -5,11 +5,11 @@ Commands, each printing one JSON object on stdout:
   spans --transport grpc|http --endpoint URL --run ID [--token T] [--gzip] [--ca PEM]
       Creates spans with the OpenTelemetry Python SDK (a TracerProvider whose
       resource has service.name) and exports them once with the SDK's OTLP
-      exporter: two SERVER spans with HTTP attributes, one with the stable
-      semantic-convention names and one with the names of 1.20 and earlier,
-      plus a CLIENT span, an INTERNAL span and a SERVER span without HTTP
-      attributes, none of which may become an event. Prints the export result
-      and the events the two server spans must become.
+      exporter. Two are SERVER spans with HTTP attributes: one with the stable
+      semantic-convention names, one with the names of 1.20 and earlier. The
+      CLIENT span, the INTERNAL span and the SERVER span without HTTP
+      attributes must not become events. Prints the export result and the
+      events the two server spans must become.
 
   logs --transport grpc|http --endpoint URL --run ID [--token T] [--gzip] [--ca PEM]
       Emits two log records through the SDK's logs API, one describing an
@@ -267,6 +267,7 @@ def export_logs(args):
     provider = LoggerProvider(resource=Resource.create({"service.name": f"edge-{args.run}"}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(collected))
     logger = provider.get_logger("apitrail-tests.access", "1.0")
+
     stamp = (time.time_ns() - 30_000 * MILLISECOND) // 1000 * 1000
     logger.emit(
         timestamp=stamp,
@@ -281,6 +282,7 @@ def export_logs(args):
         },
     )
     logger.emit(timestamp=stamp + MILLISECOND, severity_text="INFO", body="cache warmed")
+
     records = collected.get_finished_logs()
     result = log_exporter(args).export(records)
     expected = {

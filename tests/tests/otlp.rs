@@ -270,8 +270,8 @@ fn sdk_log_exporters_store_http_records() {
     }
 }
 
-/// An OTLP/JSON trace export with one HTTP server span per path, in the
-/// protobuf JSON form that OTLP/HTTP clients send.
+/// Builds an OTLP/JSON trace export of `spans`, in the protobuf JSON form
+/// that OTLP/HTTP clients send.
 fn json_export(spans: &[Value]) -> Vec<u8> {
     json!({
         "resourceSpans": [{
