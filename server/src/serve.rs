@@ -251,11 +251,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let pg = pg.spawn();
 
     let http_scheme = if tls.is_some() { "https" } else { "http" };
-    let otlp = start_otlp(&config, &store, &pipeline, tls.as_ref(), &authenticator, &shutdown)
-        .await?;
+    let otlp = start_otlp(
+        &config,
+        &store,
+        &pipeline,
+        tls.as_ref(),
+        &authenticator,
+        &shutdown,
+    )
+    .await?;
     // OTLP exporters take http:// or https:// endpoints for gRPC too.
-    println!("apitrail otlp grpc listening on {http_scheme}://{}", otlp.grpc_addr);
-    println!("apitrail otlp http listening on {http_scheme}://{}", otlp.http_addr);
+    println!(
+        "apitrail otlp grpc listening on {http_scheme}://{}",
+        otlp.grpc_addr
+    );
+    println!(
+        "apitrail otlp http listening on {http_scheme}://{}",
+        otlp.http_addr
+    );
 
     tracing::info!(http_addr = %local, tls = tls.is_some(), data_dir = %config.data_dir.display(), "apitrail is serving");
     // Scripts and tests that bind port 0 read the real address from this line.
@@ -336,7 +349,9 @@ impl OtlpListeners {
         for (name, task) in [("OTLP/gRPC", self.grpc), ("OTLP/HTTP", self.http)] {
             match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "the {name} receiver failed"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = format!("{e:#}"), "the {name} receiver failed")
+                }
                 Err(e) => tracing::error!(error = %e, "the {name} receiver task failed"),
             }
         }
@@ -399,14 +414,10 @@ async fn start_otlp(
 }
 
 /// Binds a listener, naming the flag that moves it when the address is taken.
-async fn bind(
-    addr: SocketAddr,
-    name: &str,
-    flag: &str,
-) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("binding the {name} address {addr}; set {flag} to a free address")
-    })
+async fn bind(addr: SocketAddr, name: &str, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {name} address {addr}; set {flag} to a free address"))
 }
 
 async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {

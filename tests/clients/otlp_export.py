@@ -5,21 +5,22 @@ Commands, each printing one JSON object on stdout:
   spans --transport grpc|http --endpoint URL --run ID [--token T] [--gzip] [--ca PEM]
       Creates spans with the OpenTelemetry Python SDK (a TracerProvider whose
       resource has service.name) and exports them once with the SDK's OTLP
-      exporter: two SERVER spans with HTTP attributes, one with the stable
-      semantic-convention names and one with the names of 1.20 and earlier,
-      plus a CLIENT span, an INTERNAL span and a SERVER span without HTTP
-      attributes, none of which may become an event. Prints the export result
-      and the events the two server spans must become.
+      exporter. Two are SERVER spans with HTTP attributes: one with the stable
+      semantic-convention names, one with the names of 1.20 and earlier. The
+      CLIENT span, the INTERNAL span and the SERVER span without HTTP
+      attributes must not become events. Prints the export result and the
+      events the two server spans must become.
 
   logs --transport grpc|http --endpoint URL --run ID [--token T] [--gzip] [--ca PEM]
       Emits two log records through the SDK's logs API, one describing an
       HTTP request and one plain, and exports them once.
 
-  grpc-call --endpoint URL --case good|bad-id|logs [--token T]
+  grpc-call --endpoint URL --case good|bad-id|oversize|logs [--token T]
       Calls TraceService/Export (or LogsService/Export for `logs`) with grpcio
       and the generated OTLP stubs, and prints the gRPC status code and the
       response's partial_success, so a test can check codes the SDK exporter
-      hides. `bad-id` sends one valid server span and one whose trace id has 3 bytes.
+      hides. `bad-id` sends one valid server span and one whose trace id has
+      3 bytes, `oversize` one span with a 21 MiB attribute.
 
 The SDK exporters' `export` returns SUCCESS or FAILURE; they retry only the
 codes that OTLP calls retryable, so a FAILURE here comes back at once.
@@ -27,10 +28,12 @@ codes that OTLP calls retryable, so a FAILURE here comes back at once.
 
 import argparse
 import json
+import ssl
 import sys
 import time
 
 import grpc
+import requests
 from opentelemetry import trace
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -54,6 +57,34 @@ def host_port(url):
     return url.split("://", 1)[-1].rstrip("/")
 
 
+class PartialChainAdapter(requests.adapters.HTTPAdapter):
+    """Trusts the tests' self-signed server certificate as its own trust anchor.
+
+    The certificate is no CA, and OpenSSL accepts such a certificate as a
+    trust anchor only with X509_V_FLAG_PARTIAL_CHAIN, which curl sets by
+    default and Python's ssl module only from Python 3.13 on.
+    """
+
+    def __init__(self, ca_file):
+        self.ca_file = ca_file
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        context = ssl.create_default_context(cafile=self.ca_file)
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        kwargs["ssl_context"] = context
+        super().init_poolmanager(*args, **kwargs)
+
+
+def http_session(args):
+    """Returns a requests session for an https endpoint, or None for the exporter's default."""
+    if not args.ca:
+        return None
+    session = requests.Session()
+    session.mount("https://", PartialChainAdapter(args.ca))
+    return session
+
+
 def span_exporter(args):
     headers = {"authorization": f"Bearer {args.token}"} if args.token else None
     if args.transport == "grpc":
@@ -73,6 +104,7 @@ def span_exporter(args):
     return OTLPSpanExporter(
         endpoint=f"{args.endpoint}/v1/traces",
         certificate_file=args.ca,
+        session=http_session(args),
         headers=headers,
         compression=Compression.Gzip if args.gzip else Compression.NoCompression,
         timeout=20,
@@ -98,6 +130,7 @@ def log_exporter(args):
     return OTLPLogExporter(
         endpoint=f"{args.endpoint}/v1/logs",
         certificate_file=args.ca,
+        session=http_session(args),
         headers=headers,
         compression=Compression.Gzip if args.gzip else Compression.NoCompression,
         timeout=20,
@@ -234,6 +267,7 @@ def export_logs(args):
     provider = LoggerProvider(resource=Resource.create({"service.name": f"edge-{args.run}"}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(collected))
     logger = provider.get_logger("apitrail-tests.access", "1.0")
+
     stamp = (time.time_ns() - 30_000 * MILLISECOND) // 1000 * 1000
     logger.emit(
         timestamp=stamp,
@@ -248,6 +282,7 @@ def export_logs(args):
         },
     )
     logger.emit(timestamp=stamp + MILLISECOND, severity_text="INFO", body="cache warmed")
+
     records = collected.get_finished_logs()
     result = log_exporter(args).export(records)
     expected = {
@@ -307,6 +342,8 @@ def grpc_call(args):
                 attributes=attributes,
             )
             spans = [good]
+            if args.case == "oversize":
+                good.attributes.append(proto_string("padding", "x" * (21 * 1024 * 1024)))
             if args.case == "bad-id":
                 bad = trace_pb2.Span()
                 bad.CopyFrom(good)
@@ -348,7 +385,7 @@ def main():
     parser.add_argument("--token")
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--ca", help="PEM file of the CA that signed the server certificate")
-    parser.add_argument("--case", choices=["good", "bad-id", "logs"], default="good")
+    parser.add_argument("--case", choices=["good", "bad-id", "oversize", "logs"], default="good")
     args = parser.parse_args()
     if args.command == "spans":
         export_spans(args)

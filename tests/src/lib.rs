@@ -541,9 +541,10 @@ impl TestServer {
         let flight_tls = flight
             .as_deref()
             .is_some_and(|url| url.starts_with("grpc+tls://"));
-        let otlp_tls = [otlp_grpc, otlp_http]
-            .iter()
-            .all(|url| url.as_deref().is_some_and(|url| url.starts_with("https://")));
+        let otlp_tls = [otlp_grpc, otlp_http].iter().all(|url| {
+            url.as_deref()
+                .is_some_and(|url| url.starts_with("https://"))
+        });
         assert!(
             http_tls == flight_tls && http_tls == *pg_tls && http_tls == otlp_tls,
             "the start-up lines disagree on TLS: {:?}",

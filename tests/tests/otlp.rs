@@ -170,7 +170,9 @@ fn check_span_events(server: &TestServer, run: &str, expected: &[Value]) {
                 "column {key} of {row:#}"
             );
         }
-        let duration = row["duration_ms"].as_f64().expect("duration_ms is a number");
+        let duration = row["duration_ms"]
+            .as_f64()
+            .expect("duration_ms is a number");
         let expected_duration = expected["duration_ms"].as_f64().expect("a duration");
         assert!(
             (duration - expected_duration).abs() < 1e-6,
@@ -209,7 +211,11 @@ fn sdk_http_export_stores_server_spans() {
     let gzipped = export_spans(&server, "http", "http-gz", &["--gzip"]);
     check_span_events(&server, "http-gz", &gzipped);
     let metrics = metric_lines(&server);
-    assert_eq!(metric(&metrics, "traces", "http", "accepted"), 4.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "traces", "http", "accepted"),
+        4.0,
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -254,15 +260,18 @@ fn sdk_log_exporters_store_http_records() {
             "sensor",
             "body",
         ] {
-            assert_eq!(row[key], expected[key], "{transport}: column {key} of {row:#}");
+            assert_eq!(
+                row[key], expected[key],
+                "{transport}: column {key} of {row:#}"
+            );
         }
         assert_eq!(row["severity"], "INFO", "{row:#}");
         assert_eq!(row["source"], "otlp", "{row:#}");
     }
 }
 
-/// An OTLP/JSON trace export with one HTTP server span per path, in the
-/// protobuf JSON form that OTLP/HTTP clients send.
+/// Builds an OTLP/JSON trace export of `spans`, in the protobuf JSON form
+/// that OTLP/HTTP clients send.
 fn json_export(spans: &[Value]) -> Vec<u8> {
     json!({
         "resourceSpans": [{
@@ -305,7 +314,11 @@ fn curl_json_export_plain_and_gzip() {
         response.header("content-type").as_deref(),
         Some("application/json")
     );
-    assert_eq!(response.json(), json!({}), "full success leaves partialSuccess unset");
+    assert_eq!(
+        response.json(),
+        json!({}),
+        "full success leaves partialSuccess unset"
+    );
 
     let gzipped = gzip(&json_export(&[json_span("/json/gzip", TRACE_ID)]));
     let response = post_json(
@@ -329,7 +342,10 @@ fn curl_json_export_plain_and_gzip() {
     );
     let plain = &rows[1];
     assert_eq!(plain["path"], "/json/plain");
-    assert_eq!(plain["sensor"], "curl-edge", "?sensor= wins over service.name");
+    assert_eq!(
+        plain["sensor"], "curl-edge",
+        "?sensor= wins over service.name"
+    );
     assert_eq!(plain["status"], 204);
     assert_eq!(plain["duration_ms"], 42.0);
     assert_eq!(plain["trace_id"], TRACE_ID.to_lowercase());
@@ -345,7 +361,12 @@ fn partial_success_is_reported() {
         json_span("/partial/bad", "xyz"),
     ]);
     let response = post_json(&server, "/v1/traces", &body, &[]);
-    assert_eq!(response.status, 200, "partial success is a 200: {}", response.text());
+    assert_eq!(
+        response.status,
+        200,
+        "partial success is a 200: {}",
+        response.text()
+    );
     let partial = &response.json()["partialSuccess"];
     assert_eq!(partial["rejectedSpans"], "1", "{partial}");
     let message = partial["errorMessage"].as_str().unwrap_or_default();
@@ -380,34 +401,52 @@ fn partial_success_is_reported() {
 
     wait_for_rows(&server, "/partial/", 1);
     wait_for_rows(&server, "/raw/", 2);
-    assert_eq!(server.count("path LIKE '/partial/%'"), 1, "the valid span is stored");
+    assert_eq!(
+        server.count("path LIKE '/partial/%'"),
+        1,
+        "the valid span is stored"
+    );
     assert_eq!(server.count("path = '/raw/bad-id'"), 1);
 
     let rejects = read_rejects(server.data_dir());
     assert_eq!(rejects.len(), 2, "{rejects:#?}");
     let http_reject = rejects
         .iter()
-        .find(|reject| reject["source"].as_str().unwrap_or("").starts_with("otlp-http:"))
+        .find(|reject| {
+            reject["source"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("otlp-http:")
+        })
         .expect("the OTLP/HTTP reject is in the rejects file");
     assert_eq!(http_reject["format"], "otlp");
     assert_eq!(http_reject["line"], 2, "the second span of the request");
     let text = http_reject["text"].as_str().expect("the reject has a text");
     let export: Value = serde_json::from_str(text).expect("the reject text is OTLP/JSON");
     assert_eq!(
-        export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"],
-        "xyz",
+        export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"], "xyz",
         "the rejects file keeps the rejected span: {text}"
     );
     let metrics = metric_lines(&server);
-    assert_eq!(metric(&metrics, "traces", "http", "rejected"), 1.0, "{metrics}");
-    assert_eq!(metric(&metrics, "traces", "grpc", "rejected"), 1.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "traces", "http", "rejected"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "traces", "grpc", "rejected"),
+        1.0,
+        "{metrics}"
+    );
 }
 
 /// Reads every record of the rejects files under `data_dir`.
 fn read_rejects(data_dir: &Path) -> Vec<Value> {
     let dir = data_dir.join("rejects");
     let mut records = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display())) {
+    for entry in
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+    {
         let path = entry.expect("a rejects directory entry").path();
         let text = std::fs::read_to_string(&path).expect("reading a rejects file");
         records.extend(
@@ -469,14 +508,51 @@ fn malformed_bodies_are_rejected() {
     let text = curl_post(&server, &traces, b"{}", &["-H", "Content-Type: text/plain"]);
     assert_eq!(text.status, 415, "{}", text.text());
 
-    let brotli = post_json(&server, "/v1/traces", b"{}", &["-H", "Content-Encoding: br"]);
+    let brotli = post_json(
+        &server,
+        "/v1/traces",
+        b"{}",
+        &["-H", "Content-Encoding: br"],
+    );
     assert_eq!(brotli.status, 415, "{}", brotli.text());
 
     let metrics_path = post_json(&server, "/v1/metrics", b"{}", &[]);
     assert_eq!(metrics_path.status, 404, "{}", metrics_path.text());
 
+    let over_limit = vec![b' '; 20 * 1024 * 1024 + 1];
+    let too_large = post_json(&server, "/v1/traces", &over_limit, &[]);
+    assert_eq!(too_large.status, 413, "{}", too_large.text());
+    let bomb = post_json(
+        &server,
+        "/v1/traces",
+        &gzip(&over_limit),
+        &["-H", "Content-Encoding: gzip"],
+    );
+    assert_eq!(
+        bomb.status,
+        413,
+        "the limit also applies after decompression: {}",
+        bomb.text()
+    );
+    let oversize = otlp_client(&[
+        "grpc-call",
+        "--endpoint",
+        server.otlp_grpc_url(),
+        "--case",
+        "oversize",
+    ]);
+    assert_eq!(
+        oversize["code"], "RESOURCE_EXHAUSTED",
+        "OTLP clients do not retry this code: {oversize}"
+    );
+
     let empty = post_json(&server, "/v1/traces", b"{}", &[]);
-    assert_eq!(empty.status, 200, "an empty export succeeds: {}", empty.text());
+    assert_eq!(
+        empty.status,
+        200,
+        "an empty export succeeds: {}",
+        empty.text()
+    );
 
     assert_eq!(server.count(""), 0, "nothing was stored");
 }
@@ -495,7 +571,12 @@ fn tokens_on_both_receivers() {
     assert!(challenge.starts_with("Bearer"), "{challenge}");
     assert_eq!(anonymous.json()["code"], 16, "UNAUTHENTICATED");
 
-    let read_only = post_json(&server, "/v1/traces", &body, &["-H", &bearer(&reader.secret)]);
+    let read_only = post_json(
+        &server,
+        "/v1/traces",
+        &body,
+        &["-H", &bearer(&reader.secret)],
+    );
     assert_eq!(read_only.status, 403, "{}", read_only.text());
     assert!(
         read_only.text().contains("lacks the ingest role"),
@@ -503,7 +584,12 @@ fn tokens_on_both_receivers() {
         read_only.text()
     );
 
-    let accepted = post_json(&server, "/v1/traces", &body, &["-H", &bearer(&shipper.secret)]);
+    let accepted = post_json(
+        &server,
+        "/v1/traces",
+        &body,
+        &["-H", &bearer(&shipper.secret)],
+    );
     assert_eq!(accepted.status, 200, "{}", accepted.text());
 
     let grpc = |token: Option<&str>| {
@@ -626,8 +712,21 @@ fn tls_on_both_receivers() {
 
     let plain_url = server.otlp_http_url().replacen("https://", "http://", 1);
     let output = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}"])
-        .args(["-H", "Content-Type: application/json", "--data-binary", "{}"])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "{}",
+        ])
         .arg(format!("{plain_url}/v1/traces"))
         .stdin(Stdio::null())
         .output()

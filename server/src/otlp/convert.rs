@@ -191,8 +191,8 @@ fn any_value(value: &common::AnyValue) -> AnyValue<'_> {
         }
         Some(Value::KvlistValue(list)) => AnyValue::KeyValueList(key_values(&list.values)),
         // A reference into the string table of a profile, which no trace or
-        // log export has; OTLP asks receivers of other signals to treat it
-        // as absent.
+        // log export has. The OTLP definition has receivers of other signals
+        // treat it as absent.
         Some(Value::StringValueStrindex(_)) | None => AnyValue::Empty,
     }
 }
@@ -509,7 +509,11 @@ mod tests {
         assert_eq!(event.path.as_deref(), Some("/v1/items"));
         assert_eq!(event.attribute("body"), Some("GET /v1/items 200"));
         assert_eq!(event.attribute("severity_text"), Some("INFO"));
-        assert_eq!(event.attribute("list"), Some("a"));
+        assert_eq!(
+            event.attribute("list"),
+            Some(r#"["a",null]"#),
+            "a list that is not all strings is written as JSON"
+        );
     }
 
     #[test]
@@ -521,6 +525,9 @@ mod tests {
         let value = ProtoValue {
             value: Some(Value::DoubleValue(f64::NEG_INFINITY)),
         };
-        assert_eq!(any_value_json(&value), json!({ "doubleValue": "-Infinity" }));
+        assert_eq!(
+            any_value_json(&value),
+            json!({ "doubleValue": "-Infinity" })
+        );
     }
 }

@@ -2,8 +2,10 @@
 //! and `opentelemetry.proto.collector.logs.v1.LogsService/Export`.
 //!
 //! Requests may be gzip-compressed (`grpc-encoding: gzip`) and may be at
-//! most [`MAX_REQUEST_BYTES`] decoded; a larger one fails with
-//! `RESOURCE_EXHAUSTED`, which OTLP clients do not retry. Every call needs
+//! most [`MAX_REQUEST_BYTES`] decoded. A larger one fails with
+//! `RESOURCE_EXHAUSTED`, which OTLP clients do not retry. tonic reports it
+//! as `OUT_OF_RANGE`, which they do retry, so [`oversize_is_resource_exhausted`]
+//! rewrites that status. Every call needs
 //! a token with the `ingest` role where the listener requires tokens
 //! ([`AuthInterceptor`]): `UNAUTHENTICATED` without a valid one,
 //! `PERMISSION_DENIED` for a token without the role.
@@ -31,8 +33,7 @@ use tonic::{Request, Response, Status};
 
 use super::status::RpcStatus;
 use super::{
-    ExportRequest, MAX_REQUEST_BYTES, RETRY_AFTER_SECS, ReceiveError, Receipt, Receiver,
-    Transport,
+    ExportRequest, MAX_REQUEST_BYTES, RETRY_AFTER_SECS, Receipt, ReceiveError, Receiver, Transport,
 };
 use crate::auth::{Authenticator, Role};
 use crate::flight::auth::AuthInterceptor;
@@ -52,7 +53,7 @@ pub fn server_builder(
 
 /// Serves both OTLP services with `server` on `listener` until `shutdown` fires.
 pub async fn serve(
-    mut server: tonic::transport::Server,
+    server: tonic::transport::Server,
     listener: TcpListener,
     receiver: Receiver,
     auth: Authenticator,
@@ -67,11 +68,44 @@ pub async fn serve(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     server
+        .layer(tower::util::MapResponseLayer::new(
+            oversize_is_resource_exhausted as fn(GrpcResponse) -> GrpcResponse,
+        ))
         .add_service(InterceptedService::new(traces, interceptor.clone()))
         .add_service(InterceptedService::new(logs, interceptor))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;
     Ok(())
+}
+
+type GrpcResponse = axum::http::Response<tonic::body::Body>;
+
+/// gRPC status code `OUT_OF_RANGE` in the `grpc-status` header.
+const OUT_OF_RANGE: &str = "11";
+
+/// Turns the `OUT_OF_RANGE` status of a request over tonic's decoding limit
+/// into `RESOURCE_EXHAUSTED`, the code that OTLP specifies for it.
+///
+/// The export handlers never return `OUT_OF_RANGE` themselves, so the
+/// status can only come from the limit. tonic sends an error before any
+/// message as a response with only headers, so the header is all there is to change.
+fn oversize_is_resource_exhausted(mut response: GrpcResponse) -> GrpcResponse {
+    let headers = response.headers_mut();
+    if headers
+        .get("grpc-status")
+        .is_some_and(|code| code == OUT_OF_RANGE)
+    {
+        let code = tonic::Code::ResourceExhausted as i32;
+        headers.insert("grpc-status", axum::http::HeaderValue::from(code));
+        let message = format!(
+            "the request is larger than {MAX_REQUEST_BYTES} bytes decoded; send smaller \
+             batches (the exporter's batch size)"
+        );
+        if let Ok(value) = axum::http::HeaderValue::from_str(&message) {
+            headers.insert("grpc-message", value);
+        }
+    }
+    response
 }
 
 /// `TraceService`: spans.
@@ -156,18 +190,18 @@ pub fn logs_response(receipt: &Receipt) -> ExportLogsServiceResponse {
     }
 }
 
-/// Returns the `google.rpc.Status` of a failed export, with the code that
-/// tells an OTLP client whether to retry.
+/// Returns the `google.rpc.Status` of a failed export, with the code from
+/// which an OTLP client decides whether to retry.
 pub fn rpc_status(error: &ReceiveError) -> RpcStatus {
     match error {
-        ReceiveError::BadRequest(_) => RpcStatus::new(tonic::Code::InvalidArgument, error.to_string()),
+        ReceiveError::BadRequest(_) => {
+            RpcStatus::new(tonic::Code::InvalidArgument, error.to_string())
+        }
         ReceiveError::TooLarge(_) => {
             RpcStatus::new(tonic::Code::ResourceExhausted, error.to_string())
         }
-        ReceiveError::Unavailable(_) => {
-            RpcStatus::new(tonic::Code::Unavailable, error.to_string())
-                .with_retry_delay(RETRY_AFTER_SECS)
-        }
+        ReceiveError::Unavailable(_) => RpcStatus::new(tonic::Code::Unavailable, error.to_string())
+            .with_retry_delay(RETRY_AFTER_SECS),
         ReceiveError::Internal(_) => RpcStatus::new(tonic::Code::Internal, error.to_string()),
     }
 }
@@ -206,6 +240,24 @@ mod tests {
             .partial_success
             .expect("partial success is set");
         assert_eq!(logs.rejected_log_records, 1);
+    }
+
+    #[test]
+    fn oversize_becomes_resource_exhausted() {
+        let oversize = tonic::Status::out_of_range("Error, decoded message length too large")
+            .into_http::<tonic::body::Body>();
+        let fixed = oversize_is_resource_exhausted(oversize);
+        assert_eq!(
+            fixed.headers().get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"8"[..])
+        );
+        let unavailable = tonic::Status::unavailable("later").into_http::<tonic::body::Body>();
+        let kept = oversize_is_resource_exhausted(unavailable);
+        assert_eq!(
+            kept.headers().get("grpc-status").map(|v| v.as_bytes()),
+            Some(&b"14"[..]),
+            "other codes stay"
+        );
     }
 
     #[test]

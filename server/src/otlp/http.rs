@@ -4,8 +4,8 @@
 //! JSON (`application/json`), plain or gzip (`Content-Encoding: gzip`), of
 //! at most [`MAX_REQUEST_BYTES`] as sent and after decompression. The
 //! response is the `Export*ServiceResponse` in the request's encoding. A
-//! failure is answered with a `google.rpc.Status` body in that encoding and
-//! the status code that tells an OTLP client whether to retry: 400 for a
+//! failed request gets a `google.rpc.Status` body in that encoding and the
+//! status code from which an OTLP client decides whether to retry: 400 for a
 //! body that cannot be decoded, 413 for one over the limit, 415 for an
 //! unsupported `Content-Type` or `Content-Encoding`, and 503 with
 //! `Retry-After` when the store cannot take writes.
@@ -36,7 +36,7 @@ use serde::Deserialize;
 use super::grpc::{logs_response, rpc_status, trace_response};
 use super::status::RpcStatus;
 use super::{
-    Encoding, ExportRequest, MAX_REQUEST_BYTES, RETRY_AFTER_SECS, ReceiveError, Receipt, Receiver,
+    Encoding, ExportRequest, MAX_REQUEST_BYTES, RETRY_AFTER_SECS, Receipt, ReceiveError, Receiver,
     Transport,
 };
 use crate::auth::{AuthError, Authenticator, Role, Schemes, parse_authorization};
@@ -260,8 +260,8 @@ async fn require_ingest(mut request: Request, next: Next) -> Response {
             .and_then(|text| parse_authorization(text, Schemes::Shipper))
             .map(Some),
     };
-    let authorized = credentials
-        .and_then(|credentials| auth.authorize(credentials.as_ref(), Role::Ingest));
+    let authorized =
+        credentials.and_then(|credentials| auth.authorize(credentials.as_ref(), Role::Ingest));
     match authorized {
         Ok(principal) => {
             request.extensions_mut().insert(principal);

@@ -112,7 +112,7 @@ impl ExportRequest {
     }
 }
 
-/// What became of the items of one stored export.
+/// The outcome of each item of one stored export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     pub signal: Signal,
@@ -128,7 +128,7 @@ pub struct Receipt {
     pub error_message: Option<String>,
 }
 
-/// Why an export failed as a whole. Nothing of it was stored.
+/// Failure of an export as a whole, of which nothing was stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
     /// The request cannot be decoded; the client must not send it again.
@@ -224,11 +224,12 @@ impl Receiver {
     ) -> Result<Receipt, ReceiveError> {
         let signal = request.signal();
         let pipeline = Arc::clone(&self.pipeline);
-        let mapped = tokio::task::spawn_blocking(move || {
-            map_request(request, sensor.as_deref(), &pipeline)
-        })
-        .await
-        .map_err(|error| ReceiveError::Internal(format!("the mapping task failed: {error}")))??;
+        let mapped =
+            tokio::task::spawn_blocking(move || map_request(request, sensor.as_deref(), &pipeline))
+                .await
+                .map_err(|error| {
+                    ReceiveError::Internal(format!("the mapping task failed: {error}"))
+                })??;
 
         let Mapped {
             batch,
@@ -378,11 +379,7 @@ fn set_sensors(events: &mut [Event], sensor: Option<&str>) {
 }
 
 /// Words the `error_message` of a partial success: the count and the first reasons.
-fn partial_success_message(
-    signal: Signal,
-    items: u64,
-    rejects: &[RejectedLine],
-) -> Option<String> {
+fn partial_success_message(signal: Signal, items: u64, rejects: &[RejectedLine]) -> Option<String> {
     let first = rejects.first()?;
     let mut reasons = vec![first.reason.as_str()];
     reasons.extend(
@@ -467,7 +464,9 @@ mod tests {
         ));
 
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(&vec![b' '; MAX_REQUEST_BYTES + 1]).unwrap();
+        encoder
+            .write_all(&vec![b' '; MAX_REQUEST_BYTES + 1])
+            .unwrap();
         let bomb = encoder.finish().unwrap();
         assert!(matches!(
             gunzip(&bomb),

@@ -38,7 +38,7 @@ impl RpcStatus {
         }
     }
 
-    /// Adds a `RetryInfo` detail that asks the client to wait `seconds`.
+    /// Adds a `RetryInfo` detail with a retry delay of `seconds`.
     pub fn with_retry_delay(mut self, seconds: u64) -> Self {
         let info = RetryInfo {
             retry_delay: Some(prost_types::Duration {
