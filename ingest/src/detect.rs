@@ -1,12 +1,12 @@
 //! Guesses the format of an input from its first records.
 //!
 //! The first non-blank records of a sample (see [`crate::framing`]) go to a
-//! fresh parser of every format that can be detected, each parser seeing all
+//! fresh parser of every format that can be detected. Each parser reads all
 //! of them in order, so header-driven formats learn their columns from the
 //! header as they would on the real input. A record votes for every format
 //! whose parser accepts or skips it. The format with the most votes wins if
-//! more than half of the records voted for it; on a tie the format listed
-//! first in [`Format::ALL`] wins, which puts the most specific first.
+//! more than half of the records voted for it. On a tie the format listed
+//! first in [`Format::ALL`] wins, and that list puts the most specific first.
 //!
 //! A record that no parser accepts and that is a log shipper's JSON envelope
 //! (see [`crate::envelope`]) votes with the line it wraps.

@@ -114,7 +114,7 @@ impl Format {
         }
     }
 
-    /// The names of every format, comma-separated, for error messages and help.
+    /// Returns the names of every format, comma-separated, for error messages and help.
     pub fn names() -> String {
         Format::ALL.map(Format::name).join(", ")
     }

@@ -9,9 +9,9 @@
 //!   value without closing it, so it starts a multi-line record. The record
 //!   ends at the first line where every bracket it opened is closed again.
 //!   Brackets inside strings do not count.
-//! - A line that is only `[` opens a top-level array whose elements become
-//!   records of their own, with their separating commas removed; the line
-//!   `]` closes it. A one-line array of objects (`[{...},{...}]`) is split
+//! - A line that is only `[` opens a top-level array, and the line `]`
+//!   closes it. Each element becomes a record of its own, without the comma
+//!   that separates it from the next. A one-line array of objects (`[{...},{...}]`) is split
 //!   into its elements the same way.
 //! - Every other non-blank line is a record by itself. So a JSON line that
 //!   is cut short or holds an unescaped quote stays one record, which its
@@ -175,7 +175,7 @@ pub struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
-    /// The framer state after the records returned so far.
+    /// Returns the framer state after the records returned so far.
     pub fn state(&self) -> FrameState {
         self.state
     }
@@ -487,7 +487,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_json_line_does_not_swallow_the_next_lines() {
+    fn cut_json_line_stays_alone() {
         let records = texts("{\"a\": \"unterminated\n{\"b\": 2}\n");
         assert_eq!(
             records,
@@ -531,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn an_open_record_at_the_end_is_incomplete() {
+    fn open_record_at_end_incomplete() {
         let records = texts("{\n\"a\": 1,\n");
         assert_eq!(records, vec![(1, "{\n\"a\": 1,".to_string(), false)]);
     }
@@ -574,7 +574,7 @@ mod tests {
     }
 
     #[test]
-    fn a_long_line_stays_whole() {
+    fn chunker_keeps_long_line_whole() {
         let mut chunker = RecordChunker::with_chunk_bytes(4);
         assert!(chunker.push(b"0123456789").is_empty());
         let chunks = chunker.push(b"\nab");

@@ -193,7 +193,7 @@ pub fn parse_chunk(
 }
 
 /// Parses the records in `data` with `parser`, which carries the state that
-/// earlier chunks of the same input set; `state` is the framer state at the
+/// earlier chunks of the same input set. `state` is the framer state at the
 /// start of `data`.
 pub fn parse_records(
     format: Format,

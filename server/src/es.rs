@@ -10,7 +10,7 @@
 //!
 //! The format is the `format` query parameter, else the index name when it
 //! names a format (`clf`, or `clf-2024.05.01` as Logstash-style names add a
-//! date), else detected from the documents of that index. The answer has
+//! date), else detected from the documents of that index. The response has
 //! the shape Elasticsearch gives, one item per action: `201` for a stored
 //! or skipped document, `400` with a reason for one that could not be
 //! parsed, and `400` for `update` and `delete`, which an append-only store

@@ -304,7 +304,7 @@ struct IngestParams {
 /// Longest accepted `batch_id`, in bytes.
 const MAX_BATCH_ID_BYTES: usize = 256;
 
-/// Header set on the answer to a batch that was complete before.
+/// Header set on the response to a batch that was complete before.
 const BATCH_REPLAYED_HEADER: &str = "apitrail-batch-replayed";
 
 async fn ingest(

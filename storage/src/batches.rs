@@ -1,7 +1,7 @@
 //! Client batches whose progress is remembered, so that a retry adds nothing.
 //!
 //! A shipper that gets no response sends the same batch again with the same
-//! `batch_id`. The ledger tells the retry how far the first attempt got:
+//! `batch_id`. The ledger records how far the first attempt got:
 //! the last input line whose events are durable, and the report for the
 //! lines up to it. A complete batch is answered with its first report; a
 //! batch cut short by a crash or an error resumes after that line.

@@ -279,7 +279,7 @@ impl Store {
         &self.rejects
     }
 
-    /// How far each client batch got (see [`crate::batches`]).
+    /// Returns the ledger of client batches (see [`crate::batches`]).
     pub fn batches(&self) -> &BatchLedger {
         &self.batches
     }

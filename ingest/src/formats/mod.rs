@@ -4,8 +4,8 @@
 //! line, or one JSON value that a pretty-printer spread over several lines
 //! (see [`crate::framing`]). Most formats parse each record on its own.
 //! Header-driven formats (CloudFront's `#Fields:`, Zeek's `#fields`) keep
-//! what the header said in the parser, which is why a parser is an object
-//! that lives for the whole input rather than a function.
+//! the header's columns in the parser. So a parser is an object that lives
+//! for the whole input rather than a function.
 
 pub mod akamai_ds2;
 pub mod alb;
