@@ -680,7 +680,7 @@ fn sigterm_after_listening() {
             .spawn()
             .expect("starting the server");
         let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
-        // The Flight SQL and PostgreSQL lines come first; the HTTP line is last.
+        // The Flight SQL, PostgreSQL and OTLP lines come first; the HTTP line is last.
         let mut line = String::new();
         loop {
             line.clear();
@@ -692,7 +692,9 @@ fn sigterm_after_listening() {
             }
             assert!(
                 line.starts_with("apitrail flight sql listening on ")
-                    || line.starts_with("apitrail postgres listening on "),
+                    || line.starts_with("apitrail postgres listening on ")
+                    || line.starts_with("apitrail otlp grpc listening on ")
+                    || line.starts_with("apitrail otlp http listening on "),
                 "unexpected line before the HTTP listening line: {line:?}"
             );
         }
