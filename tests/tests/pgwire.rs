@@ -436,15 +436,9 @@ fn sqlalchemy_lists_tables_and_queries() {
     assert!(output.contains("ok sqlalchemy"), "{output}");
 }
 
-// NOTE: SQLAlchemy 2.1's get_columns() (which Superset runs on every table)
-// has a correlated subquery on pg_sequence. datafusion-postgres's
-// compatibility parser replaces that subquery with NULL while parsing, which
-// drops 8 of the statement's 21 parameters. psycopg binds parameters by
-// position, so the types of the rest shift and binding fails with "Failed to
-// parse parameter: invalid digit found in string". The other subqueries of
-// the statement plan (checked with the parameters inlined).
+// SQLAlchemy's get_columns(), which Superset runs on every table, binds
+// parameters inside a correlated subquery over pg_sequence.
 #[test]
-#[ignore = "datafusion-postgres drops the parameters of get_columns' pg_sequence subquery"]
 fn sqlalchemy_reflects_columns() {
     let server = server_with_events();
     let output = run_python(

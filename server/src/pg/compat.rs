@@ -293,6 +293,140 @@ fn aggregate_scalar_subqueries(
     changed
 }
 
+/// Columns of `pg_catalog.pg_sequence`, which is always empty here: the
+/// events table has no sequences or identity columns.
+const PG_SEQUENCE_COLUMNS: &[&str] = &[
+    "seqrelid",
+    "seqtypid",
+    "seqstart",
+    "seqincrement",
+    "seqmax",
+    "seqmin",
+    "seqcache",
+    "seqcycle",
+];
+
+/// Replaces each scalar subquery that reads only `pg_sequence` with
+/// `CASE WHEN false AND <conditions> THEN <item> END`, keeping every
+/// parameter placeholder of the subquery in place. Returns the new SQL text,
+/// or `None` when `sql` has no such subquery or does not parse.
+///
+/// SQLAlchemy's column reflection reads identity options from `pg_sequence`
+/// in a correlated subquery with eight bound parameters. The compatibility
+/// parser of `datafusion-postgres` replaces that subquery with `NULL`,
+/// which drops its placeholders from the statement, so the client's
+/// parameters, bound by position, no longer line up with their types.
+/// Over an empty table the subquery is `NULL` on every row, and so is the
+/// `CASE` without an `ELSE`; the rewrite runs before that parser sees the
+/// text.
+pub fn fold_pg_sequence_subqueries(sql: &str) -> Option<String> {
+    if !sql.to_ascii_lowercase().contains("pg_sequence") {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut changed = false;
+    for statement in &mut statements {
+        let _ = visit_expressions_mut(statement, |expr| {
+            if let Some(folded) = fold_pg_sequence_subquery(expr) {
+                *expr = folded;
+                changed = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    changed.then(|| {
+        statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+fn fold_pg_sequence_subquery(expr: &Expr) -> Option<Expr> {
+    let Expr::Subquery(query) = expr else {
+        return None;
+    };
+    let (select, item) = single_item_select(query)?;
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    let TableFactor::Table { name, .. } = &from.relation else {
+        return None;
+    };
+    let table = name.0.last()?.to_string().to_ascii_lowercase();
+    if table != "pg_sequence" || !from.joins.is_empty() {
+        return None;
+    }
+    // Over no rows `count` gives 0, not NULL: a subquery that counts, or
+    // calls a window function, is left as it is.
+    if calls_aggregate(item, &|name| name.starts_with("count")) {
+        return None;
+    }
+    let inner_names = relation_names(select);
+    let mut result = item.clone();
+    null_sequence_columns(&mut result, &inner_names);
+    // The conditions are kept only for their placeholders; `false` decides.
+    let mut condition = Expr::Value(Value::Boolean(false).into());
+    for mut conjunct in select.selection.clone().map(conjuncts).unwrap_or_default() {
+        if has_placeholder(&conjunct) {
+            null_sequence_columns(&mut conjunct, &inner_names);
+            condition = and(condition, Expr::Nested(Box::new(conjunct)));
+        }
+    }
+    Some(Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen { condition, result }],
+        else_result: None,
+    })
+}
+
+/// Replaces the `pg_sequence` columns in `expr`, qualified by one of
+/// `inner_names` or bare, with `NULL`.
+fn null_sequence_columns(expr: &mut Expr, inner_names: &[String]) {
+    let _ = visit_expressions_mut(expr, |expr| {
+        let column = match expr {
+            Expr::Identifier(ident) => Some(ident.value.to_ascii_lowercase()),
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let qualifier = parts[..parts.len() - 1]
+                    .iter()
+                    .map(|part| part.value.to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let last_qualifier = parts[parts.len() - 2].value.to_ascii_lowercase();
+                (inner_names.contains(&qualifier) || inner_names.contains(&last_qualifier))
+                    .then(|| parts[parts.len() - 1].value.to_ascii_lowercase())
+            }
+            _ => None,
+        };
+        if column.is_some_and(|column| PG_SEQUENCE_COLUMNS.contains(&column.as_str())) {
+            *expr = Expr::Value(Value::Null.into());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn has_placeholder(expr: &Expr) -> bool {
+    struct PlaceholderFinder;
+
+    impl Visitor for PlaceholderFinder {
+        type Break = ();
+
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::Value(value) if matches!(value.value, Value::Placeholder(_)) => {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+
+    expr.visit(&mut PlaceholderFinder).is_break()
+}
+
 fn and(left: Expr, right: Expr) -> Expr {
     Expr::BinaryOp {
         left: Box::new(left),
@@ -512,6 +646,63 @@ mod tests {
         let mut statement = parse(sql);
         let changed = rewrite_catalog_syntax(&mut statement, &is_aggregate);
         (changed, statement.to_string())
+    }
+
+    fn placeholders(sql: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for statement in Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap() {
+            let _ = statement.visit(&mut PlaceholderCollector(&mut found));
+        }
+        found
+    }
+
+    struct PlaceholderCollector<'a>(&'a mut Vec<String>);
+
+    impl Visitor for PlaceholderCollector<'_> {
+        type Break = ();
+
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::Value(value) = expr
+                && let Value::Placeholder(name) = &value.value
+            {
+                self.0.push(name.clone());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+
+    #[test]
+    fn pg_sequence_subquery_folds_and_keeps_its_placeholders() {
+        let sql = "SELECT a.attname, CASE WHEN (a.attidentity != $1::VARCHAR) THEN \
+                   (SELECT json_build_object($2::VARCHAR, a.attidentity = $3::VARCHAR, \
+                   $4::VARCHAR, pg_catalog.pg_sequence.seqstart) AS j \
+                   FROM pg_catalog.pg_sequence \
+                   WHERE a.attidentity != $5::VARCHAR \
+                   AND pg_catalog.pg_sequence.seqrelid = CAST(a.attrelid AS OID)) \
+                   ELSE NULL END AS identity_options \
+                   FROM pg_catalog.pg_attribute a WHERE a.attnum > $6::SMALLINT";
+        let folded = fold_pg_sequence_subqueries(sql).expect("the subquery was not folded");
+        assert!(!folded.contains("pg_sequence"), "{folded}");
+        assert!(folded.contains("CASE WHEN false AND"), "{folded}");
+        assert_eq!(placeholders(&folded), placeholders(sql), "{folded}");
+        // The compatibility parser keeps every placeholder of the folded text.
+        assert_eq!(
+            placeholders(&parse(&folded).to_string()),
+            placeholders(sql),
+            "{folded}"
+        );
+    }
+
+    #[test]
+    fn other_subqueries_are_not_folded() {
+        for sql in [
+            "SELECT (SELECT count(*) FROM pg_catalog.pg_sequence) AS n",
+            "SELECT (SELECT typname FROM pg_catalog.pg_type WHERE oid = $1) AS t",
+            "SELECT (SELECT s.seqstart FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid)",
+            "SELECT 1",
+        ] {
+            assert_eq!(fold_pg_sequence_subqueries(sql), None, "{sql}");
+        }
     }
 
     #[test]

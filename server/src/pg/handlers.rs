@@ -36,7 +36,7 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::pg::errors;
+use crate::pg::{compat, errors};
 use crate::pg::hooks::{read_only_parse_error, statement_kind};
 use crate::pg::notices::{NoticeClient, PendingNotices};
 use crate::pg::startup::{ApitrailStartup, LoginPolicy};
@@ -244,7 +244,8 @@ impl ApitrailSession {
 }
 
 /// The `datafusion-postgres` parser, with write statements that fail to
-/// parse reported as read-only violations.
+/// parse reported as read-only violations, and subqueries over
+/// `pg_sequence` folded first (see [`compat::fold_pg_sequence_subqueries`]).
 pub struct ApitrailParser {
     inner: Arc<Parser>,
 }
@@ -262,6 +263,8 @@ impl QueryParser for ApitrailParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        let folded = compat::fold_pg_sequence_subqueries(sql);
+        let sql = folded.as_deref().unwrap_or(sql);
         self.inner
             .parse_sql(client, sql, types)
             .await
