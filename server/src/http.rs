@@ -311,6 +311,7 @@ async fn ingest(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(params): Query<IngestParams>,
+    version: axum::http::Version,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -396,6 +397,15 @@ async fn ingest(
                 BATCH_REPLAYED_HEADER,
                 axum::http::HeaderValue::from_static("true"),
             );
+            // A replay is answered without reading the body, so the server
+            // closes an HTTP/1 connection after the response. Saying so keeps
+            // the client from sending its next request on that connection.
+            if version <= axum::http::Version::HTTP_11 {
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
         }
         return Ok(response);
     };

@@ -21,7 +21,7 @@ def check_columns():
     expected_types = {
         "time": "TIMESTAMP",
         "day": "DATE",
-        "path": "VARCHAR",
+        "path": "TEXT",
         "status": "INTEGER",
         "duration_ms": "DOUBLE_PRECISION",
         "request_bytes": "BIGINT",

@@ -36,10 +36,10 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::pg::{compat, errors};
 use crate::pg::hooks::{read_only_parse_error, statement_kind};
 use crate::pg::notices::{NoticeClient, PendingNotices};
 use crate::pg::startup::{ApitrailStartup, LoginPolicy};
+use crate::pg::{compat, errors};
 
 /// Cause of a running query's early stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
