@@ -110,7 +110,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let service = FlightSqlServer::new(engine, options)?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = accept_nodelay(listener);
     server
         .add_service(FlightServiceServer::with_interceptor(
             service,
@@ -119,6 +119,24 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;
     Ok(())
+}
+
+/// Connections accepted on `listener`, with Nagle's algorithm off.
+///
+/// tonic sets `TCP_NODELAY` only on listeners it binds itself. With Nagle on,
+/// the last small segment of a response waits for the client's delayed
+/// acknowledgement, about 40 ms on Linux, and a Flight SQL query makes two
+/// calls (GetFlightInfo, then DoGet).
+pub(crate) fn accept_nodelay(
+    listener: TcpListener,
+) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|socket| {
+            if let Err(error) = socket.set_nodelay(true) {
+                tracing::debug!(%error, "could not turn off Nagle's algorithm on a gRPC connection");
+            }
+        })
+    })
 }
 
 /// The Flight SQL service over one query engine.

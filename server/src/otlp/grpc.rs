@@ -66,7 +66,7 @@ pub async fn serve(
     let logs = LogsServiceServer::new(LogsReceiver(receiver))
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = crate::flight::accept_nodelay(listener);
     server
         .layer(tower::util::MapResponseLayer::new(
             oversize_is_resource_exhausted as fn(GrpcResponse) -> GrpcResponse,
