@@ -213,3 +213,64 @@ async fn import_versions_share_app_id() {
     let (committed, _) = committed_partials(&config).await;
     assert_eq!(committed.to_record_batch(), expected(&[first, second]));
 }
+
+/// The events table writes `time` delta-encoded, without a dictionary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_time_is_delta_encoded() {
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store: Arc<Store> = Store::open(config.clone()).await.unwrap();
+    let mut writer = store
+        .begin_import("import-encoding")
+        .await
+        .unwrap()
+        .expect("new import");
+    writer.write(batch(0, 500)).await.unwrap();
+    store.commit_import("import-encoding", writer).await.unwrap();
+
+    let files: Vec<_> = walk(&dir.path().join("table"))
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "parquet"))
+        .collect();
+    assert!(!files.is_empty(), "no Parquet file under {:?}", dir.path());
+    for path in files {
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let metadata = reader.metadata();
+        let time_index = metadata
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .position(|column| column.name() == "time")
+            .expect("the events files have a time column");
+        for group in metadata.row_groups() {
+            let encodings: Vec<Encoding> = group.column(time_index).encodings().collect();
+            assert!(
+                encodings.contains(&Encoding::DELTA_BINARY_PACKED),
+                "{path:?}: time is written with {encodings:?}, expected DELTA_BINARY_PACKED"
+            );
+            assert!(
+                !encodings.contains(&Encoding::RLE_DICTIONARY)
+                    && !encodings.contains(&Encoding::PLAIN_DICTIONARY),
+                "{path:?}: time has a dictionary: {encodings:?}"
+            );
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
