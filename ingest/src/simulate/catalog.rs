@@ -109,7 +109,7 @@ use Action::*;
 use Resource::*;
 
 /// Every documented endpoint. Indexes into this array are endpoint ids.
-pub const CATALOG: [Endpoint; 25] = [
+pub static CATALOG: [Endpoint; 25] = [
     endpoint("auth_token", "POST", "/v1/auth/token", None, Token, (910.0, 0.05, 190.0), 65.0),
     endpoint("orders_list", "GET", "/v1/orders", Some(Order), List, (38_000.0, 0.45, 0.0), 120.0),
     endpoint("order_get", "GET", "/v1/orders/{id}", Some(Order), Get, (2_400.0, 0.35, 0.0), 45.0),

@@ -9,7 +9,7 @@
 
 use super::catalog::{Action, CATALOG, Endpoint, Resource, SEARCH_WORDS, render_path};
 use super::clock::{HOUR_MS, rfc3339_seconds};
-use super::rng::{Rng, hash_parts};
+use super::rng::Rng;
 use super::world::{FIRST_PRODUCT_ID, PRODUCT_COUNT, World, stream};
 
 /// One simulated API call, before it is written in a format.
@@ -494,11 +494,6 @@ pub(crate) fn latency(endpoint: &Endpoint, status: u16, rng: &mut Rng) -> u32 {
         _ => rng.log_normal(endpoint.latency_ms, 0.5),
     };
     value.round().clamp(1.0, 120_000.0) as u32
-}
-
-/// A stable pseudo-random value of a request, for ids that must not draw from a stream.
-pub(crate) fn request_hash(event: &SimEvent, salt: u64) -> u64 {
-    hash_parts(salt, &[(event.request_id >> 64) as u64, event.request_id as u64])
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ struct ProfileDefinition {
     app_roles: [&'static str; 3],
 }
 
-const PROFILES: [ProfileDefinition; 7] = [
+static PROFILES: [ProfileDefinition; 7] = [
     ProfileDefinition {
         profile: Profile::ErpIntegration,
         name: "erp_integration",
@@ -632,8 +632,9 @@ impl World {
 }
 
 /// The /24 networks of 198.18.0.0/15, the range RFC 2544 sets aside for
-/// benchmarks, in a seeded order: partners take from the front, attackers
-/// from the back, so both look alike.
+/// benchmarks, in a seeded order. Partners take the first networks of that
+/// order and attackers the next ones, so both look alike. The order is
+/// stored reversed, so taking one is a `pop`.
 fn network_pool(seed: u64) -> Vec<[u8; 3]> {
     let mut pool: Vec<[u8; 3]> = (0..512u32)
         .map(|index| [198, 18 + (index / 256) as u8, (index % 256) as u8])
