@@ -335,16 +335,20 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// Finishes a scenario. The window grows to cover retries and export
+    /// follow-ups that fall after its planned end, but not past the end of
+    /// the simulation, where calls are dropped.
     fn injection(self, kind: ScenarioKind, params: Params, events: Vec<SimEvent>) -> Injection {
         let mut events = events;
         events.retain(|event| event.time_ms >= self.world.start_ms && event.time_ms < self.world.end_ms);
         events.sort_by_key(|event| event.time_ms);
+        let last = events.last().map_or(self.end_ms, |event| event.time_ms + 1);
         Injection {
             kind,
             partner: self.partner,
             app: self.app,
             start_ms: self.start_ms,
-            end_ms: self.end_ms,
+            end_ms: last.max(self.end_ms).min(self.world.end_ms),
             params,
             events,
             modifier: None,
