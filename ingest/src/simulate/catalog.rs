@@ -43,7 +43,7 @@ impl Resource {
     }
 }
 
-/// What an endpoint does, which sets its status codes and query string.
+/// Kind of operation of an endpoint, which sets its status codes and query string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// A paged list.
@@ -55,7 +55,7 @@ pub enum Action {
     Delete,
     Search,
     Token,
-    /// Starts an export job (answered 202).
+    /// Starts an export job (status 202).
     ExportStart,
     /// Polls an export job.
     ExportStatus,
@@ -156,7 +156,7 @@ pub(crate) const SEARCH_WORDS: [&str; 20] = [
     "relay", "switch", "adapter", "bracket", "motor", "fuse", "clamp", "panel", "seal", "spring",
 ];
 
-/// Undocumented paths that probing tries, with the status the API answers.
+/// Undocumented paths that probing tries, with the status the API returns.
 /// `{id}` is replaced by an integer.
 pub(crate) const PROBE_PATHS: [(&str, u16); 30] = [
     ("/admin", 403),

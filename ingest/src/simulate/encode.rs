@@ -29,7 +29,7 @@ pub const SUPPORTED_FORMATS: [Format; 4] = [
     Format::AwsAlb,
 ];
 
-/// Longest span of time, in milliseconds, and largest number of spans in one OTLP record.
+/// Maximum time span, in milliseconds, and maximum number of spans of one OTLP record.
 const OTLP_BATCH_MS: i64 = 5_000;
 const OTLP_BATCH_SPANS: usize = 64;
 
@@ -42,7 +42,7 @@ pub fn check_format(format: Format) -> Result<(), SimulateError> {
     }
 }
 
-/// The consumer apitrail stores for a call written in `format`.
+/// Returns the consumer apitrail stores for a call written in `format`.
 pub fn consumer_of(world: &World, format: Format, event: &SimEvent) -> String {
     let app = world.apps.get(event.app);
     match format {
@@ -188,7 +188,7 @@ fn target(event: &SimEvent) -> String {
     }
 }
 
-/// The backend instance that served a call, from its request id.
+/// Returns the backend instance that served a call, from its request id.
 fn upstream(event: &SimEvent) -> ([u8; 4], u16) {
     let hash = mix64(event.request_id as u64);
     ([10, 20, 1 + (hash % 4) as u8, 10 + ((hash >> 8) % 30) as u8], 8080)
@@ -246,6 +246,7 @@ fn write_kong(world: &World, event: &SimEvent, line: &mut String) {
         }
     }
     line.push_str("},\"headers\":{");
+
     push_field(line, "host", API_HOST);
     push_field(line, "accept", "application/json");
     push_json_str(line, "user-agent");
@@ -256,12 +257,14 @@ fn write_kong(world: &World, event: &SimEvent, line: &mut String) {
     line.push(':');
     push_json_str(line, &format!("{:032x}", event.request_id));
     line.push_str("},");
+
     push_field(line, "upstream_uri", &target);
     line.push_str("\"response\":{\"status\":");
     push_display(line, event.status);
     line.push_str(",\"size\":");
     push_display(line, event.response_bytes);
     line.push_str(",\"headers\":{\"content-type\":\"application/json\"}},");
+
     let kong_ms = (event.request_id % 3) as u32;
     line.push_str("\"latencies\":{\"request\":");
     push_display(line, event.latency_ms);
@@ -275,6 +278,7 @@ fn write_kong(world: &World, event: &SimEvent, line: &mut String) {
     line.push_str(",\"port\":");
     push_display(line, upstream_port);
     line.push_str(",\"balancer_latency\":0}],");
+
     push_field(line, "client_ip", &ip_text(event.client_ip));
     line.push_str("\"started_at\":");
     push_display(line, event.time_ms);
@@ -329,6 +333,7 @@ fn write_span(world: &World, event: &SimEvent, out: &mut String) {
         out,
         ",\"kind\":2,\"startTimeUnixNano\":\"{start_ns}\",\"endTimeUnixNano\":\"{end_ns}\",\"attributes\":["
     );
+
     push_string_attribute(out, "http.request.method", event.method);
     push_string_attribute(out, "url.scheme", "https");
     push_string_attribute(out, "url.path", &event.path);
@@ -351,7 +356,8 @@ fn write_span(world: &World, event: &SimEvent, out: &mut String) {
     if let Some(app) = world.apps.get(event.app) {
         push_string_attribute(out, "enduser.id", &app.name);
     }
-    // Every attribute above ends with a comma; the last one is dropped.
+
+    // Every attribute above ends with a comma, and the last one is dropped.
     if out.ends_with(',') {
         out.pop();
     }

@@ -1,12 +1,12 @@
 //! A labelled simulator of B2B API traffic, for measuring anomaly detection.
 //!
-//! [`Simulation::new`] draws a world from a seed: dozens of partners of
-//! sizes spanning two orders of magnitude, each with one to three apps
-//! (one credential each), a time zone with its daylight saving rule and
-//! holidays, a daily and weekly rhythm, an endpoint mix from the catalogue
-//! of a B2B API (orders, invoices, customers, products, shipments, search,
-//! tokens, exports, webhooks), its own blocks of object ids, /24 networks
-//! and SDK user agents. Ordinary noise comes with it: retries after 429
+//! [`Simulation::new`] draws a world from a seed. It has dozens of partners
+//! of sizes spanning two orders of magnitude, each with one to three apps
+//! (one credential each). A partner has a time zone with its daylight
+//! saving rule and holidays, a daily and weekly rhythm, and an endpoint mix
+//! from the catalogue of a B2B API (orders, invoices, customers, products,
+//! shipments, search, tokens, exports, webhooks). It owns blocks of object
+//! ids and /24 networks, and its apps send SDK user agents. Ordinary noise comes with it: retries after 429
 //! and 5xx, error bursts after deploys, holiday lulls, one partner whose
 //! volume doubles in week 3 and stays there, and SDK upgrades that change
 //! user agents. Then it plans the scenarios of abuse ([`ScenarioKind`])
@@ -75,7 +75,7 @@ pub enum SimulateError {
 
 /// First day of a simulation when none is given: Monday 7 April 2025.
 pub const DEFAULT_START: (i64, u32, u32) = (2025, 4, 7);
-/// Longest simulation, in weeks.
+/// Maximum length of a simulation, in weeks.
 pub const MAX_WEEKS: u32 = 52;
 /// Largest volume multiplier.
 pub const MAX_SCALE: f64 = 100.0;
@@ -84,7 +84,7 @@ pub const MAX_SCENARIOS: usize = 64;
 /// Range of start years, within which every parser reads the times.
 const START_YEARS: std::ops::RangeInclusive<i64> = 2000..=2098;
 
-/// Which scenarios to inject.
+/// Selection of the scenarios to inject.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ScenarioSelection {
     /// Each scenario once, on different partners, at times the seed picks.
@@ -105,7 +105,7 @@ impl ScenarioSelection {
     }
 }
 
-/// What to simulate.
+/// Options of a simulation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimulationOptions {
     pub seed: u64,
@@ -196,7 +196,7 @@ pub struct Progress {
     pub bytes: u64,
 }
 
-/// What [`Simulation::write`] wrote.
+/// Counts and ground truth of what [`Simulation::write`] wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub events: u64,

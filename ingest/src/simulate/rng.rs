@@ -130,7 +130,7 @@ impl Rng {
 
     /// Returns a Poisson count with mean `lambda`.
     ///
-    /// Below a mean of 30 it multiplies uniforms (Knuth's method); above,
+    /// Below a mean of 30 it multiplies uniforms (Knuth's method). Above,
     /// it rounds a normal with the same mean and variance, which is within
     /// a few percent of the Poisson shape there.
     pub fn poisson(&mut self, lambda: f64) -> u64 {

@@ -32,48 +32,48 @@ use super::world::{PRODUCT_COUNT, Rhythm, World, stream};
 pub enum ScenarioKind {
     /// A partner reads more distinct objects each day than it ever did,
     /// sweeping the product catalogue or its customers in random order with
-    /// its usual host and client. A detector sees the distinct ids per day
+    /// its usual host and client. A detector should find the distinct ids per day
     /// of one consumer and endpoint climb day after day, far above its
     /// history, while each call looks ordinary.
     DataHarvesting,
     /// A script walks object ids upwards from the partner's newest ones, a
     /// few seconds apart, skipping one id now and then. The first ids are
     /// its own (200); past them come ids not created yet (404) and other
-    /// partners' ids (403). A detector sees mostly consecutive ids from one
+    /// partners' ids (403). A detector should find mostly consecutive ids from one
     /// consumer and a 403/404 share that rises through the window.
     ObjectEnumeration,
     /// Someone else uses an app's credential from a new /24 network with a
     /// user agent the app never sent, around the clock for a day and a
     /// half, while the app goes on as usual. The calls page deep through
-    /// customers and orders. A detector sees, for one consumer, a second
+    /// customers and orders. A detector should find, for one consumer, a second
     /// network and client at the same time as the usual ones.
     LeakedKey,
     /// Bursts of a few hundred token requests within minutes, mostly 401,
     /// some 429 and a few successes, from rotating addresses in two or
-    /// three new networks, carrying one app's API key. A detector sees the
-    /// consumer's 401 count on `/v1/auth/token` jump far above its history.
+    /// three new networks, carrying one app's API key. A detector should find the
+    /// consumer's 401 count on `/v1/auth/token` far above its history.
     CredentialStuffing,
     /// Bulk exports (start, polls, multi-megabyte downloads) at 01:00 to
     /// 04:00 of the partner's local time on two nights, from a partner
-    /// that works office hours. A detector sees export calls and response
+    /// that works office hours. A detector should find export calls and response
     /// bytes in hours of the week where the consumer's baseline is near zero.
     OffHoursExport,
     /// An app's normal mix at five to ten times its usual volume for one to
-    /// two hours of a working day. A detector sees one consumer's calls per
+    /// two hours of a working day. A detector should find one consumer's calls per
     /// hour far above the same hour of the week in earlier weeks.
     VolumeSpike,
     /// Calls to paths the API does not document (`/admin`, `/internal/...`,
     /// `/v0/...`, `/debug/...`, `/actuator/...`), mostly 404, some 403, for
-    /// half an hour to an hour from the app's usual host. A detector sees
+    /// half an hour to an hour from the app's usual host. A detector should find
     /// shadow endpoints and a 404 share far above the consumer's baseline.
     EndpointProbing,
     /// A partner that only ever reads sends a few hundred DELETEs of its
-    /// orders or PUTs of its customers within an hour. A detector sees
+    /// orders or PUTs of its customers within an hour. A detector should find
     /// methods the consumer never used, in bulk.
     UnusualMethod,
     /// The page size of one list endpoint, and with it the response bytes,
     /// creep up over six days, from the usual size to three to five times
-    /// it, while the number of calls stays the same. A detector sees the
+    /// it, while the number of calls stays the same. A detector should find the
     /// consumer's mean response bytes on that endpoint rise day after day.
     LowAndSlowExfiltration,
 }
@@ -355,7 +355,7 @@ impl Context<'_> {
         }
     }
 
-    /// The app's first address and user agent, as a script on one of its hosts sends.
+    /// Returns the app's first address and user agent, as a script on one of its hosts sends them.
     fn script_caller(&self, time: i64) -> Caller {
         let mut caller = usual_caller(self.world, self.app, time, &mut Rng::new(0));
         if let Some(app) = self.world.apps.get(self.app) {
@@ -478,7 +478,7 @@ fn resolve_partner(world: &World, name: &str) -> Result<usize, SimulateError> {
         })
 }
 
-/// How well a partner suits a scenario: 2 fits, 1 will do, 0 is a poor fit.
+/// Rates how well a partner suits a scenario: 2 fits, 1 will do, 0 is a poor fit.
 fn suitability(world: &World, kind: ScenarioKind, partner: usize) -> u8 {
     let Some(partner_data) = world.partners.get(partner) else {
         return 0;
@@ -744,8 +744,8 @@ fn data_harvesting(mut context: Context<'_>) -> Injection {
     context.injection(ScenarioKind::DataHarvesting, params, events)
 }
 
-/// Status of a read of someone's object: the owner's existing ids answer
-/// 200, another partner's existing ids 403, everything else 404.
+/// Returns the status of a read of an object: 200 for the partner's own
+/// existing ids, 403 for another partner's existing ids, else 404.
 fn enumeration_status(world: &World, partner: usize, resource: Resource, id: u64, time: i64) -> u16 {
     let progress = world.progress(time);
     for (index, candidate) in world.partners.iter().enumerate() {
@@ -852,7 +852,7 @@ fn hosts_in(rng: &mut Rng, network: [u8; 3], count: usize) -> Vec<[u8; 4]> {
     ips
 }
 
-/// A list call with an explicit page, as a tool that walks every page sends it.
+/// Appends a list call with an explicit page, as a tool that walks every page sends it.
 fn list_call(context: &mut Context<'_>, caller: &Caller, endpoint: usize, time: i64, page: u64, out: &mut Vec<SimEvent>) {
     let Some(definition) = CATALOG.get(endpoint) else {
         return;
@@ -1265,6 +1265,7 @@ fn low_and_slow(mut context: Context<'_>) -> Injection {
             endpoint_name = definition.name;
         }
     }
+
     let endpoint = endpoint_id(endpoint_name).unwrap_or(0);
     let end_factor = round2(context.rng.uniform(3.0, 5.0));
     let page_size = CATALOG.get(endpoint).map_or(50, |e| default_page_size(e.resource));
@@ -1278,6 +1279,7 @@ fn low_and_slow(mut context: Context<'_>) -> Injection {
             .int("start_page_size", page_size)
             .int("end_page_size", (f64::from(page_size) * end_factor).round() as i64);
     }
+
     let modifier = Modifier {
         app: context.app,
         endpoint,

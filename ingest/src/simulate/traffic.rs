@@ -38,18 +38,18 @@ pub struct SimEvent {
     /// Random bits that request, trace and span ids are made from.
     pub request_id: u128,
     /// Index of the injected scenario that made or changed this call.
-    /// It is never written to the output, which would give the answer away.
+    /// It is never written to the output, where it would reveal the scenario.
     pub label: Option<usize>,
 }
 
 impl SimEvent {
-    /// The catalogue entry of the call, when it is documented.
+    /// Returns the catalogue entry of the call, when it is documented.
     pub fn catalog_endpoint(&self) -> Option<&'static Endpoint> {
         self.endpoint.and_then(|index| CATALOG.get(index))
     }
 }
 
-/// Who sends a call.
+/// The sender of a call: the app whose credential it carries, an address and a user agent.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub app: usize,
@@ -57,7 +57,7 @@ pub(crate) struct Caller {
     pub user_agent: String,
 }
 
-/// How an ordinary call is shaped; scenarios adjust some of it.
+/// Options of a call, which scenarios adjust.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallOptions {
     /// Whether failed calls are retried and exports polled.
@@ -72,7 +72,7 @@ impl CallOptions {
     };
 }
 
-/// Page size a list endpoint asks for by default.
+/// Page size that a list endpoint requests by default.
 pub(crate) fn default_page_size(resource: Option<Resource>) -> u32 {
     match resource {
         Some(Resource::Customer) => 100,
@@ -133,7 +133,7 @@ pub(crate) fn app_hour(world: &World, app_index: usize, hour_ms: i64, out: &mut 
     }
 }
 
-/// An app's own address and user agent, with the SDK upgrade applied after its date.
+/// Returns an app's own address and user agent, with the SDK upgrade applied after its date.
 pub(crate) fn usual_caller(world: &World, app_index: usize, time: i64, rng: &mut Rng) -> Caller {
     let Some(app) = world.apps.get(app_index) else {
         return Caller {
@@ -374,7 +374,7 @@ fn list_query(world: &World, app: usize, endpoint: &Endpoint, time: i64, rng: &m
     }
 }
 
-/// Ratio of the page size a list call asks for to the default, which scales its response.
+/// Ratio of the page size a list call requests to the default, which scales its response.
 pub(crate) fn page_factor(endpoint: &Endpoint, query: Option<&str>) -> f64 {
     if endpoint.action != Action::List {
         return 1.0;
@@ -391,7 +391,7 @@ pub(crate) fn page_factor(endpoint: &Endpoint, query: Option<&str>) -> f64 {
     }
 }
 
-/// The error burst in progress at `time`, if any.
+/// Returns the error share of the burst in progress at `time`, if any.
 fn error_share_at(world: &World, time: i64) -> Option<f64> {
     world
         .error_bursts

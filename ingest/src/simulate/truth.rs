@@ -4,7 +4,7 @@
 //! for the written format, so a detector's findings can be joined on it.
 //! Counts and consumers come from the calls actually written, which a
 //! [`TruthTally`] observes, so a scenario whose calls fell outside the
-//! simulated period or whose app made no matching calls says so with its
+//! simulated period or whose app made no matching calls shows it in its
 //! `events` count.
 
 use std::collections::BTreeMap;
@@ -118,7 +118,7 @@ fn record(
     }
 }
 
-/// The consumer a scenario without written calls would have had.
+/// Returns the consumer a scenario without written calls would have had.
 fn planned_consumer(world: &World, format: Format, injection: &Injection) -> String {
     if let Some(event) = injection.events.first() {
         return consumer_of(world, format, event);

@@ -3,8 +3,8 @@
 //! [`World::build`] draws everything from the seed: partner sizes,
 //! profiles, time zones, apps with their keys, networks and user agents,
 //! blocks of object ids, deploy-day error bursts, one partner whose volume
-//! doubles in week 3, and SDK upgrades. The world holds no events; the
-//! traffic module turns it into calls hour by hour.
+//! doubles in week 3, and SDK upgrades. The world contains no events,
+//! and the traffic module turns it into calls hour by hour.
 
 use super::SimulateError;
 use super::catalog::{CATALOG, Resource, endpoint_id};
@@ -116,7 +116,7 @@ impl Tier {
         }
     }
 
-    /// Share of calls answered 429 because the partner exceeded its rate limit.
+    /// Share of calls that get a 429 because the partner exceeded its rate limit.
     pub(crate) fn throttle_share(self) -> f64 {
         match self {
             Tier::Starter => 0.004,
@@ -126,7 +126,7 @@ impl Tier {
     }
 }
 
-/// What kind of integration a partner runs, which sets its endpoint mix.
+/// Kind of integration a partner runs, which sets its endpoint mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// Orders, invoices and customers from an ERP, often with a nightly sync.
@@ -460,12 +460,12 @@ impl App {
     }
 }
 
-/// A deploy that made the API answer 5xx for a few minutes.
+/// A deploy after which the API returns 502 and 503 for a few minutes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ErrorBurst {
     pub start_ms: i64,
     pub end_ms: i64,
-    /// Share of calls answered 502 or 503 during the burst.
+    /// Share of calls that get a 502 or 503 during the burst.
     pub error_share: f64,
 }
 
@@ -631,7 +631,7 @@ impl World {
     }
 }
 
-/// The /24 networks of 198.18.0.0/15, the range RFC 2544 sets aside for
+/// Lists the /24 networks of 198.18.0.0/15, the range RFC 2544 sets aside for
 /// benchmarks, in a seeded order. Partners take the first networks of that
 /// order and attackers the next ones, so both look alike. The order is
 /// stored reversed, so taking one is a `pop`.
@@ -704,7 +704,7 @@ fn build_partner(
     })
 }
 
-/// A stride coprime with [`PRODUCT_COUNT`] (2^6 * 5^4): odd and not a multiple of 5.
+/// Draws a stride coprime with [`PRODUCT_COUNT`] (2^6 * 5^4): odd and not a multiple of 5.
 fn coprime_stride(rng: &mut Rng) -> u64 {
     loop {
         let stride = 1 + rng.below(PRODUCT_COUNT - 1);
