@@ -205,7 +205,7 @@ pub(crate) struct LocalTime {
 
 impl LocalTime {
     /// Returns whether the local day is a Saturday, a Sunday or a holiday.
-    pub fn is_day_off(&self) -> bool {
+    pub(crate) fn is_day_off(&self) -> bool {
         self.weekday >= 5 || self.holiday
     }
 }

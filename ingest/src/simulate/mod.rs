@@ -59,7 +59,7 @@ use scenario::Modifier;
 pub enum SimulateError {
     #[error("invalid simulation option: {0}")]
     InvalidOption(String),
-    #[error("unknown scenario {0:?}; known scenarios: {}", ScenarioKind::names())]
+    #[error("unknown scenario {0:?}; known scenarios: {names}", names = ScenarioKind::names())]
     UnknownScenario(String),
     #[error("invalid scenario: {0}")]
     InvalidScenario(String),

@@ -22,8 +22,8 @@ use super::catalog::{
 use super::clock::{DAY_MS, HOUR_MS, rfc3339_seconds};
 use super::rng::Rng;
 use super::traffic::{
-    CallOptions, Caller, SimEvent, build_event, choose_id, default_page_size, emit_call,
-    latency, request_bits, request_size, response_size, usual_caller,
+    CallOptions, Caller, SimEvent, build_event, default_page_size, emit_call, request_bits,
+    usual_caller,
 };
 use super::world::{PRODUCT_COUNT, Rhythm, World, stream};
 
@@ -423,15 +423,33 @@ pub(crate) fn plan(world: &mut World, specs: &[ScenarioSpec]) -> Result<Vec<Inje
     {
         *flag = true;
     }
+    // Named partners are taken first, then scenarios with the narrowest
+    // needs choose, so that a scenario late in the list still finds a fit.
+    let mut partners: Vec<Option<usize>> = vec![None; specs.len()];
+    for (label, spec) in specs.iter().enumerate() {
+        if let Some(name) = &spec.partner {
+            let partner = resolve_partner(world, name)?;
+            partners[label] = Some(partner);
+            if let Some(flag) = used.get_mut(partner) {
+                *flag = true;
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..specs.len()).collect();
+    order.sort_by_key(|&label| choice_priority(specs[label].kind));
+    for label in order {
+        if partners[label].is_none() {
+            let partner = choose_partner(world, specs[label].kind, &used, &mut rng);
+            partners[label] = Some(partner);
+            if let Some(flag) = used.get_mut(partner) {
+                *flag = true;
+            }
+        }
+    }
+
     let mut injections = Vec::with_capacity(specs.len());
     for (label, spec) in specs.iter().enumerate() {
-        let partner = match &spec.partner {
-            Some(name) => resolve_partner(world, name)?,
-            None => choose_partner(world, spec.kind, &used, &mut rng),
-        };
-        if let Some(flag) = used.get_mut(partner) {
-            *flag = true;
-        }
+        let partner = partners[label].unwrap_or(0);
         let app = choose_app(world, spec.kind, partner);
         let mut scenario_rng =
             Rng::stream(world.seed, &[stream::SCENARIO, label as u64, spec.kind as u64]);
@@ -447,6 +465,21 @@ pub(crate) fn plan(world: &mut World, specs: &[ScenarioSpec]) -> Result<Vec<Inje
         injections.push(injection);
     }
     Ok(injections)
+}
+
+/// Order in which scenarios choose partners: the fewest partners fit the first.
+fn choice_priority(kind: ScenarioKind) -> u8 {
+    match kind {
+        ScenarioKind::UnusualMethod => 0,
+        ScenarioKind::OffHoursExport => 1,
+        ScenarioKind::LowAndSlowExfiltration => 2,
+        ScenarioKind::DataHarvesting => 3,
+        ScenarioKind::ObjectEnumeration => 4,
+        ScenarioKind::CredentialStuffing => 5,
+        ScenarioKind::VolumeSpike => 6,
+        ScenarioKind::LeakedKey => 7,
+        ScenarioKind::EndpointProbing => 8,
+    }
 }
 
 fn check_start(world: &World, kind: ScenarioKind, start: i64) -> Result<i64, SimulateError> {
@@ -507,13 +540,37 @@ fn suitability(world: &World, kind: ScenarioKind, partner: usize) -> u8 {
         ScenarioKind::EndpointProbing => true,
         ScenarioKind::UnusualMethod => apps.iter().all(|app| !app.writes()),
         ScenarioKind::LowAndSlowExfiltration => {
-            uses(&["customers_list", "invoices_list", "orders_list", "products_list"])
+            // A creep shows only over enough calls: about 20 list calls a
+            // day, taking a working day as 8 hours at the busiest rate.
+            let lists = ["customers_list", "invoices_list", "orders_list", "products_list"];
+            apps.iter().any(|app| {
+                let share: f64 = lists
+                    .iter()
+                    .filter_map(|name| endpoint_id(name))
+                    .map(|endpoint| app.share_of(endpoint))
+                    .sum();
+                partner_data.peak_rate * app.share * share * world.scale * 8.0 >= 20.0
+            })
         }
     };
     let acceptable = match kind {
-        ScenarioKind::OffHoursExport => apps
-            .first()
-            .is_some_and(|app| app.rhythm == Rhythm::BusinessHours),
+        ScenarioKind::OffHoursExport => {
+            let exports_at_night = apps.iter().any(|app| {
+                app.batch.as_ref().is_some_and(|batch| {
+                    batch
+                        .mix
+                        .iter()
+                        .any(|(endpoint, _)| Some(*endpoint) == endpoint_id("report_export_start"))
+                })
+            });
+            let office_hours = apps
+                .first()
+                .is_some_and(|app| app.rhythm == Rhythm::BusinessHours);
+            office_hours && !exports_at_night
+        }
+        ScenarioKind::LowAndSlowExfiltration => {
+            uses(&["customers_list", "invoices_list", "orders_list", "products_list"])
+        }
         _ => true,
     };
     if fits {

@@ -13,13 +13,13 @@ use super::rng::{Rng, exp, ln};
 
 /// Streams of the seed, so each part of the simulation draws its own numbers.
 pub(crate) mod stream {
-    pub const WORLD: u64 = 1;
-    pub const TRAFFIC: u64 = 2;
-    pub const DAY_JITTER: u64 = 3;
-    pub const BATCH: u64 = 4;
-    pub const PLAN: u64 = 5;
-    pub const SCENARIO: u64 = 6;
-    pub const NETWORKS: u64 = 7;
+    pub(crate) const WORLD: u64 = 1;
+    pub(crate) const TRAFFIC: u64 = 2;
+    pub(crate) const DAY_JITTER: u64 = 3;
+    pub(crate) const BATCH: u64 = 4;
+    pub(crate) const PLAN: u64 = 5;
+    pub(crate) const SCENARIO: u64 = 6;
+    pub(crate) const NETWORKS: u64 = 7;
 }
 
 /// Smallest and largest busiest-hour call rate of a partner, before `--scale`.
