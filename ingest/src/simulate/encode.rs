@@ -169,7 +169,9 @@ fn push_display(out: &mut String, value: impl std::fmt::Display) {
     let _ = write!(out, "{value}");
 }
 
+/// Formats random bits as a version 4 UUID, as API Gateway request ids are.
 fn uuid_text(bits: u128) -> String {
+    let bits = (bits & !(0xF << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
     format!(
         "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
         (bits >> 96) as u32,

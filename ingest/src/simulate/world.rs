@@ -23,7 +23,7 @@ pub(crate) mod stream {
 }
 
 /// Smallest and largest busiest-hour call rate of a partner, before `--scale`.
-const PEAK_RATE_RANGE: (f64, f64) = (8.0, 1000.0);
+const PEAK_RATE_RANGE: (f64, f64) = (8.0, 800.0);
 
 /// Number of products in the shared catalogue, and the first product id.
 pub(crate) const PRODUCT_COUNT: u64 = 40_000;

@@ -184,9 +184,7 @@ async fn write_to_file(
             .write(format, &mut writer, &mut progress)
             .with_context(|| format!("writing {}", path.display()))?;
         writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .and_then(|file| file.sync_all())
+            .flush()
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(summary)
     })
