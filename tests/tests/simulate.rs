@@ -10,7 +10,14 @@ use serde_json::Value;
 
 /// A small world: three partners for one week at a fifth of the usual volume.
 const SMALL: [&str; 8] = [
-    "--seed", "11", "--weeks", "1", "--partners", "3", "--scale", "0.2",
+    "--seed",
+    "11",
+    "--weeks",
+    "1",
+    "--partners",
+    "3",
+    "--scale",
+    "0.2",
 ];
 
 fn stdout_text(output: &Output) -> String {
@@ -44,7 +51,10 @@ fn consumers_in_file(path: &Path) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
         let record: Value = serde_json::from_str(line).expect("each line is JSON");
-        let key = record["apiKeyId"].as_str().expect("every call has an API key").to_string();
+        let key = record["apiKeyId"]
+            .as_str()
+            .expect("every call has an API key")
+            .to_string();
         *counts.entry(key).or_default() += 1;
     }
     counts
@@ -62,7 +72,10 @@ fn consumers_in_server(server: &TestServer) -> BTreeMap<String, i64> {
         .query("SELECT consumer, count(*) AS n FROM events GROUP BY consumer")
         .into_iter()
         .map(|row| {
-            let consumer = row["consumer"].as_str().expect("every event has a consumer").to_string();
+            let consumer = row["consumer"]
+                .as_str()
+                .expect("every event has a consumer")
+                .to_string();
             let count = row["n"].as_i64().expect("a count");
             (consumer, count)
         })
@@ -97,7 +110,11 @@ fn server_matches_file_output() {
         server_truth.to_str().expect("a UTF-8 path"),
     ]);
     assert_success(&output, "simulate --server");
-    assert_eq!(server.count(""), lines, "stored events equal the file's lines");
+    assert_eq!(
+        server.count(""),
+        lines,
+        "stored events equal the file's lines"
+    );
     assert_eq!(
         read_file(&file_truth),
         read_file(&server_truth),
@@ -174,9 +191,16 @@ fn stdout_output_and_scenario_list() {
         truth.to_str().expect("a UTF-8 path"),
     ]);
     assert_success(&output, "simulate --output -");
-    assert!(stdout_text(&output).lines().all(|line| line.starts_with("https ")));
+    assert!(
+        stdout_text(&output)
+            .lines()
+            .all(|line| line.starts_with("https "))
+    );
     let records = truth_records(&truth);
-    let names: Vec<&str> = records.iter().filter_map(|r| r["scenario"].as_str()).collect();
+    let names: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["scenario"].as_str())
+        .collect();
     assert_eq!(names, ["volume_spike", "endpoint_probing"]);
     assert_eq!(records[0]["partner"], "p02");
     assert_eq!(records[0]["format"], "aws_alb");

@@ -20,9 +20,8 @@ pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5
-        + i64::from(day)
-        - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -292,8 +291,11 @@ impl Zone {
     }
 }
 
+/// Hour, minute, second and millisecond of a time of day.
+type TimeOfDay = (i64, i64, i64, i64);
+
 /// Splits milliseconds since the epoch into a date and a time of day.
-fn split_ms(ms: i64) -> ((i64, u32, u32), (i64, i64, i64, i64)) {
+fn split_ms(ms: i64) -> ((i64, u32, u32), TimeOfDay) {
     let days = ms.div_euclid(DAY_MS);
     let rest = ms.rem_euclid(DAY_MS);
     (
@@ -355,7 +357,11 @@ mod tests {
     fn civil_round_trip() {
         for days in [-800_000, -1, 0, 1, 20_000, 20_185, 2_932_896] {
             let (year, month, day) = civil_from_days(days);
-            assert_eq!(days_from_civil(year, month, day), days, "{year}-{month}-{day}");
+            assert_eq!(
+                days_from_civil(year, month, day),
+                days,
+                "{year}-{month}-{day}"
+            );
         }
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(days_from_civil(2025, 4, 7), 20_185);
@@ -393,11 +399,20 @@ mod tests {
     fn holidays_by_calendar() {
         let berlin = ZONES[5];
         let new_york = ZONES[0];
-        assert!(berlin.is_holiday(days_from_civil(2025, 4, 18)), "Good Friday");
+        assert!(
+            berlin.is_holiday(days_from_civil(2025, 4, 18)),
+            "Good Friday"
+        );
         assert!(berlin.is_holiday(days_from_civil(2025, 5, 1)));
         assert!(!new_york.is_holiday(days_from_civil(2025, 5, 1)));
-        assert!(new_york.is_holiday(days_from_civil(2025, 11, 27)), "Thanksgiving");
-        assert!(new_york.is_holiday(days_from_civil(2025, 5, 26)), "Memorial Day");
+        assert!(
+            new_york.is_holiday(days_from_civil(2025, 11, 27)),
+            "Thanksgiving"
+        );
+        assert!(
+            new_york.is_holiday(days_from_civil(2025, 5, 26)),
+            "Memorial Day"
+        );
         assert!(ZONES[9].is_holiday(days_from_civil(2025, 1, 1)));
     }
 

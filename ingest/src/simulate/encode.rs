@@ -193,7 +193,10 @@ fn target(event: &SimEvent) -> String {
 /// Returns the backend instance that served a call, from its request id.
 fn upstream(event: &SimEvent) -> ([u8; 4], u16) {
     let hash = mix64(event.request_id as u64);
-    ([10, 20, 1 + (hash % 4) as u8, 10 + ((hash >> 8) % 30) as u8], 8080)
+    (
+        [10, 20, 1 + (hash % 4) as u8, 10 + ((hash >> 8) % 30) as u8],
+        8080,
+    )
 }
 
 fn write_apigateway(world: &World, event: &SimEvent, line: &mut String) {
@@ -213,7 +216,9 @@ fn write_apigateway(world: &World, event: &SimEvent, line: &mut String) {
     push_field(line, "protocol", "HTTP/1.1");
     push_field(line, "responseLength", &event.response_bytes.to_string());
     push_field(line, "responseLatency", &event.latency_ms.to_string());
-    let integration = event.latency_ms.saturating_sub(1 + (event.request_id % 4) as u32);
+    let integration = event
+        .latency_ms
+        .saturating_sub(1 + (event.request_id % 4) as u32);
     push_field(line, "integrationLatency", &integration.to_string());
     push_field(line, "userAgent", &event.user_agent);
     if let Some(app) = world.apps.get(event.app) {
@@ -293,7 +298,9 @@ fn write_kong(world: &World, event: &SimEvent, line: &mut String) {
         line.push('}');
     }
     line.push_str(",\"service\":{\"name\":\"tradehub-api\",\"protocol\":\"http\",\"host\":\"tradehub-backend.internal\",\"port\":8080},\"route\":{\"name\":");
-    let route_name = event.catalog_endpoint().map_or("catch-all", |endpoint| endpoint.name);
+    let route_name = event
+        .catalog_endpoint()
+        .map_or("catch-all", |endpoint| endpoint.name);
     push_json_str(line, route_name);
     line.push_str("},\"workspace\":\"default\"}");
 }

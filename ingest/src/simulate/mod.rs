@@ -143,7 +143,10 @@ impl SimulationOptions {
             ));
         }
         if self.weeks == 0 || self.weeks > MAX_WEEKS {
-            return invalid(format!("weeks must be from 1 to {MAX_WEEKS}, got {}", self.weeks));
+            return invalid(format!(
+                "weeks must be from 1 to {MAX_WEEKS}, got {}",
+                self.weeks
+            ));
         }
         if !self.scale.is_finite() || self.scale <= 0.0 || self.scale > MAX_SCALE {
             return invalid(format!(
@@ -155,7 +158,8 @@ impl SimulationOptions {
         let valid_date = START_YEARS.contains(&year)
             && (1..=12).contains(&month)
             && day >= 1
-            && clock::civil_from_days(clock::days_from_civil(year, month, day)) == (year, month, day);
+            && clock::civil_from_days(clock::days_from_civil(year, month, day))
+                == (year, month, day);
         if !valid_date {
             return invalid(format!(
                 "start {year:04}-{month:02}-{day:02} is not a valid date from {} to {}",
@@ -268,7 +272,10 @@ impl Simulation {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Summary, SimulateError> {
         let mut encoder = Encoder::new(format, &self.world)?;
-        let mut counter = CountingWriter { inner: out, bytes: 0 };
+        let mut counter = CountingWriter {
+            inner: out,
+            bytes: 0,
+        };
         let mut tally = TruthTally::new(self.injections.len());
         let days = ((self.world.end_ms - self.world.start_ms) / DAY_MS) as u32;
         let mut events = 0u64;
@@ -279,15 +286,27 @@ impl Simulation {
             while event.time_ms >= next_day_ms {
                 days_done += 1;
                 next_day_ms += DAY_MS;
-                progress(Progress { days_done, days, events, bytes: counter.bytes });
+                progress(Progress {
+                    days_done,
+                    days,
+                    events,
+                    bytes: counter.bytes,
+                });
             }
             tally.observe(&self.world, format, &event);
-            records += encoder.write(&event, &mut counter).map_err(SimulateError::Write)?;
+            records += encoder
+                .write(&event, &mut counter)
+                .map_err(SimulateError::Write)?;
             events += 1;
         }
         records += encoder.finish(&mut counter).map_err(SimulateError::Write)?;
         counter.flush().map_err(SimulateError::Write)?;
-        progress(Progress { days_done: days, days, events, bytes: counter.bytes });
+        progress(Progress {
+            days_done: days,
+            days,
+            events,
+            bytes: counter.bytes,
+        });
         Ok(Summary {
             events,
             records,
@@ -353,8 +372,9 @@ impl EventStream<'_> {
         }
         events.append(&mut self.pending);
 
-        let (mut now, later): (Vec<SimEvent>, Vec<SimEvent>) =
-            events.into_iter().partition(|event| event.time_ms < hour_end);
+        let (mut now, later): (Vec<SimEvent>, Vec<SimEvent>) = events
+            .into_iter()
+            .partition(|event| event.time_ms < hour_end);
         self.pending = later
             .into_iter()
             .filter(|event| event.time_ms < world.end_ms)

@@ -189,9 +189,10 @@ fn positive(weight: f64) -> f64 {
 }
 
 const LN_2: f64 = std::f64::consts::LN_2;
-/// ln 2 split so that `k * LN_2_HIGH` is exact for the `k` that `exp` uses.
-const LN_2_HIGH: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN_2_LOW: f64 = 1.908_214_929_270_587_700_02e-10;
+/// ln 2 split so that `k * LN_2_HIGH` is exact for the `k` that `exp` uses:
+/// the high part has 32 significant bits, and the low part is the rest.
+const LN_2_HIGH: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+const LN_2_LOW: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
 
 /// Natural logarithm of `x`, for `x > 0`; `-inf` for 0 and below, NaN for NaN.
 ///
@@ -271,7 +272,14 @@ mod tests {
         let outputs: Vec<u64> = (1..=3u64)
             .map(|step| mix64(GOLDEN_GAMMA.wrapping_mul(step)))
             .collect();
-        assert_eq!(outputs, [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F]);
+        assert_eq!(
+            outputs,
+            [
+                0xE220_A839_7B1D_CDAF,
+                0x6E78_9E6A_A1B9_65F4,
+                0x06C4_5D18_8009_454F
+            ]
+        );
     }
 
     #[test]
@@ -279,12 +287,21 @@ mod tests {
         // Pins the generator: a change here changes every simulation.
         let mut rng = Rng::new(0);
         let outputs = [rng.next_u64(), rng.next_u64(), rng.next_u64()];
-        assert_eq!(outputs, [0x99EC_5F36_CB75_F2B4, 0xBF6E_1F78_4956_452A, 0x1A5F_849D_4933_E6E0]);
+        assert_eq!(
+            outputs,
+            [
+                0x99EC_5F36_CB75_F2B4,
+                0xBF6E_1F78_4956_452A,
+                0x1A5F_849D_4933_E6E0
+            ]
+        );
     }
 
     #[test]
     fn ln_and_exp_match_std() {
-        for &x in &[1e-300, 1e-10, 0.001, 0.5, 1.0, 1.5, 2.0, 10.0, 12345.678, 1e300] {
+        for &x in &[
+            1e-300, 1e-10, 0.001, 0.5, 1.0, 1.5, 2.0, 10.0, 12345.678, 1e300,
+        ] {
             let ours = ln(x);
             let reference = x.ln();
             assert!(

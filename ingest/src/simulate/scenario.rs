@@ -217,8 +217,10 @@ pub struct Params(pub Vec<(&'static str, ParamValue)>);
 
 impl Params {
     fn int(&mut self, name: &'static str, value: impl TryInto<i64>) -> &mut Self {
-        self.0
-            .push((name, ParamValue::Integer(value.try_into().unwrap_or(i64::MAX))));
+        self.0.push((
+            name,
+            ParamValue::Integer(value.try_into().unwrap_or(i64::MAX)),
+        ));
         self
     }
 
@@ -340,7 +342,9 @@ impl Context<'_> {
     /// the simulation, where calls are dropped.
     fn injection(self, kind: ScenarioKind, params: Params, events: Vec<SimEvent>) -> Injection {
         let mut events = events;
-        events.retain(|event| event.time_ms >= self.world.start_ms && event.time_ms < self.world.end_ms);
+        events.retain(|event| {
+            event.time_ms >= self.world.start_ms && event.time_ms < self.world.end_ms
+        });
         events.sort_by_key(|event| event.time_ms);
         let last = events.last().map_or(self.end_ms, |event| event.time_ms + 1);
         Injection {
@@ -415,7 +419,10 @@ pub(crate) fn attack_period_start(world: &World) -> i64 {
 }
 
 /// Plans every scenario of the list.
-pub(crate) fn plan(world: &mut World, specs: &[ScenarioSpec]) -> Result<Vec<Injection>, SimulateError> {
+pub(crate) fn plan(
+    world: &mut World,
+    specs: &[ScenarioSpec],
+) -> Result<Vec<Injection>, SimulateError> {
     let mut rng = Rng::stream(world.seed, &[stream::PLAN]);
     let mut used = vec![false; world.partners.len()];
     if let Some(growth) = world.growth
@@ -451,8 +458,10 @@ pub(crate) fn plan(world: &mut World, specs: &[ScenarioSpec]) -> Result<Vec<Inje
     for (label, spec) in specs.iter().enumerate() {
         let partner = partners[label].unwrap_or(0);
         let app = choose_app(world, spec.kind, partner);
-        let mut scenario_rng =
-            Rng::stream(world.seed, &[stream::SCENARIO, label as u64, spec.kind as u64]);
+        let mut scenario_rng = Rng::stream(
+            world.seed,
+            &[stream::SCENARIO, label as u64, spec.kind as u64],
+        );
         let period_start = attack_period_start(world);
         let attack_days = ((world.end_ms - period_start) / DAY_MS).max(1);
         let duration = default_duration(spec.kind, &mut scenario_rng, attack_days);
@@ -461,7 +470,16 @@ pub(crate) fn plan(world: &mut World, specs: &[ScenarioSpec]) -> Result<Vec<Inje
             None => pick_start(world, partner, spec.kind, duration, &mut scenario_rng),
         };
         let end_ms = (start_ms + duration).min(world.end_ms);
-        let injection = build(world, spec.kind, label, partner, app, start_ms, end_ms, scenario_rng)?;
+        let injection = build(
+            world,
+            spec.kind,
+            label,
+            partner,
+            app,
+            start_ms,
+            end_ms,
+            scenario_rng,
+        )?;
         injections.push(injection);
     }
     Ok(injections)
@@ -542,7 +560,12 @@ fn suitability(world: &World, kind: ScenarioKind, partner: usize) -> u8 {
         ScenarioKind::LowAndSlowExfiltration => {
             // A creep shows only over enough calls: about 20 list calls a
             // day, taking a working day as 8 hours at the busiest rate.
-            let lists = ["customers_list", "invoices_list", "orders_list", "products_list"];
+            let lists = [
+                "customers_list",
+                "invoices_list",
+                "orders_list",
+                "products_list",
+            ];
             apps.iter().any(|app| {
                 let share: f64 = lists
                     .iter()
@@ -568,9 +591,12 @@ fn suitability(world: &World, kind: ScenarioKind, partner: usize) -> u8 {
                 .is_some_and(|app| app.rhythm == Rhythm::BusinessHours);
             office_hours && !exports_at_night
         }
-        ScenarioKind::LowAndSlowExfiltration => {
-            uses(&["customers_list", "invoices_list", "orders_list", "products_list"])
-        }
+        ScenarioKind::LowAndSlowExfiltration => uses(&[
+            "customers_list",
+            "invoices_list",
+            "orders_list",
+            "products_list",
+        ]),
         _ => true,
     };
     if fits {
@@ -587,7 +613,12 @@ fn choose_partner(world: &World, kind: ScenarioKind, used: &[bool], rng: &mut Rn
     let mut candidates: Vec<(bool, u8, u64, usize)> = (0..world.partners.len())
         .map(|partner| {
             let is_used = used.get(partner).copied().unwrap_or(false);
-            (is_used, suitability(world, kind, partner), rng.next_u64(), partner)
+            (
+                is_used,
+                suitability(world, kind, partner),
+                rng.next_u64(),
+                partner,
+            )
         })
         .collect();
     candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
@@ -614,8 +645,12 @@ fn choose_app(world: &World, kind: ScenarioKind, partner: usize) -> usize {
             ScenarioKind::DataHarvesting => share(&["product_get", "customer_get"]),
             ScenarioKind::ObjectEnumeration => share(&["order_get", "invoice_get"]),
             ScenarioKind::LowAndSlowExfiltration => {
-                share(&["customers_list", "invoices_list", "orders_list", "products_list"])
-                    * app_data.share
+                share(&[
+                    "customers_list",
+                    "invoices_list",
+                    "orders_list",
+                    "products_list",
+                ]) * app_data.share
             }
             _ => app_data.share,
         }
@@ -631,7 +666,13 @@ fn choose_app(world: &World, kind: ScenarioKind, partner: usize) -> usize {
 
 /// Picks a start in the attack period at one of the scenario's local hours,
 /// on a working day when it needs one, so that its window ends in time.
-fn pick_start(world: &World, partner: usize, kind: ScenarioKind, duration: i64, rng: &mut Rng) -> i64 {
+fn pick_start(
+    world: &World,
+    partner: usize,
+    kind: ScenarioKind,
+    duration: i64,
+    rng: &mut Rng,
+) -> i64 {
     let period_start = attack_period_start(world);
     let latest = (world.end_ms - duration).max(period_start);
     let Some(zone) = world.partners.get(partner).map(|partner| partner.zone) else {
@@ -661,7 +702,10 @@ fn pick_start(world: &World, partner: usize, kind: ScenarioKind, duration: i64, 
     latest.min(world.end_ms - 1).max(world.start_ms)
 }
 
-#[expect(clippy::too_many_arguments, reason = "the planned placement of one scenario")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the planned placement of one scenario"
+)]
 fn build(
     world: &mut World,
     kind: ScenarioKind,
@@ -711,7 +755,11 @@ fn build(
 /// app's expected rate, and returns a random time for each.
 fn spread_over_day(context: &mut Context<'_>, day_start: i64, count: u64) -> Vec<i64> {
     let weights: Vec<f64> = (0..24)
-        .map(|hour| context.world.expected_rate(context.app, day_start + hour * HOUR_MS))
+        .map(|hour| {
+            context
+                .world
+                .expected_rate(context.app, day_start + hour * HOUR_MS)
+        })
         .collect();
     let total: f64 = weights.iter().sum();
     let mut times = Vec::with_capacity(count as usize);
@@ -719,7 +767,11 @@ fn spread_over_day(context: &mut Context<'_>, day_start: i64, count: u64) -> Vec
     let mut placed = 0u64;
     for (hour, weight) in weights.iter().enumerate() {
         cumulative += if total > 0.0 { *weight } else { 1.0 };
-        let share = if total > 0.0 { cumulative / total } else { cumulative / 24.0 };
+        let share = if total > 0.0 {
+            cumulative / total
+        } else {
+            cumulative / 24.0
+        };
         let until = ((count as f64 * share).round() as u64).min(count);
         let hour_start = day_start + hour as i64 * HOUR_MS;
         for _ in placed..until {
@@ -733,8 +785,12 @@ fn spread_over_day(context: &mut Context<'_>, day_start: i64, count: u64) -> Vec
 fn data_harvesting(mut context: Context<'_>) -> Injection {
     let world = context.world;
     let app = world.apps.get(context.app);
-    let product_share = app.map_or(0.0, |app| endpoint_id("product_get").map_or(0.0, |e| app.share_of(e)));
-    let customer_share = app.map_or(0.0, |app| endpoint_id("customer_get").map_or(0.0, |e| app.share_of(e)));
+    let product_share = app.map_or(0.0, |app| {
+        endpoint_id("product_get").map_or(0.0, |e| app.share_of(e))
+    });
+    let customer_share = app.map_or(0.0, |app| {
+        endpoint_id("customer_get").map_or(0.0, |e| app.share_of(e))
+    });
     let resource = if product_share >= customer_share {
         Resource::Product
     } else {
@@ -774,7 +830,8 @@ fn data_harvesting(mut context: Context<'_>) -> Injection {
     let mut day_count = first_day;
     for day in 0..days {
         let day_start = context.start_ms + day * DAY_MS;
-        let count = (day_count.round() as u64).min((candidates.len() - next.min(candidates.len())) as u64);
+        let count =
+            (day_count.round() as u64).min((candidates.len() - next.min(candidates.len())) as u64);
         for time in spread_over_day(&mut context, day_start, count) {
             let Some(id) = candidates.get(next).copied() else {
                 break;
@@ -784,7 +841,17 @@ fn data_harvesting(mut context: Context<'_>) -> Injection {
             let status = if context.rng.chance(0.03) { 404 } else { 200 };
             if let Some(definition) = CATALOG.get(endpoint) {
                 let path = render_path(definition.route, id);
-                events.push(build_event(&caller, endpoint, definition, time, path, None, status, &mut context.rng, Some(context.label)));
+                events.push(build_event(
+                    &caller,
+                    endpoint,
+                    definition,
+                    time,
+                    path,
+                    None,
+                    status,
+                    &mut context.rng,
+                    Some(context.label),
+                ));
             }
         }
         day_count *= growth;
@@ -803,7 +870,13 @@ fn data_harvesting(mut context: Context<'_>) -> Injection {
 
 /// Returns the status of a read of an object: 200 for the partner's own
 /// existing ids, 403 for another partner's existing ids, else 404.
-fn enumeration_status(world: &World, partner: usize, resource: Resource, id: u64, time: i64) -> u16 {
+fn enumeration_status(
+    world: &World,
+    partner: usize,
+    resource: Resource,
+    id: u64,
+    time: i64,
+) -> u16 {
     let progress = world.progress(time);
     for (index, candidate) in world.partners.iter().enumerate() {
         let Some(block) = candidate.block(resource) else {
@@ -823,8 +896,12 @@ fn enumeration_status(world: &World, partner: usize, resource: Resource, id: u64
 fn object_enumeration(mut context: Context<'_>) -> Injection {
     let world = context.world;
     let app = world.apps.get(context.app);
-    let order_share = app.map_or(0.0, |app| endpoint_id("order_get").map_or(0.0, |e| app.share_of(e)));
-    let invoice_share = app.map_or(0.0, |app| endpoint_id("invoice_get").map_or(0.0, |e| app.share_of(e)));
+    let order_share = app.map_or(0.0, |app| {
+        endpoint_id("order_get").map_or(0.0, |e| app.share_of(e))
+    });
+    let invoice_share = app.map_or(0.0, |app| {
+        endpoint_id("invoice_get").map_or(0.0, |e| app.share_of(e))
+    });
     let (resource, endpoint_name) = if invoice_share > order_share {
         (Resource::Invoice, "invoice_get")
     } else {
@@ -851,12 +928,24 @@ fn object_enumeration(mut context: Context<'_>) -> Injection {
     for step in 0..calls {
         let id = first_id + step + step / skip_every;
         last_id = id;
-        let time = context.start_ms + step as i64 * interval + context.rng.below(interval as u64 / 3) as i64;
+        let time = context.start_ms
+            + step as i64 * interval
+            + context.rng.below(interval as u64 / 3) as i64;
         let status = enumeration_status(world, context.partner, resource, id, time);
         let caller = context.script_caller(time);
         if let Some(definition) = CATALOG.get(endpoint) {
             let path = render_path(definition.route, id);
-            events.push(build_event(&caller, endpoint, definition, time, path, None, status, &mut context.rng, Some(context.label)));
+            events.push(build_event(
+                &caller,
+                endpoint,
+                definition,
+                time,
+                path,
+                None,
+                status,
+                &mut context.rng,
+                Some(context.label),
+            ));
         }
     }
 
@@ -910,7 +999,14 @@ fn hosts_in(rng: &mut Rng, network: [u8; 3], count: usize) -> Vec<[u8; 4]> {
 }
 
 /// Appends a list call with an explicit page, as a tool that walks every page sends it.
-fn list_call(context: &mut Context<'_>, caller: &Caller, endpoint: usize, time: i64, page: u64, out: &mut Vec<SimEvent>) {
+fn list_call(
+    context: &mut Context<'_>,
+    caller: &Caller,
+    endpoint: usize,
+    time: i64,
+    page: u64,
+    out: &mut Vec<SimEvent>,
+) {
     let Some(definition) = CATALOG.get(endpoint) else {
         return;
     };
@@ -987,13 +1083,23 @@ fn leaked_key(mut context: Context<'_>, networks: &[[u8; 3]]) -> Injection {
             let Some(&(endpoint, _)) = mix.get(context.rng.weighted(&weights)) else {
                 continue;
             };
-            let is_list = CATALOG.get(endpoint).is_some_and(|e| e.action == Action::List);
+            let is_list = CATALOG
+                .get(endpoint)
+                .is_some_and(|e| e.action == Action::List);
             if is_list {
                 list_call(&mut context, &caller, endpoint, time, page, &mut events);
                 page += 1;
             } else {
                 let options = context.options();
-                emit_call(world, &caller, endpoint, time, &mut context.rng, options, &mut events);
+                emit_call(
+                    world,
+                    &caller,
+                    endpoint,
+                    time,
+                    &mut context.rng,
+                    options,
+                    &mut events,
+                );
             }
         }
         hour += HOUR_MS;
@@ -1048,7 +1154,17 @@ fn credential_stuffing(mut context: Context<'_>, networks: &[[u8; 3]]) -> Inject
                 user_agent: STUFFING_AGENTS[context.rng.index(STUFFING_AGENTS.len())].to_string(),
             };
             if let Some(definition) = CATALOG.get(token) {
-                events.push(build_event(&caller, token, definition, time, definition.route.to_string(), None, status, &mut context.rng, Some(context.label)));
+                events.push(build_event(
+                    &caller,
+                    token,
+                    definition,
+                    time,
+                    definition.route.to_string(),
+                    None,
+                    status,
+                    &mut context.rng,
+                    Some(context.label),
+                ));
             }
         }
     }
@@ -1059,7 +1175,10 @@ fn credential_stuffing(mut context: Context<'_>, networks: &[[u8; 3]]) -> Inject
         .int("bursts", bursts)
         .int("calls", events.len())
         .int("successes", successes)
-        .list("networks", networks.iter().map(|n| network_text(*n)).collect())
+        .list(
+            "networks",
+            networks.iter().map(|n| network_text(*n)).collect(),
+        )
         .int("addresses", ips.len());
     context.injection(ScenarioKind::CredentialStuffing, params, events)
 }
@@ -1087,17 +1206,41 @@ fn off_hours_export(mut context: Context<'_>) -> Injection {
             jobs_total += 1;
             let caller = context.script_caller(time);
             let report = 800_000 + context.rng.below(900_000);
-            push_call(&mut context, &caller, start_endpoint, time, None, 202, &mut events);
+            push_call(
+                &mut context,
+                &caller,
+                start_endpoint,
+                time,
+                None,
+                202,
+                &mut events,
+            );
             if let Some(event) = events.last_mut() {
                 event.request_bytes = context.rng.between(300, 600) as u64;
             }
             let mut poll = time;
             for _ in 0..context.rng.between(2, 5) {
                 poll += context.rng.between(20_000, 40_000);
-                push_call(&mut context, &caller, status_endpoint, poll, Some(report), 200, &mut events);
+                push_call(
+                    &mut context,
+                    &caller,
+                    status_endpoint,
+                    poll,
+                    Some(report),
+                    200,
+                    &mut events,
+                );
             }
             poll += context.rng.between(1_000, 5_000);
-            push_call(&mut context, &caller, download_endpoint, poll, Some(report), 200, &mut events);
+            push_call(
+                &mut context,
+                &caller,
+                download_endpoint,
+                poll,
+                Some(report),
+                200,
+                &mut events,
+            );
             if let Some(event) = events.last_mut() {
                 let bytes = context.rng.log_normal(30_000_000.0, 0.6).round() as u64;
                 event.response_bytes = bytes;
@@ -1138,7 +1281,17 @@ fn push_call(
         Some(id) => render_path(definition.route, id),
         None => definition.route.to_string(),
     };
-    out.push(build_event(caller, endpoint, definition, time, path, None, status, &mut context.rng, Some(context.label)));
+    out.push(build_event(
+        caller,
+        endpoint,
+        definition,
+        time,
+        path,
+        None,
+        status,
+        &mut context.rng,
+        Some(context.label),
+    ));
 }
 
 /// Smallest hourly rate a spike multiplies, so a quiet app's spike still shows.
@@ -1147,7 +1300,10 @@ const SPIKE_FLOOR_PER_HOUR: f64 = 20.0;
 fn volume_spike(mut context: Context<'_>) -> Injection {
     let world = context.world;
     let multiplier = (context.rng.uniform(5.0, 10.0) * 2.0).round() / 2.0;
-    let baseline = world.expected_rate(context.app, context.start_ms - context.start_ms.rem_euclid(HOUR_MS));
+    let baseline = world.expected_rate(
+        context.app,
+        context.start_ms - context.start_ms.rem_euclid(HOUR_MS),
+    );
     let Some(app) = world.apps.get(context.app) else {
         return context.injection(ScenarioKind::VolumeSpike, Params::default(), Vec::new());
     };
@@ -1157,9 +1313,13 @@ fn volume_spike(mut context: Context<'_>) -> Injection {
     while segment < context.end_ms {
         let hour_start = segment - segment.rem_euclid(HOUR_MS);
         let segment_end = (hour_start + HOUR_MS).min(context.end_ms);
-        let expected = world.expected_rate(context.app, hour_start).max(SPIKE_FLOOR_PER_HOUR);
+        let expected = world
+            .expected_rate(context.app, hour_start)
+            .max(SPIKE_FLOOR_PER_HOUR);
         let fraction = (segment_end - segment) as f64 / HOUR_MS as f64;
-        let calls = context.rng.poisson((multiplier - 1.0) * expected * fraction);
+        let calls = context
+            .rng
+            .poisson((multiplier - 1.0) * expected * fraction);
         for _ in 0..calls {
             let time = segment + context.rng.below((segment_end - segment).max(1) as u64) as i64;
             let Some(&(endpoint, _)) = app.mix.get(context.rng.weighted(&weights)) else {
@@ -1167,7 +1327,15 @@ fn volume_spike(mut context: Context<'_>) -> Injection {
             };
             let caller = usual_caller(world, context.app, time, &mut context.rng);
             let options = context.options();
-            emit_call(world, &caller, endpoint, time, &mut context.rng, options, &mut events);
+            emit_call(
+                world,
+                &caller,
+                endpoint,
+                time,
+                &mut context.rng,
+                options,
+                &mut events,
+            );
         }
         segment = segment_end;
     }
@@ -1175,7 +1343,10 @@ fn volume_spike(mut context: Context<'_>) -> Injection {
     params
         .number("multiplier", multiplier)
         .number("baseline_calls_per_hour", baseline)
-        .int("duration_minutes", (context.end_ms - context.start_ms) / 60_000)
+        .int(
+            "duration_minutes",
+            (context.end_ms - context.start_ms) / 60_000,
+        )
         .int("added_calls", events.len());
     context.injection(ScenarioKind::VolumeSpike, params, events)
 }
@@ -1203,7 +1374,11 @@ fn endpoint_probing(mut context: Context<'_>) -> Injection {
         if !distinct.contains(&template) {
             distinct.push(template);
         }
-        let method = if context.rng.chance(0.1) { "POST" } else { "GET" };
+        let method = if context.rng.chance(0.1) {
+            "POST"
+        } else {
+            "GET"
+        };
         let status = if method == "POST" && listed_status == 200 {
             405
         } else {
@@ -1229,7 +1404,11 @@ fn endpoint_probing(mut context: Context<'_>) -> Injection {
             status,
             request_bytes: 0,
             response_bytes,
-            latency_ms: context.rng.log_normal(12.0, 0.4).round().clamp(1.0, 10_000.0) as u32,
+            latency_ms: context
+                .rng
+                .log_normal(12.0, 0.4)
+                .round()
+                .clamp(1.0, 10_000.0) as u32,
             request_id: request_bits(&mut context.rng),
             label: Some(context.label),
         });
@@ -1238,7 +1417,10 @@ fn endpoint_probing(mut context: Context<'_>) -> Injection {
     params
         .int("calls", calls)
         .int("distinct_paths", distinct.len())
-        .list("paths", distinct.iter().map(|path| path.to_string()).collect());
+        .list(
+            "paths",
+            distinct.iter().map(|path| path.to_string()).collect(),
+        );
     context.injection(ScenarioKind::EndpointProbing, params, events)
 }
 
@@ -1254,7 +1436,11 @@ fn unusual_method(mut context: Context<'_>) -> Injection {
         return context.injection(ScenarioKind::UnusualMethod, Params::default(), Vec::new());
     };
     let calls = context.rng.between(150, 400);
-    let mut ids: Vec<u64> = match world.partners.get(context.partner).and_then(|p| p.block(resource)) {
+    let mut ids: Vec<u64> = match world
+        .partners
+        .get(context.partner)
+        .and_then(|p| p.block(resource))
+    {
         Some(block) => {
             let existing = block.existing(world.progress(context.start_ms));
             (block.first..block.first + existing).collect()
@@ -1266,7 +1452,8 @@ fn unusual_method(mut context: Context<'_>) -> Injection {
 
     let mut events = Vec::with_capacity(calls as usize);
     for call in 0..calls {
-        let time = context.start_ms + call * interval + context.rng.below(interval as u64 / 2 + 1) as i64;
+        let time =
+            context.start_ms + call * interval + context.rng.below(interval as u64 / 2 + 1) as i64;
         let r = context.rng.unit();
         let status = match definition.method {
             "DELETE" if r < 0.85 => 204,
@@ -1281,29 +1468,51 @@ fn unusual_method(mut context: Context<'_>) -> Injection {
         let id = ids.get(call as usize).copied().unwrap_or(1);
         let caller = context.script_caller(time);
         let path = render_path(definition.route, id);
-        events.push(build_event(&caller, endpoint, definition, time, path, None, status, &mut context.rng, Some(context.label)));
+        events.push(build_event(
+            &caller,
+            endpoint,
+            definition,
+            time,
+            path,
+            None,
+            status,
+            &mut context.rng,
+            Some(context.label),
+        ));
     }
-    let writes_before = world
-        .partners
-        .get(context.partner)
-        .is_some_and(|partner| partner.apps.iter().any(|app| world.apps.get(*app).is_some_and(|app| app.writes())));
+    let writes_before = world.partners.get(context.partner).is_some_and(|partner| {
+        partner
+            .apps
+            .iter()
+            .any(|app| world.apps.get(*app).is_some_and(|app| app.writes()))
+    });
     let mut params = Params::default();
     params
         .text("method", definition.method)
         .text("endpoint", endpoint_name)
         .int("calls", calls)
-        .text("partner_wrote_before", if writes_before { "yes" } else { "no" });
+        .text(
+            "partner_wrote_before",
+            if writes_before { "yes" } else { "no" },
+        );
     context.injection(ScenarioKind::UnusualMethod, params, events)
 }
 
 fn low_and_slow(mut context: Context<'_>) -> Injection {
     let world = context.world;
-    let lists = ["customers_list", "invoices_list", "orders_list", "products_list"];
+    let lists = [
+        "customers_list",
+        "invoices_list",
+        "orders_list",
+        "products_list",
+    ];
     let app = world.apps.get(context.app);
     let mut endpoint_name = lists[0];
     let mut best = -1.0;
     for name in lists {
-        let share = app.map_or(0.0, |app| endpoint_id(name).map_or(0.0, |e| app.share_of(e)));
+        let share = app.map_or(0.0, |app| {
+            endpoint_id(name).map_or(0.0, |e| app.share_of(e))
+        });
         if share > best {
             best = share;
             endpoint_name = name;
@@ -1325,16 +1534,22 @@ fn low_and_slow(mut context: Context<'_>) -> Injection {
 
     let endpoint = endpoint_id(endpoint_name).unwrap_or(0);
     let end_factor = round2(context.rng.uniform(3.0, 5.0));
-    let page_size = CATALOG.get(endpoint).map_or(50, |e| default_page_size(e.resource));
+    let page_size = CATALOG
+        .get(endpoint)
+        .map_or(50, |e| default_page_size(e.resource));
     let mut params = Params::default();
     params
         .text("endpoint", endpoint_name)
         .int("days", (context.end_ms - context.start_ms) / DAY_MS)
         .number("end_factor", end_factor);
-    if CATALOG.get(endpoint).is_some_and(|e| e.action == Action::List) {
-        params
-            .int("start_page_size", page_size)
-            .int("end_page_size", (f64::from(page_size) * end_factor).round() as i64);
+    if CATALOG
+        .get(endpoint)
+        .is_some_and(|e| e.action == Action::List)
+    {
+        params.int("start_page_size", page_size).int(
+            "end_page_size",
+            (f64::from(page_size) * end_factor).round() as i64,
+        );
     }
 
     let modifier = Modifier {
@@ -1373,13 +1588,20 @@ mod tests {
             .parse()
             .expect("parts in any order");
         assert_eq!(spec.partner.as_deref(), Some("p02"));
-        assert!("leaked_key:start=yesterday".parse::<ScenarioSpec>().is_err());
+        assert!(
+            "leaked_key:start=yesterday"
+                .parse::<ScenarioSpec>()
+                .is_err()
+        );
         assert!("leaked_key:color=red".parse::<ScenarioSpec>().is_err());
     }
 
     #[test]
     fn page_size_replaced() {
-        assert_eq!(set_page_size(Some("page=2&page_size=50"), 120), "page=2&page_size=120");
+        assert_eq!(
+            set_page_size(Some("page=2&page_size=50"), 120),
+            "page=2&page_size=120"
+        );
         assert_eq!(set_page_size(None, 80), "page_size=80");
     }
 }

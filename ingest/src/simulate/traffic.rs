@@ -99,7 +99,10 @@ pub(crate) fn app_hour(world: &World, app_index: usize, hour_ms: i64, out: &mut 
     let Some(local) = world.local(app.partner, hour_ms + HOUR_MS / 2) else {
         return;
     };
-    let mut rng = Rng::stream(world.seed, &[stream::TRAFFIC, app_index as u64, hour_ms as u64]);
+    let mut rng = Rng::stream(
+        world.seed,
+        &[stream::TRAFFIC, app_index as u64, hour_ms as u64],
+    );
     let jitter = day_jitter(world.seed, app_index, local.day);
 
     let rate = world.expected_rate(app_index, hour_ms) * jitter;
@@ -110,7 +113,15 @@ pub(crate) fn app_hour(world: &World, app_index: usize, hour_ms: i64, out: &mut 
             continue;
         };
         let caller = usual_caller(world, app_index, time, &mut rng);
-        emit_call(world, &caller, endpoint, time, &mut rng, CallOptions::ORDINARY, out);
+        emit_call(
+            world,
+            &caller,
+            endpoint,
+            time,
+            &mut rng,
+            CallOptions::ORDINARY,
+            out,
+        );
     }
 
     let Some(batch) = &app.batch else {
@@ -119,7 +130,10 @@ pub(crate) fn app_hour(world: &World, app_index: usize, hour_ms: i64, out: &mut 
     if local.hour != batch.local_hour || (batch.weekdays_only && local.is_day_off()) {
         return;
     }
-    let mut rng = Rng::stream(world.seed, &[stream::BATCH, app_index as u64, hour_ms as u64]);
+    let mut rng = Rng::stream(
+        world.seed,
+        &[stream::BATCH, app_index as u64, hour_ms as u64],
+    );
     let calls = batch.calls * world.scale * world.growth_factor(app.partner, hour_ms) * jitter;
     let weights: Vec<f64> = batch.mix.iter().map(|(_, weight)| *weight).collect();
     let span_ms = i64::from(batch.minutes.max(1)) * 60_000;
@@ -129,7 +143,15 @@ pub(crate) fn app_hour(world: &World, app_index: usize, hour_ms: i64, out: &mut 
             continue;
         };
         let caller = usual_caller(world, app_index, time, &mut rng);
-        emit_call(world, &caller, endpoint, time, &mut rng, CallOptions::ORDINARY, out);
+        emit_call(
+            world,
+            &caller,
+            endpoint,
+            time,
+            &mut rng,
+            CallOptions::ORDINARY,
+            out,
+        );
     }
 }
 
@@ -143,8 +165,16 @@ pub(crate) fn usual_caller(world: &World, app_index: usize, time: i64, rng: &mut
         };
     };
     // The first address carries about half of the calls.
-    let ip_position = if rng.chance(0.5) { 0 } else { rng.index(app.ips.len()) };
-    let agent_position = if app.user_agents.len() > 1 && rng.chance(0.15) { 1 } else { 0 };
+    let ip_position = if rng.chance(0.5) {
+        0
+    } else {
+        rng.index(app.ips.len())
+    };
+    let agent_position = if app.user_agents.len() > 1 && rng.chance(0.15) {
+        1
+    } else {
+        0
+    };
     let upgraded = app.sdk_upgrade_ms.is_some_and(|upgrade| time >= upgrade);
     let user_agent = app
         .user_agents
@@ -180,7 +210,17 @@ pub(crate) fn emit_call(
     };
     let (path, query) = request_target(world, caller.app, endpoint, time, rng);
     let status = draw_status(world, caller.app, endpoint, time, rng);
-    let event = build_event(caller, endpoint_index, endpoint, time, path, query, status, rng, options.label);
+    let event = build_event(
+        caller,
+        endpoint_index,
+        endpoint,
+        time,
+        path,
+        query,
+        status,
+        rng,
+        options.label,
+    );
     let follow_ups = options.follow_ups;
     let report_started = follow_ups && endpoint.action == Action::ExportStart && status == 202;
     let failed = follow_ups && matches!(status, 429 | 500..=599);
@@ -194,7 +234,10 @@ pub(crate) fn emit_call(
 }
 
 /// Assembles an event from its parts, drawing sizes and latency.
-#[expect(clippy::too_many_arguments, reason = "the parts of one call, each drawn elsewhere")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one call, each drawn elsewhere"
+)]
 pub(crate) fn build_event(
     caller: &Caller,
     endpoint_index: usize,
@@ -229,7 +272,12 @@ pub(crate) fn build_event(
 
 /// Retries a failed call up to three times, with exponential backoff after
 /// a 5xx and the server's delay after a 429. Each retry gets a new status.
-fn push_retries(world: &World, endpoint: &'static Endpoint, rng: &mut Rng, out: &mut Vec<SimEvent>) {
+fn push_retries(
+    world: &World,
+    endpoint: &'static Endpoint,
+    rng: &mut Rng,
+    out: &mut Vec<SimEvent>,
+) {
     let Some(original) = out.last().cloned() else {
         return;
     };
@@ -280,10 +328,22 @@ pub(crate) fn push_export_follow_ups(
     }
     time += 1_000 + rng.below(4_000) as i64;
     let status = if rng.chance(0.01) { 404 } else { 200 };
-    push_report_call(caller, download_index, report, time, status, rng, label, out);
+    push_report_call(
+        caller,
+        download_index,
+        report,
+        time,
+        status,
+        rng,
+        label,
+        out,
+    );
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call of an export's follow-ups")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call of an export's follow-ups"
+)]
 fn push_report_call(
     caller: &Caller,
     endpoint_index: usize,
@@ -298,12 +358,28 @@ fn push_report_call(
         return;
     };
     let path = render_path(endpoint.route, report);
-    out.push(build_event(caller, endpoint_index, endpoint, time, path, None, status, rng, label));
+    out.push(build_event(
+        caller,
+        endpoint_index,
+        endpoint,
+        time,
+        path,
+        None,
+        status,
+        rng,
+        label,
+    ));
 }
 
 /// Picks the id an ordinary call names: recent objects of the partner's
 /// own block are read most, and products come from the partner's interest.
-pub(crate) fn choose_id(world: &World, app: usize, resource: Resource, time: i64, rng: &mut Rng) -> u64 {
+pub(crate) fn choose_id(
+    world: &World,
+    app: usize,
+    resource: Resource,
+    time: i64,
+    rng: &mut Rng,
+) -> u64 {
     let Some(partner) = world.partner_of(app) else {
         return 1;
     };
@@ -336,12 +412,22 @@ fn request_target(
     rng: &mut Rng,
 ) -> (String, Option<String>) {
     match endpoint.action {
-        Action::List => (endpoint.route.to_string(), list_query(world, app, endpoint, time, rng)),
+        Action::List => (
+            endpoint.route.to_string(),
+            list_query(world, app, endpoint, time, rng),
+        ),
         Action::Search => {
             let word = SEARCH_WORDS[rng.index(SEARCH_WORDS.len())];
-            (endpoint.route.to_string(), Some(format!("q={word}&limit=20")))
+            (
+                endpoint.route.to_string(),
+                Some(format!("q={word}&limit=20")),
+            )
         }
-        Action::Get | Action::Update | Action::Delete | Action::ExportStatus | Action::ExportDownload => {
+        Action::Get
+        | Action::Update
+        | Action::Delete
+        | Action::ExportStatus
+        | Action::ExportDownload => {
             let resource = endpoint.resource.unwrap_or(Resource::Order);
             let id = choose_id(world, app, resource, time, rng);
             (render_path(endpoint.route, id), None)
@@ -350,7 +436,13 @@ fn request_target(
     }
 }
 
-fn list_query(world: &World, app: usize, endpoint: &Endpoint, time: i64, rng: &mut Rng) -> Option<String> {
+fn list_query(
+    world: &World,
+    app: usize,
+    endpoint: &Endpoint,
+    time: i64,
+    rng: &mut Rng,
+) -> Option<String> {
     let u = rng.unit();
     let page = 1 + (u * u * u * 8.0) as u32;
     let page_size = default_page_size(endpoint.resource);
@@ -401,7 +493,13 @@ fn error_share_at(world: &World, time: i64) -> Option<f64> {
 }
 
 /// Draws the status of an ordinary call.
-pub(crate) fn draw_status(world: &World, app: usize, endpoint: &Endpoint, time: i64, rng: &mut Rng) -> u16 {
+pub(crate) fn draw_status(
+    world: &World,
+    app: usize,
+    endpoint: &Endpoint,
+    time: i64,
+    rng: &mut Rng,
+) -> u16 {
     if let Some(share) = error_share_at(world, time)
         && rng.chance(share)
     {
@@ -427,8 +525,20 @@ pub(crate) fn draw_status(world: &World, app: usize, endpoint: &Endpoint, time: 
                 200
             }
         }
-        Action::List => if r < 0.004 { 400 } else { 200 },
-        Action::Search => if r < 0.01 { 400 } else { 200 },
+        Action::List => {
+            if r < 0.004 {
+                400
+            } else {
+                200
+            }
+        }
+        Action::Search => {
+            if r < 0.01 {
+                400
+            } else {
+                200
+            }
+        }
         Action::Create => {
             if r < 0.025 {
                 422
@@ -451,11 +561,29 @@ pub(crate) fn draw_status(world: &World, app: usize, endpoint: &Endpoint, time: 
                 200
             }
         }
-        Action::Delete => if r < 0.05 { 404 } else { 204 },
-        Action::Token => if r < 0.004 { 401 } else { 200 },
+        Action::Delete => {
+            if r < 0.05 {
+                404
+            } else {
+                204
+            }
+        }
+        Action::Token => {
+            if r < 0.004 {
+                401
+            } else {
+                200
+            }
+        }
         Action::ExportStart => 202,
         Action::ExportStatus => 200,
-        Action::ExportDownload => if r < 0.01 { 404 } else { 200 },
+        Action::ExportDownload => {
+            if r < 0.01 {
+                404
+            } else {
+                200
+            }
+        }
     }
 }
 
@@ -468,7 +596,12 @@ pub(crate) fn request_size(endpoint: &Endpoint, rng: &mut Rng) -> u64 {
 }
 
 /// Response body size of a call with this status.
-pub(crate) fn response_size(endpoint: &Endpoint, status: u16, page_factor: f64, rng: &mut Rng) -> u64 {
+pub(crate) fn response_size(
+    endpoint: &Endpoint,
+    status: u16,
+    page_factor: f64,
+    rng: &mut Rng,
+) -> u64 {
     let median = match status {
         204 => return 0,
         200..=299 => endpoint.response_bytes * page_factor,
@@ -510,7 +643,10 @@ mod tests {
         let list = endpoint("customers_list");
         assert_eq!(page_factor(list, Some("page=2&page_size=300")), 3.0);
         assert_eq!(page_factor(list, Some("page=2")), 1.0);
-        assert_eq!(page_factor(endpoint("customer_get"), Some("page_size=300")), 1.0);
+        assert_eq!(
+            page_factor(endpoint("customer_get"), Some("page_size=300")),
+            1.0
+        );
     }
 
     #[test]

@@ -68,7 +68,12 @@ impl TruthTally {
     }
 
     /// Builds the truth records of the planned scenarios.
-    pub fn records(&self, world: &World, format: Format, injections: &[Injection]) -> Vec<TruthRecord> {
+    pub fn records(
+        &self,
+        world: &World,
+        format: Format,
+        injections: &[Injection],
+    ) -> Vec<TruthRecord> {
         injections
             .iter()
             .enumerate()

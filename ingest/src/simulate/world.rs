@@ -326,7 +326,8 @@ pub struct IdBlock {
 impl IdBlock {
     /// Number of ids of the block that exist at `fraction` (0 to 1) of the simulation.
     pub(crate) fn existing(&self, fraction: f64) -> u64 {
-        let share = EXISTING_SHARE.0 + (EXISTING_SHARE.1 - EXISTING_SHARE.0) * fraction.clamp(0.0, 1.0);
+        let share =
+            EXISTING_SHARE.0 + (EXISTING_SHARE.1 - EXISTING_SHARE.0) * fraction.clamp(0.0, 1.0);
         ((self.size as f64 * share) as u64).max(1)
     }
 
@@ -501,8 +502,21 @@ const NAME_PREFIXES: [&str; 26] = [
     "Summit", "Tidal", "Umber", "Vertex", "Willow", "Xylem", "Yarrow", "Zephyr",
 ];
 const NAME_SUFFIXES: [&str; 15] = [
-    "Supply", "Logistics", "Retail", "Foods", "Industrial", "Health", "Parts", "Systems",
-    "Trading", "Freight", "Outfitters", "Pharma", "Electric", "Textiles", "Marine",
+    "Supply",
+    "Logistics",
+    "Retail",
+    "Foods",
+    "Industrial",
+    "Health",
+    "Parts",
+    "Systems",
+    "Trading",
+    "Freight",
+    "Outfitters",
+    "Pharma",
+    "Electric",
+    "Textiles",
+    "Marine",
 ];
 
 /// Largest number of partners a world can have: every partner needs one or
@@ -556,9 +570,9 @@ impl World {
             partners.push(partner);
         }
         allocate_id_blocks(&mut rng, &mut partners);
-        for index in 0..partners.len() {
-            let new_apps = build_apps(&mut rng, index, &partners[index], shape, end_ms);
-            partners[index].apps = (apps.len()..apps.len() + new_apps.len()).collect();
+        for (index, partner) in partners.iter_mut().enumerate() {
+            let new_apps = build_apps(&mut rng, index, partner, shape, end_ms);
+            partner.apps = (apps.len()..apps.len() + new_apps.len()).collect();
             apps.extend(new_apps);
         }
         let error_bursts = plan_error_bursts(&mut rng, shape.start_ms, end_ms);
@@ -627,7 +641,9 @@ impl World {
 
     /// Local time of a partner at `ms`.
     pub(crate) fn local(&self, partner: usize, ms: i64) -> Option<LocalTime> {
-        self.partners.get(partner).map(|partner| partner.zone.local(ms))
+        self.partners
+            .get(partner)
+            .map(|partner| partner.zone.local(ms))
     }
 }
 
@@ -647,7 +663,11 @@ fn network_pool(seed: u64) -> Vec<[u8; 3]> {
 fn partner_names(rng: &mut Rng, count: usize) -> Vec<String> {
     let mut names: Vec<String> = NAME_PREFIXES
         .iter()
-        .flat_map(|prefix| NAME_SUFFIXES.iter().map(move |suffix| format!("{prefix} {suffix}")))
+        .flat_map(|prefix| {
+            NAME_SUFFIXES
+                .iter()
+                .map(move |suffix| format!("{prefix} {suffix}"))
+        })
         .collect();
     rng.shuffle(&mut names);
     names.truncate(count);
@@ -708,7 +728,7 @@ fn build_partner(
 fn coprime_stride(rng: &mut Rng) -> u64 {
     loop {
         let stride = 1 + rng.below(PRODUCT_COUNT - 1);
-        if stride % 2 == 1 && stride % 5 != 0 {
+        if stride % 2 == 1 && !stride.is_multiple_of(5) {
             return stride;
         }
     }
@@ -774,7 +794,11 @@ fn build_apps(
         let rhythm = if position == 0 || rng.chance(0.6) {
             definition.rhythm
         } else {
-            [Rhythm::BusinessHours, Rhythm::ExtendedHours, Rhythm::AroundTheClock][rng.index(3)]
+            [
+                Rhythm::BusinessHours,
+                Rhythm::ExtendedHours,
+                Rhythm::AroundTheClock,
+            ][rng.index(3)]
         };
         let batch = (position == 0 && rng.chance(definition.batch_chance))
             .then(|| build_batch(rng, partner, definition));
@@ -847,7 +871,12 @@ fn app_ips(rng: &mut Rng, partner: &Partner) -> Vec<[u8; 4]> {
         let Some(network) = rng.pick(&partner.networks) else {
             break;
         };
-        let ip = [network[0], network[1], network[2], 10 + rng.below(240) as u8];
+        let ip = [
+            network[0],
+            network[1],
+            network[2],
+            10 + rng.below(240) as u8,
+        ];
         if !ips.contains(&ip) {
             ips.push(ip);
         }
@@ -881,7 +910,9 @@ fn sdk_upgrade(rng: &mut Rng, partner: &Partner, shape: WorldShape, end_ms: i64)
     let day = 7 + rng.between(0, days - 10);
     let utc_day = shape.start_ms.div_euclid(DAY_MS) + day;
     let local_day = partner.zone.local(utc_day * DAY_MS + 12 * HOUR_MS).day;
-    let ms = partner.zone.utc_of_local(local_day, 9 + rng.below(8) as u32);
+    let ms = partner
+        .zone
+        .utc_of_local(local_day, 9 + rng.below(8) as u32);
     (ms < end_ms).then_some(ms)
 }
 
@@ -969,8 +1000,11 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), world.apps.len(), "API key ids are unique");
-        let mut networks: Vec<[u8; 3]> =
-            world.partners.iter().flat_map(|p| p.networks.clone()).collect();
+        let mut networks: Vec<[u8; 3]> = world
+            .partners
+            .iter()
+            .flat_map(|p| p.networks.clone())
+            .collect();
         let total = networks.len();
         networks.sort_unstable();
         networks.dedup();
@@ -982,7 +1016,8 @@ mod tests {
     fn id_blocks_do_not_overlap() {
         let world = World::build(shape(40)).expect("world builds");
         for slot in 0..4 {
-            let mut blocks: Vec<IdBlock> = world.partners.iter().map(|p| p.id_blocks[slot]).collect();
+            let mut blocks: Vec<IdBlock> =
+                world.partners.iter().map(|p| p.id_blocks[slot]).collect();
             blocks.sort_by_key(|block| block.first);
             for pair in blocks.windows(2) {
                 assert!(pair[0].first + pair[0].size < pair[1].first, "{pair:?}");

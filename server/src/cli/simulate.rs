@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use apitrail_ingest::simulate::{
-    Progress, ScenarioSelection, ScenarioSpec, Simulation, SimulationOptions, Summary,
-    TruthRecord, encode, write_truth,
+    Progress, ScenarioSelection, ScenarioSpec, Simulation, SimulationOptions, Summary, TruthRecord,
+    encode, write_truth,
 };
 use apitrail_ingest::{Format, IngestReport};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -84,12 +84,14 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 
     let (summary, destination) = match (&args.output, &args.server) {
         (Some(path), _) => {
-            let summary = write_to_file(simulation.clone(), format, path.clone(), bar.clone()).await?;
+            let summary =
+                write_to_file(simulation.clone(), format, path.clone(), bar.clone()).await?;
             (summary, describe_output(path))
         }
         (None, Some(server)) => {
             let url = server.trim_end_matches('/').to_string();
-            let summary = send_to_server(&args, simulation.clone(), format, &url, bar.clone()).await?;
+            let summary =
+                send_to_server(&args, simulation.clone(), format, &url, bar.clone()).await?;
             (summary, url)
         }
         (None, None) => bail!("pass --output FILE (or -) or --server URL"),
@@ -114,11 +116,21 @@ fn simulation_options(args: &SimulateArgs) -> anyhow::Result<SimulationOptions> 
 
 /// Parses `YYYY-MM-DD`; the simulation checks that the date exists.
 fn parse_date(text: &str) -> anyhow::Result<(i64, u32, u32)> {
-    let invalid = || anyhow::anyhow!("invalid --start {text:?}: expected a date such as 2025-04-07");
+    let invalid =
+        || anyhow::anyhow!("invalid --start {text:?}: expected a date such as 2025-04-07");
     let mut parts = text.trim().splitn(3, '-');
-    let year = parts.next().and_then(|p| p.parse().ok()).ok_or_else(invalid)?;
-    let month = parts.next().and_then(|p| p.parse().ok()).ok_or_else(invalid)?;
-    let day = parts.next().and_then(|p| p.parse().ok()).ok_or_else(invalid)?;
+    let year = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(invalid)?;
+    let month = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(invalid)?;
+    let day = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(invalid)?;
     Ok((year, month, day))
 }
 
@@ -357,7 +369,10 @@ async fn post_batch(
             .unwrap_or(text);
         last_error = format!("the server answered {status}: {message}");
         if !(status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS) {
-            bail!("batch {batch_id}: {last_error}{}", Target::auth_hint(status));
+            bail!(
+                "batch {batch_id}: {last_error}{}",
+                Target::auth_hint(status)
+            );
         }
     }
     bail!("batch {batch_id} failed {ATTEMPTS} times; the last error: {last_error}")
@@ -389,7 +404,11 @@ fn print_summary(summary: &Summary, format: Format, destination: &str, truth: &P
             record.events
         );
     }
-    eprintln!("ground truth of {} scenarios in {}", summary.truth.len(), truth.display());
+    eprintln!(
+        "ground truth of {} scenarios in {}",
+        summary.truth.len(),
+        truth.display()
+    );
 }
 
 #[cfg(test)]
@@ -404,14 +423,19 @@ mod tests {
             buffer: Vec::new(),
             limit: 10,
         };
-        writer.write_all(b"first line\nsecond line\n").expect("sent");
+        writer
+            .write_all(b"first line\nsecond line\n")
+            .expect("sent");
         writer.write_all(b"x\n").expect("buffered");
         writer.finish().expect("sent");
         let mut bodies = Vec::new();
         while let Ok(body) = receiver.try_recv() {
             bodies.push(body);
         }
-        assert_eq!(bodies, vec![b"first line\nsecond line\n".to_vec(), b"x\n".to_vec()]);
+        assert_eq!(
+            bodies,
+            vec![b"first line\nsecond line\n".to_vec(), b"x\n".to_vec()]
+        );
     }
 
     #[test]
@@ -424,7 +448,10 @@ mod tests {
     #[test]
     fn scenarios_parse() {
         assert_eq!(parse_scenarios(None).ok(), Some(ScenarioSelection::Default));
-        assert_eq!(parse_scenarios(Some("none")).ok(), Some(ScenarioSelection::None));
+        assert_eq!(
+            parse_scenarios(Some("none")).ok(),
+            Some(ScenarioSelection::None)
+        );
         let Ok(ScenarioSelection::List(specs)) =
             parse_scenarios(Some("volume_spike,leaked_key:partner=p02"))
         else {
