@@ -53,8 +53,8 @@ pub enum ScenarioKind {
     /// three new networks, carrying one app's API key. A detector should find the
     /// consumer's 401 count on `/v1/auth/token` far above its history.
     CredentialStuffing,
-    /// Bulk exports (start, polls, multi-megabyte downloads) at 01:00 to
-    /// 04:00 of the partner's local time on two nights, from a partner
+    /// Bulk exports (start, polls, multi-megabyte downloads) from 01:00 or
+    /// 02:00 of the partner's local time for one to three hours on two nights, from a partner
     /// that works office hours. A detector should find export calls and response
     /// bytes in hours of the week where the consumer's baseline is near zero.
     OffHoursExport,

@@ -164,7 +164,7 @@ pub(crate) fn usual_caller(world: &World, app_index: usize, time: i64, rng: &mut
             user_agent: String::new(),
         };
     };
-    // The first address carries about half of the calls.
+    // The first address carries at least half of the calls.
     let ip_position = if rng.chance(0.5) {
         0
     } else {
@@ -403,7 +403,7 @@ pub(crate) fn choose_id(
     }
 }
 
-/// Path and query of an ordinary call.
+/// Draws the path and query of an ordinary call.
 fn request_target(
     world: &World,
     app: usize,
@@ -587,7 +587,7 @@ pub(crate) fn draw_status(
     }
 }
 
-/// Request body size: 0 without a body, else log-normal around the endpoint's median.
+/// Draws a request body size: 0 without a body, else log-normal around the endpoint's median.
 pub(crate) fn request_size(endpoint: &Endpoint, rng: &mut Rng) -> u64 {
     if endpoint.request_bytes <= 0.0 {
         return 0;
@@ -595,7 +595,7 @@ pub(crate) fn request_size(endpoint: &Endpoint, rng: &mut Rng) -> u64 {
     rng.log_normal(endpoint.request_bytes, 0.3).round().max(2.0) as u64
 }
 
-/// Response body size of a call with this status.
+/// Draws the response body size of a call with this status.
 pub(crate) fn response_size(
     endpoint: &Endpoint,
     status: u16,
@@ -618,7 +618,7 @@ pub(crate) fn response_size(
     rng.log_normal(median, sigma).round().max(2.0) as u64
 }
 
-/// Latency in milliseconds of a call with this status.
+/// Draws the latency in milliseconds of a call with this status.
 pub(crate) fn latency(endpoint: &Endpoint, status: u16, rng: &mut Rng) -> u32 {
     let value = match status {
         504 => 29_000.0 + rng.below(1_000) as f64,
