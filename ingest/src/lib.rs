@@ -24,6 +24,8 @@
 //! - [`spec`]: OpenAPI 3 and Swagger 2.0 descriptions, their revisions, and
 //!   whether an endpoint is documented, a shadow or a zombie.
 //! - [`report`]: accepted, rejected and skipped counts with line errors.
+//! - [`simulate`]: a seeded generator of partner traffic with injected abuse
+//!   and its ground truth, written in formats these parsers read.
 //! - [`text`]: byte decoding, percent-decoding and small field helpers.
 
 pub mod consumer_map;
@@ -37,6 +39,7 @@ pub mod identity;
 pub mod parse;
 pub mod redact;
 pub mod report;
+pub mod simulate;
 pub mod spec;
 pub mod template;
 pub mod text;

@@ -4,6 +4,8 @@
 //! - `apitrail import`: loads log files through a server or straight into a
 //!   data directory ([`cli::import`]).
 //! - `apitrail query`: runs SQL and prints a table ([`cli::query`]).
+//! - `apitrail simulate`: writes labelled synthetic partner traffic and its
+//!   ground truth to a file or a server ([`cli::simulate`]).
 //! - `apitrail spec load`: loads an OpenAPI or Swagger document ([`cli::spec`]).
 //! - `apitrail token`: creates, lists and revokes access tokens ([`cli::token`]).
 //!
@@ -62,6 +64,8 @@ enum Command {
     Import(cli::import::ImportArgs),
     /// Run one SQL query and print the result as a table.
     Query(cli::query::QueryArgs),
+    /// Write synthetic partner traffic with injected abuse, and its ground truth.
+    Simulate(cli::simulate::SimulateArgs),
     /// Manage the API descriptions that endpoints are checked against.
     Spec(cli::spec::SpecArgs),
     /// Create, list and revoke access tokens.
@@ -172,6 +176,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Import(args) => cli::import::run(args).await,
             Command::Query(args) => cli::query::run(args).await,
+            Command::Simulate(args) => cli::simulate::run(args).await,
             Command::Spec(args) => cli::spec::run(args).await,
             Command::Token(args) => cli::token::run(args),
         }

@@ -2,5 +2,6 @@
 
 pub mod import;
 pub mod query;
+pub mod simulate;
 pub mod spec;
 pub mod token;
