@@ -229,7 +229,10 @@ async fn events_time_is_delta_encoded() {
         .unwrap()
         .expect("new import");
     writer.write(batch(0, 500)).await.unwrap();
-    store.commit_import("import-encoding", writer).await.unwrap();
+    store
+        .commit_import("import-encoding", writer)
+        .await
+        .unwrap();
 
     let files: Vec<_> = walk(&dir.path().join("table"))
         .into_iter()
