@@ -69,7 +69,7 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
     ]
 }
 
-/// A state field holding a list of `item_type` values.
+/// Builds a state field that contains a list of `item_type` values.
 fn list_state_field(args: &StateFieldsArgs, part: &str, item_type: DataType) -> FieldRef {
     Arc::new(Field::new(
         format!("{}[{part}]", args.name),
@@ -266,7 +266,9 @@ impl Accumulator for EntropyAccumulator {
                 array.data_type()
             );
         }
-        let rows = self.converter.convert_columns(std::slice::from_ref(array))?;
+        let rows = self
+            .converter
+            .convert_columns(std::slice::from_ref(array))?;
         let nulls = array.logical_nulls();
         for index in 0..array.len() {
             if nulls.as_ref().is_some_and(|nulls| nulls.is_null(index)) {
@@ -305,7 +307,10 @@ impl Accumulator for EntropyAccumulator {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let keys: BinaryArray = self.counts.keys().map(|key| Some(key.as_ref())).collect();
         let counts: UInt64Array = self.counts.values().map(|&count| Some(count)).collect();
-        Ok(vec![list_state(Arc::new(keys)), list_state(Arc::new(counts))])
+        Ok(vec![
+            list_state(Arc::new(keys)),
+            list_state(Arc::new(counts)),
+        ])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -333,6 +338,12 @@ fn normalised_entropy(counts: &[u64]) -> Option<f64> {
         1 => return Some(0.0),
         _ => {}
     }
+    // Equal counts have an entropy of exactly ln(k), which the sum below
+    // can miss by a rounding error, so an even spread returns exactly 1.
+    if counts.iter().all(|&count| count == counts[0]) {
+        return Some(1.0);
+    }
+
     let total = counts.iter().map(|&count| count as f64).sum::<f64>();
     let entropy = counts
         .iter()
@@ -342,7 +353,7 @@ fn normalised_entropy(counts: &[u64]) -> Option<f64> {
         })
         .sum::<f64>();
     let maximum = (counts.len() as f64).ln();
-    // Rounding can put an even distribution a hair above 1.
+    // Rounding can put a nearly even spread a hair above 1.
     Some((entropy / maximum).min(1.0))
 }
 
@@ -529,7 +540,12 @@ mod tests {
     }
 
     fn naive_sequential_ratio(ids: &[i64]) -> Option<f64> {
-        let distinct: Vec<i64> = ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let distinct: Vec<i64> = ids
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if distinct.len() < 2 {
             return None;
         }
@@ -558,11 +574,7 @@ mod tests {
     #[tokio::test]
     async fn mad_known_values() {
         let ctx = session();
-        register_numbers(
-            &ctx,
-            "odd",
-            [0.0, 0.0, 1.0, 3.0, 6.0].map(Some).to_vec(),
-        );
+        register_numbers(&ctx, "odd", [0.0, 0.0, 1.0, 3.0, 6.0].map(Some).to_vec());
         assert_eq!(
             float(&ctx, "SELECT mad(x) FROM odd").await,
             Some(1.0),
@@ -653,7 +665,11 @@ mod tests {
     #[tokio::test]
     async fn entropy_known_values() {
         let ctx = session();
-        let one = float(&ctx, "SELECT entropy(x) FROM (VALUES ('a'), ('a'), ('a')) t(x)").await;
+        let one = float(
+            &ctx,
+            "SELECT entropy(x) FROM (VALUES ('a'), ('a'), ('a')) t(x)",
+        )
+        .await;
         assert_eq!(one, Some(0.0), "a single value");
         let uniform = float(
             &ctx,
@@ -679,25 +695,33 @@ mod tests {
     #[tokio::test]
     async fn entropy_nulls_and_types() {
         let ctx = session();
+
         let with_nulls = float(
             &ctx,
             "SELECT entropy(x) FROM (VALUES ('a'), (NULL), ('b'), (NULL)) t(x)",
         )
         .await;
         assert_eq!(with_nulls, Some(1.0), "NULLs are not a value");
+
         let only_nulls = float(
             &ctx,
             "SELECT entropy(x) FROM (VALUES (CAST(NULL AS VARCHAR)), (NULL)) t(x)",
         )
         .await;
         assert_eq!(only_nulls, None, "no values");
-        assert_eq!(float(&ctx, "SELECT entropy(NULL)").await, None, "NULL literal");
+        assert_eq!(
+            float(&ctx, "SELECT entropy(NULL)").await,
+            None,
+            "NULL literal"
+        );
+
         let fractions = float(
             &ctx,
             "SELECT entropy(x) FROM (VALUES (0.5), (1.5), (0.5), (1.5)) t(x)",
         )
         .await;
         assert_eq!(fractions, Some(1.0), "floats");
+
         let timestamps = float(
             &ctx,
             "SELECT entropy(x) FROM (VALUES (TIMESTAMP '2024-06-03 10:00:00'), \
@@ -705,6 +729,7 @@ mod tests {
         )
         .await;
         assert_eq!(timestamps, Some(1.0), "timestamps");
+
         let dictionary = float(
             &ctx,
             "SELECT entropy(arrow_cast(x, 'Dictionary(Int32, Utf8)')) \
@@ -722,7 +747,11 @@ mod tests {
             "SELECT sequential_ratio(x) FROM (VALUES (10003), (10001), (10002), (10004), (10002)) t(x)",
         )
         .await;
-        assert_eq!(walk, Some(1.0), "ids 10001 to 10004 in any order, with a repeat");
+        assert_eq!(
+            walk,
+            Some(1.0),
+            "ids 10001 to 10004 in any order, with a repeat"
+        );
         let gaps = float(
             &ctx,
             "SELECT sequential_ratio(x) FROM (VALUES (1), (2), (3), (10), (20)) t(x)",
@@ -759,6 +788,7 @@ mod tests {
     #[tokio::test]
     async fn sequential_ratio_text_ids() {
         let ctx = session();
+
         let from_paths = float(
             &ctx,
             "SELECT sequential_ratio(regexp_replace(path, '^.*/', '')) FROM (VALUES \
@@ -772,6 +802,7 @@ mod tests {
             Some(2.0 / 3.0),
             "10001, 10002, 10003 and 10005; words and UUIDs are skipped"
         );
+
         let signs_and_zeros = float(
             &ctx,
             "SELECT sequential_ratio(x) FROM (VALUES ('007'), ('+8'), ('-1'), ('0'), ('1.5'), (' 9'), ('')) t(x)",
@@ -782,12 +813,14 @@ mod tests {
             Some(2.0 / 3.0),
             "-1, 0, 7 and 8: two of three pairs"
         );
+
         let view = float(
             &ctx,
             "SELECT sequential_ratio(arrow_cast(x, 'Utf8View')) FROM (VALUES ('1'), ('2')) t(x)",
         )
         .await;
         assert_eq!(view, Some(1.0), "Utf8View");
+
         let large = float(
             &ctx,
             "SELECT sequential_ratio(arrow_cast(x, 'LargeUtf8')) FROM (VALUES ('1'), ('3')) t(x)",
@@ -826,7 +859,10 @@ mod tests {
         assert_eq!(parse_decimal_id("+42"), Some(42));
         assert_eq!(parse_decimal_id("0042"), Some(42));
         assert_eq!(parse_decimal_id(&"9".repeat(38)), Some(10i128.pow(38) - 1));
-        assert_eq!(parse_decimal_id(&format!("000{}", "9".repeat(38))), Some(10i128.pow(38) - 1));
+        assert_eq!(
+            parse_decimal_id(&format!("000{}", "9".repeat(38))),
+            Some(10i128.pow(38) - 1)
+        );
         assert_eq!(parse_decimal_id(&"9".repeat(39)), None, "39 digits");
         for junk in ["", "-", "+", "1e3", "0x10", "12a", " 1", "1 ", "--1", "١٢"] {
             assert_eq!(parse_decimal_id(junk), None, "{junk:?}");
@@ -858,7 +894,9 @@ mod tests {
                         // Every eleventh value is NULL.
                         (r.1 % 11 != 0).then_some(r.1)
                     }))),
-                    Arc::new(StringArray::from_iter_values(chunk.iter().map(|r| r.2.as_str()))),
+                    Arc::new(StringArray::from_iter_values(
+                        chunk.iter().map(|r| r.2.as_str()),
+                    )),
                 ],
             )
             .expect("columns match the schema");
@@ -869,7 +907,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn aggregates_merge_across_partitions() {
-        let config = SessionConfig::new().with_target_partitions(4).with_batch_size(16);
+        let config = SessionConfig::new()
+            .with_target_partitions(4)
+            .with_batch_size(16);
         let ctx = SessionContext::new_with_config(config);
         register_all(&ctx);
 
@@ -903,7 +943,9 @@ mod tests {
         let batches = run(&ctx, sql).await;
         let mut seen = 0;
         for batch in &batches {
-            let groups = batch.column(0).as_primitive::<arrow::datatypes::Int32Type>();
+            let groups = batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int32Type>();
             for row in 0..batch.num_rows() {
                 let group = groups.value(row);
                 let in_group: Vec<&(i32, i64, String)> =
@@ -920,7 +962,11 @@ mod tests {
                     let numbers = batch.column(column).as_primitive::<Float64Type>();
                     numbers.is_valid(row).then(|| numbers.value(row))
                 };
-                assert_close(result(1), naive_mad(&as_floats), &format!("mad of group {group}"));
+                assert_close(
+                    result(1),
+                    naive_mad(&as_floats),
+                    &format!("mad of group {group}"),
+                );
                 assert_close(
                     result(2),
                     naive_entropy(&values),
@@ -935,11 +981,7 @@ mod tests {
             }
         }
         assert_eq!(seen, 3, "one row per group");
-        let walk = floats(
-            &ctx,
-            "SELECT sequential_ratio(id) FROM calls WHERE grp = 0",
-        )
-        .await;
+        let walk = floats(&ctx, "SELECT sequential_ratio(id) FROM calls WHERE grp = 0").await;
         assert_eq!(walk, vec![Some(1.0)], "group 0 walks ids one by one");
     }
 
@@ -962,11 +1004,7 @@ mod tests {
                 assert!(column.is_null(0), "no values give NULL");
             }
         }
-        let grouped = run(
-            &ctx,
-            "SELECT grp, mad(value) FROM calls GROUP BY grp",
-        )
-        .await;
+        let grouped = run(&ctx, "SELECT grp, mad(value) FROM calls GROUP BY grp").await;
         let rows: usize = grouped.iter().map(RecordBatch::num_rows).sum();
         assert_eq!(rows, 0, "no groups");
     }
@@ -1091,7 +1129,9 @@ mod tests {
     fn sequential_ratio_unsigned_state() {
         let ids: ArrayRef = Arc::new(UInt64Array::from(vec![u64::MAX, u64::MAX - 1, 3]));
         let make = || -> Box<dyn Accumulator> {
-            Box::new(SequentialRatioAccumulator { ids: HashSet::new() })
+            Box::new(SequentialRatioAccumulator {
+                ids: HashSet::new(),
+            })
         };
         let result = two_phase(make, &[ids]).expect("integers are accepted");
         assert_eq!(result, ScalarValue::Float64(Some(0.5)));

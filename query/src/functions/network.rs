@@ -71,7 +71,7 @@ fn is_private(address: IpAddr) -> bool {
     }
 }
 
-/// Whether `address` is in `100.64.0.0/10`, the shared address space of RFC 6598.
+/// Returns true when `address` is in `100.64.0.0/10`, the shared address space of RFC 6598.
 fn is_shared(address: Ipv4Addr) -> bool {
     let [first, second, ..] = address.octets();
     first == 100 && (second & 0b1100_0000) == 0b0100_0000
@@ -197,7 +197,10 @@ fn network(address: IpAddr, prefix: u8) -> Result<String> {
         }
         IpAddr::V6(v6) => {
             let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            Ok(format!("{}/{prefix}", Ipv6Addr::from(u128::from(v6) & mask)))
+            Ok(format!(
+                "{}/{prefix}",
+                Ipv6Addr::from(u128::from(v6) & mask)
+            ))
         }
     }
 }
@@ -360,7 +363,10 @@ mod tests {
             ),
             ("SELECT ip_network('2001:db8::1', 128)", "2001:db8::1/128"),
             ("SELECT ip_network('2001:db8::1', 0)", "::/0"),
-            ("SELECT ip_network('::ffff:203.0.113.77', 24)", "203.0.113.0/24"),
+            (
+                "SELECT ip_network('::ffff:203.0.113.77', 24)",
+                "203.0.113.0/24",
+            ),
             (
                 "SELECT ip_network('203.0.113.77', arrow_cast(24, 'UInt8'))",
                 "203.0.113.0/24",
@@ -398,7 +404,10 @@ mod tests {
         let message = error(&ctx, "SELECT ip_network('203.0.113.77', 33)").await;
         assert!(message.contains("beyond 32"), "IPv4 bound: {message}");
         let message = error(&ctx, "SELECT ip_network('::ffff:203.0.113.77', 48)").await;
-        assert!(message.contains("beyond 32"), "mapped IPv4 bound: {message}");
+        assert!(
+            message.contains("beyond 32"),
+            "mapped IPv4 bound: {message}"
+        );
         let message = error(&ctx, "SELECT ip_network('2001:db8::1', 129)").await;
         assert!(message.contains("beyond 128"), "IPv6 bound: {message}");
         let message = error(&ctx, "SELECT ip_network('203.0.113.77', -1)").await;

@@ -18,8 +18,9 @@
 //! it. The factor 0.6745 is the 0.75 quantile of the standard normal
 //! distribution, so for normally distributed data the score is on the scale
 //! of an ordinary z-score. Iglewicz and Hoaglin suggest 3.5 in absolute value
-//! as the cut-off for outliers. The median and MAD ignore a minority of
-//! extreme hours, so one burst in the baseline window does not hide the next.
+//! as the cut-off for outliers. A minority of extreme hours barely moves the
+//! median and the MAD, so one burst in the baseline window does not hide the
+//! next.
 
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ pub fn scoring_functions() -> Vec<ScalarUDF> {
         .collect()
 }
 
-/// Which score a [`ScoreFunction`] computes.
+/// The score that a [`ScoreFunction`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Score {
     /// `zscore(x, mean, stddev)`.
@@ -213,11 +214,7 @@ mod tests {
 
         let z = floats(&ctx, "SELECT zscore(calls, mean, spread) FROM hours").await;
         assert_eq!(z, vec![Some(5.0), None, None, Some(2.5)]);
-        let robust = floats(
-            &ctx,
-            "SELECT robust_zscore(calls, mean, spread) FROM hours",
-        )
-        .await;
+        let robust = floats(&ctx, "SELECT robust_zscore(calls, mean, spread) FROM hours").await;
         assert_close(robust[0], Some(0.6745 * 5.0), "first row");
         assert_eq!(robust[1], None, "NULL calls");
         assert_eq!(robust[2], None, "MAD of 0");

@@ -20,7 +20,7 @@ use apitrail_storage::sketch::{DistinctSketch, QuantileSketch, SketchError};
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
-use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -50,7 +50,12 @@ pub fn sketch_functions() -> (Vec<ScalarUDF>, Vec<AggregateUDF>) {
             Input::Sketches,
         ),
         ("quantile_sketch", None, SketchKind::Quantile, Input::Values),
-        ("quantile_merge", None, SketchKind::Quantile, Input::Sketches),
+        (
+            "quantile_merge",
+            None,
+            SketchKind::Quantile,
+            Input::Sketches,
+        ),
     ]
     .into_iter()
     .map(|(name, alias, kind, input)| {
@@ -343,7 +348,8 @@ impl ScalarUDFImpl for SketchQuantile {
                 continue;
             };
             if !(0.0..=1.0).contains(&q) {
-                return exec_err!("sketch_quantile: quantile {q} is outside 0 to 1");
+                // A plan error, because the query is at fault, not the data.
+                return plan_err!("sketch_quantile: quantile {q} is outside 0 to 1");
             }
             let sketch = QuantileSketch::from_bytes(bytes).map_err(sketch_error)?;
             values.push(sketch.quantile(q));

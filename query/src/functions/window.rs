@@ -190,14 +190,22 @@ mod tests {
     #[tokio::test]
     async fn ewma_known_values() {
         let ctx = session();
-        let rows = [("a", 1, Some(10)), ("a", 2, Some(20)), ("a", 3, Some(20)), ("a", 4, Some(0))];
+        let rows = [
+            ("a", 1, Some(10)),
+            ("a", 2, Some(20)),
+            ("a", 3, Some(20)),
+            ("a", 4, Some(0)),
+        ];
         register_series(&ctx, &rows, 1);
         let smoothed = floats(
             &ctx,
             "SELECT ewma(calls, 0.5) OVER (ORDER BY hour) FROM series ORDER BY hour",
         )
         .await;
-        assert_eq!(smoothed, vec![Some(10.0), Some(15.0), Some(17.5), Some(8.75)]);
+        assert_eq!(
+            smoothed,
+            vec![Some(10.0), Some(15.0), Some(17.5), Some(8.75)]
+        );
         let latest = floats(
             &ctx,
             "SELECT ewma(calls, 1) OVER (ORDER BY hour) FROM series ORDER BY hour",
@@ -247,7 +255,11 @@ mod tests {
         let mut rows = Vec::new();
         for hour in 0..40 {
             rows.push(("acme", hour, Some((hour * 7) % 13)));
-            let globex = if hour % 5 == 0 { None } else { Some(100 - hour) };
+            let globex = if hour % 5 == 0 {
+                None
+            } else {
+                Some(100 - hour)
+            };
             rows.push(("globex", hour, globex));
         }
         register_series(&ctx, &rows, 4);
@@ -338,15 +350,24 @@ mod tests {
             "SELECT ewma(calls, hour / 10.0) OVER (ORDER BY hour) FROM series",
         )
         .await;
-        assert!(message.contains("constant"), "alpha from a column: {message}");
+        assert!(
+            message.contains("constant"),
+            "alpha from a column: {message}"
+        );
         let message = error(&ctx, "SELECT ewma('a', 0.5) OVER () FROM series").await;
         assert!(message.contains("ewma"), "text x: {message}");
     }
 
     #[test]
     fn alpha_bounds() {
-        assert_eq!(smoothing_factor(&ScalarValue::Float64(Some(1.0))).ok(), Some(1.0));
-        assert_eq!(smoothing_factor(&ScalarValue::Int64(Some(1))).ok(), Some(1.0));
+        assert_eq!(
+            smoothing_factor(&ScalarValue::Float64(Some(1.0))).ok(),
+            Some(1.0)
+        );
+        assert_eq!(
+            smoothing_factor(&ScalarValue::Int64(Some(1))).ok(),
+            Some(1.0)
+        );
         assert_eq!(
             smoothing_factor(&ScalarValue::Float64(Some(f64::MIN_POSITIVE))).ok(),
             Some(f64::MIN_POSITIVE)
