@@ -665,12 +665,12 @@ mod tests {
     #[tokio::test]
     async fn entropy_known_values() {
         let ctx = session();
-        let one = float(
+        let single_value = float(
             &ctx,
             "SELECT entropy(x) FROM (VALUES ('a'), ('a'), ('a')) t(x)",
         )
         .await;
-        assert_eq!(one, Some(0.0), "a single value");
+        assert_eq!(single_value, Some(0.0), "a single value");
         let uniform = float(
             &ctx,
             "SELECT entropy(x) FROM (VALUES ('a'), ('b'), ('c'), ('a'), ('b'), ('c')) t(x)",
