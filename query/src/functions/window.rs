@@ -62,6 +62,8 @@ impl WindowUDFImpl for Ewma {
         &self,
         args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
+        // NOTE: alpha is checked here, when a partition is evaluated, so a
+        // query whose window receives no rows does not fail on a bad alpha.
         let Some(alpha) = args.input_exprs().get(1) else {
             return plan_err!("ewma takes two arguments, x and alpha");
         };
