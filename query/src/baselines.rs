@@ -1017,7 +1017,7 @@ impl Summary {
 }
 
 /// Returns the median of non-empty `values`, the mean of the middle two for an even count.
-fn median_in_place(values: &mut [f64]) -> f64 {
+pub(crate) fn median_in_place(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     if values.len() % 2 == 1 {

@@ -2,11 +2,11 @@
 //!
 //! | function | kind | result |
 //! |---|---|---|
-//! | `distinct_sketch(x)` | aggregate | binary distinct-count sketch of the values of `x` |
-//! | `distinct_merge(sketch)` | aggregate | the union of distinct sketches |
+//! | `distinct_sketch(x)`, alias `approx_distinct_sketch(x)` | aggregate | binary distinct-count sketch of the values of `x` |
+//! | `distinct_merge(sketch)`, alias `approx_distinct_merge(sketch)` | aggregate | the union of distinct sketches, itself a distinct sketch |
 //! | `distinct_count(sketch)` | scalar | the estimate of a distinct sketch, `BIGINT` |
 //! | `quantile_sketch(x)` | aggregate | binary quantile sketch of the numbers `x` |
-//! | `quantile_merge(sketch)` | aggregate | the merge of quantile sketches |
+//! | `quantile_merge(sketch)` | aggregate | the quantile sketch merge: one quantile sketch of all the values of the input sketches |
 //! | `sketch_quantile(sketch, q)` | scalar | the value at quantile `q` (0 to 1), `DOUBLE` |
 //!
 //! The sketches are those of [`apitrail_storage::sketch`]: distinct counts
@@ -20,7 +20,7 @@ use apitrail_storage::sketch::{DistinctSketch, QuantileSketch, SketchError};
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array, Int64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
-use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -34,14 +34,37 @@ pub fn sketch_functions() -> (Vec<ScalarUDF>, Vec<AggregateUDF>) {
         ScalarUDF::new_from_impl(DistinctCount::new()),
         ScalarUDF::new_from_impl(SketchQuantile::new()),
     ];
+    // The `approx_` aliases name the distinct sketches the way analysts
+    // search for approximate distinct counts.
     let aggregates = [
-        ("distinct_sketch", SketchKind::Distinct, Input::Values),
-        ("distinct_merge", SketchKind::Distinct, Input::Sketches),
-        ("quantile_sketch", SketchKind::Quantile, Input::Values),
-        ("quantile_merge", SketchKind::Quantile, Input::Sketches),
+        (
+            "distinct_sketch",
+            Some("approx_distinct_sketch"),
+            SketchKind::Distinct,
+            Input::Values,
+        ),
+        (
+            "distinct_merge",
+            Some("approx_distinct_merge"),
+            SketchKind::Distinct,
+            Input::Sketches,
+        ),
+        ("quantile_sketch", None, SketchKind::Quantile, Input::Values),
+        (
+            "quantile_merge",
+            None,
+            SketchKind::Quantile,
+            Input::Sketches,
+        ),
     ]
     .into_iter()
-    .map(|(name, kind, input)| AggregateUDF::new_from_impl(SketchAggregate::new(name, kind, input)))
+    .map(|(name, alias, kind, input)| {
+        let function = AggregateUDF::new_from_impl(SketchAggregate::new(name, kind, input));
+        match alias {
+            Some(alias) => function.with_aliases([alias]),
+            None => function,
+        }
+    })
     .collect();
     (scalars, aggregates)
 }
@@ -325,11 +348,55 @@ impl ScalarUDFImpl for SketchQuantile {
                 continue;
             };
             if !(0.0..=1.0).contains(&q) {
-                return exec_err!("sketch_quantile: quantile {q} is outside 0 to 1");
+                // A plan error, because the query is at fault, not the data.
+                return plan_err!("sketch_quantile: quantile {q} is outside 0 to 1");
             }
             let sketch = QuantileSketch::from_bytes(bytes).map_err(sketch_error)?;
             values.push(sketch.quantile(q));
         }
         Ok(ColumnarValue::Array(Arc::new(Float64Array::from(values))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+
+    use crate::functions::test_support::{floats, run, session};
+
+    #[tokio::test]
+    async fn approx_aliases_match_names() {
+        let ctx = session();
+        let sql = "SELECT approx_distinct_sketch(x) = distinct_sketch(x) \
+                   FROM (VALUES (1), (2), (2), (3)) t(x)";
+        let batches = run(&ctx, sql).await;
+        assert!(
+            batches[0].column(0).as_boolean().value(0),
+            "the alias builds the same sketch"
+        );
+
+        let sql = "SELECT distinct_count(approx_distinct_merge(sketch)) FROM ( \
+                   SELECT g, approx_distinct_sketch(x) AS sketch \
+                   FROM (VALUES (1, 'a'), (1, 'b'), (2, 'b'), (2, 'c')) t(g, x) GROUP BY g)";
+        let batches = run(&ctx, sql).await;
+        assert_eq!(
+            batches[0].column(0).as_primitive::<Int64Type>().value(0),
+            3,
+            "a, b and c across the two sketches"
+        );
+    }
+
+    #[tokio::test]
+    async fn quantile_merge_of_sketches() {
+        let ctx = session();
+        let sql = "SELECT sketch_quantile(quantile_merge(sketch), 1.0) FROM ( \
+                   SELECT g, quantile_sketch(x) AS sketch \
+                   FROM (VALUES (1, 2.0), (1, 4.0), (2, 8.0)) t(g, x) GROUP BY g)";
+        assert_eq!(
+            floats(&ctx, sql).await,
+            vec![Some(8.0)],
+            "the maximum over both sketches is exact"
+        );
     }
 }
