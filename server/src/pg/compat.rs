@@ -317,7 +317,7 @@ const PG_SEQUENCE_COLUMNS: &[&str] = &[
 /// which drops its placeholders from the statement, so the client's
 /// parameters, bound by position, no longer line up with their types.
 /// Over an empty table the subquery is `NULL` on every row, and so is the
-/// `CASE` without an `ELSE`; the rewrite runs before that parser sees the
+/// `CASE` without an `ELSE`. The rewrite runs before that parser reads the
 /// text.
 pub fn fold_pg_sequence_subqueries(sql: &str) -> Option<String> {
     if !sql.to_ascii_lowercase().contains("pg_sequence") {
@@ -363,10 +363,12 @@ fn fold_pg_sequence_subquery(expr: &Expr) -> Option<Expr> {
     if calls_aggregate(item, &|name| name.starts_with("count")) {
         return None;
     }
+
     let inner_names = relation_names(select);
     let mut result = item.clone();
     null_sequence_columns(&mut result, &inner_names);
-    // The conditions are kept only for their placeholders; `false` decides.
+    // `false` decides the result, so the conditions are kept only for their
+    // placeholders.
     let mut condition = Expr::Value(Value::Boolean(false).into());
     for mut conjunct in select.selection.clone().map(conjuncts).unwrap_or_default() {
         if has_placeholder(&conjunct) {
@@ -374,6 +376,7 @@ fn fold_pg_sequence_subquery(expr: &Expr) -> Option<Expr> {
             condition = and(condition, Expr::Nested(Box::new(conjunct)));
         }
     }
+
     Some(Expr::Case {
         case_token: AttachedToken::empty(),
         end_token: AttachedToken::empty(),
@@ -648,8 +651,8 @@ mod tests {
         (changed, statement.to_string())
     }
 
-    /// The placeholders of `sql`, sorted: the fold moves conditions after
-    /// the item they guard.
+    /// Collects the placeholders of `sql`, sorted, because the fold moves
+    /// conditions after the item they guard.
     fn placeholders(sql: &str) -> Vec<String> {
         let mut found = Vec::new();
         for statement in Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap() {
