@@ -386,7 +386,7 @@ fn realdata_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// Repeats `sample` until the result holds at least `min_bytes`, ending each copy with a newline.
+/// Repeats `sample` until the result has at least `min_bytes`, ending each copy with a newline.
 fn repeat_to(sample: &[u8], min_bytes: usize) -> Vec<u8> {
     let mut data = Vec::with_capacity(min_bytes + sample.len() + 1);
     while data.len() < min_bytes {

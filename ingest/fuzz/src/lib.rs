@@ -157,7 +157,7 @@ pub fn fuzz_framing_and_detection(data: &[u8]) {
     }
 }
 
-/// What a parse context borrows, built once per input.
+/// Values that a parse context borrows, built once per input.
 struct Settings {
     redactor: Redactor,
     identity: IdentityConfig,

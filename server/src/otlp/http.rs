@@ -4,8 +4,8 @@
 //! JSON (`application/json`), plain or gzip (`Content-Encoding: gzip`), of
 //! at most [`MAX_REQUEST_BYTES`] as sent and after decompression. The
 //! response is the `Export*ServiceResponse` in the request's encoding. A
-//! failed request gets a `google.rpc.Status` body in that encoding and the
-//! status code from which an OTLP client decides whether to retry: 400 for a
+//! failed request gets a `google.rpc.Status` body in that encoding. Its
+//! status code tells an OTLP client whether to retry: 400 for a
 //! body that cannot be decoded, 413 for one over the limit, 415 for an
 //! unsupported `Content-Type` or `Content-Encoding`, and 503 with
 //! `Retry-After` when the store cannot take writes.

@@ -1,6 +1,6 @@
 //! What the spans or log records of one OTLP export became, item by item.
 //!
-//! An OTLP receiver answers an export with the number of items it rejected
+//! An OTLP receiver responds to an export with the number of items it rejected
 //! (`partial_success`), so it maps each span or log record on its own: one
 //! invalid span rejects that span, not the request. [`ExportMapping`]
 //! collects the outcome of each item. The JSON decoder of this module fills

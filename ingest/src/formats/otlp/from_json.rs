@@ -75,8 +75,7 @@ pub(crate) fn parse_record(record: &str) -> LineOutcome {
 /// by log record.
 ///
 /// The body must be a JSON object. A body without `resourceSpans`
-/// (`resourceLogs` for logs) is an empty export, which OTLP answers with
-/// success. An invalid item is rejected on its own, with the item as a
+/// (`resourceLogs` for logs) is an empty export, which succeeds in OTLP. An invalid item is rejected on its own, with the item as a
 /// one-item export in [`super::RejectedItem::text`].
 ///
 /// # Errors

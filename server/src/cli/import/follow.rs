@@ -476,7 +476,7 @@ impl<'a> Follower<'a> {
         }
     }
 
-    /// Adds an entry for a copy of the file `from`, starting where that one stands.
+    /// Adds an entry for a copy of the file `from`, starting at that file's offset.
     #[expect(clippy::too_many_arguments, reason = "the parts of a file just found")]
     fn clone_entry(
         &mut self,
@@ -632,8 +632,8 @@ impl<'a> Follower<'a> {
         }
     }
 
-    /// Starts a truncated or rewritten file again from its start; the old
-    /// entry is kept, so that a copy of the old content continues from it.
+    /// Starts a truncated or rewritten file again from its start. The old
+    /// entry is kept, so a copy of the old content continues from it.
     fn restart_truncated(&mut self, id: FileId, size: u64) -> anyhow::Result<()> {
         let file = self.open.get_mut(&id).expect("truncated files are open");
         let old = self

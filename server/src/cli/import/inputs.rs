@@ -1,6 +1,6 @@
-//! What `apitrail import` reads: files, directories, glob patterns and S3 prefixes.
+//! Inputs of `apitrail import`: files, directories, glob patterns and S3 prefixes.
 //!
-//! A directory stands for every regular, non-hidden file inside it,
+//! A directory means every regular, non-hidden file inside it,
 //! recursively, in path order. Hidden directories are skipped, and so are
 //! symbolic links to directories, so a link cannot make the walk loop. A
 //! pattern with `*`, `?` or `[` that names no existing path is expanded here,
