@@ -359,14 +359,14 @@ impl Window {
     }
 }
 
-fn timestamp_literal(micros: i64) -> Expr {
+pub(crate) fn timestamp_literal(micros: i64) -> Expr {
     lit(ScalarValue::TimestampMicrosecond(
         Some(micros),
         Some("UTC".into()),
     ))
 }
 
-fn datafusion_error(error: deltalake::DeltaTableError) -> DataFusionError {
+pub(crate) fn datafusion_error(error: deltalake::DeltaTableError) -> DataFusionError {
     DataFusionError::External(Box::new(error))
 }
 
@@ -497,7 +497,7 @@ async fn scan_hours(
 ///
 /// Each flush writes small files, below DataFusion's minimum size for
 /// splitting a scan, so without this one partition reads them one by one.
-fn spread_files(
+pub(crate) fn spread_files(
     plan: Arc<dyn ExecutionPlan>,
     state: &dyn Session,
 ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -507,7 +507,7 @@ fn spread_files(
     Ok(plan.repartitioned(partitions, &options)?.unwrap_or(plan))
 }
 
-async fn delta_scan(
+pub(crate) async fn delta_scan(
     views: &DeltaTable,
     state: &dyn Session,
     columns: &[&str],
@@ -532,7 +532,7 @@ async fn delta_scan(
 ///
 /// The Delta scan may return strings and binaries as view types and lists
 /// with other field names.
-fn conformed_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+pub(crate) fn conformed_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
     let schema = partials_schema();
     let expected = schema.field_with_name(name)?.data_type();
     let Some(column) = batch.column_by_name(name) else {
@@ -571,7 +571,7 @@ impl fmt::Debug for BaselinesExec {
     }
 }
 
-fn format_micros(micros: i64) -> String {
+pub(crate) fn format_micros(micros: i64) -> String {
     match DateTime::from_timestamp_micros(micros) {
         Some(time) => time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         None => format!("{micros} µs"),
@@ -689,7 +689,7 @@ impl ExecutionPlan for BaselinesExec {
 }
 
 /// Splits `batch` into slices of at most `batch_size` rows.
-fn split_batch(batch: &RecordBatch, batch_size: usize) -> Vec<RecordBatch> {
+pub(crate) fn split_batch(batch: &RecordBatch, batch_size: usize) -> Vec<RecordBatch> {
     let rows = batch.num_rows();
     (0..rows)
         .step_by(batch_size)

@@ -86,9 +86,10 @@ impl QueryEngine {
             .map_err(QueryError::from_datafusion)?;
         ctx.register_table("events", Arc::new(EventsTable::new(Arc::clone(&store))))
             .map_err(QueryError::from_datafusion)?;
-        crate::views::register_views(&ctx, store, inventory, views)
+        crate::views::register_views(&ctx, Arc::clone(&store), inventory, views)
             .await
             .map_err(QueryError::from_datafusion)?;
+        crate::anomalies::register_anomalies(&ctx, store, inventory);
         Ok(QueryEngine {
             ctx,
             limits: limits.clone(),

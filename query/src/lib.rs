@@ -9,6 +9,8 @@
 //!   Parquet files with the write buffer and prunes both by time.
 //! - [`views`]: `view_partials` and the continuous views over it
 //!   (`endpoints`, `consumers`, `consumer_activity`).
+//! - [`anomalies`]: the table functions `anomalies()` and
+//!   `consumer_profile()`, which score each consumer against its own past.
 //! - [`baselines`]: `consumer_baselines`, each consumer's normal behaviour
 //!   by hour of week over a trailing window.
 //! - [`inventory`]: templater, specs and consumer map shared with ingest,
@@ -18,6 +20,7 @@
 //!   of data files one query may scan.
 //! - [`error`]: query errors, classified as the caller's or the server's fault.
 
+pub mod anomalies;
 pub mod baselines;
 pub mod engine;
 pub mod error;
