@@ -151,6 +151,9 @@ impl Sample {
     }
 }
 
+/// Calls with one method on one endpoint, and whether the consumer never used the method.
+type MethodCalls<'a> = (&'a EndpointKey, i64, bool);
+
 /// Methods that change state.
 const WRITE_METHODS: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
 
@@ -717,7 +720,7 @@ impl ConsumerScorer<'_, '_> {
         // Per window hour: calls to new paths, and calls per unusual method.
         let mut new_paths: BTreeMap<usize, Vec<(&EndpointKey, &EndpointHour, bool)>> =
             BTreeMap::new();
-        let mut unusual: BTreeMap<(usize, &str), Vec<(&EndpointKey, i64, bool)>> = BTreeMap::new();
+        let mut unusual: BTreeMap<(usize, &str), Vec<MethodCalls<'_>>> = BTreeMap::new();
         for (key, hours) in &self.series.endpoints {
             if key.endpoint.is_none() || used_before(hours) {
                 continue;
@@ -1116,5 +1119,91 @@ fn on_endpoint(key: Option<&EndpointKey>) -> String {
     match key {
         Some(key) => format!(" on {}", endpoint_text(key)),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(hour: usize, kind: Kind, score: f64) -> Flag {
+        Flag {
+            hour,
+            consumer: "c".to_string(),
+            key: None,
+            kind,
+            score,
+            observed: score,
+            expected: 0.0,
+            explanation: format!("hour {hour}"),
+        }
+    }
+
+    #[test]
+    fn consecutive_hours_merge_and_gaps_split() {
+        let flags = vec![
+            flag(5, Kind::VolumeSpike, 7.0),
+            flag(3, Kind::VolumeSpike, 6.0),
+            flag(4, Kind::VolumeSpike, 9.0),
+            flag(8, Kind::VolumeSpike, 6.5),
+            flag(4, Kind::NewNetwork, 8.0),
+        ];
+        let findings = merge_runs(flags, 0, 0.0);
+        let runs: Vec<(i64, i64, Kind, f64)> = findings
+            .iter()
+            .map(|f| {
+                (
+                    f.bucket_start / MICROS_PER_HOUR,
+                    f.bucket_end / MICROS_PER_HOUR,
+                    f.kind,
+                    f.score,
+                )
+            })
+            .collect();
+        assert_eq!(
+            runs,
+            vec![
+                (3, 6, Kind::VolumeSpike, 9.0),
+                (4, 5, Kind::NewNetwork, 8.0),
+                (8, 9, Kind::VolumeSpike, 6.5),
+            ]
+        );
+        assert_eq!(
+            findings[0].explanation,
+            "hour 4; the highest of 3 consecutive hours flagged."
+        );
+        assert_eq!(findings[1].explanation, "hour 4.");
+    }
+
+    #[test]
+    fn min_score_drops_weak_runs() {
+        let findings = merge_runs(vec![flag(1, Kind::OffHours, 5.0)], 0, 6.0);
+        assert!(findings.is_empty());
+    }
+
+    #[test]
+    fn sample_statistics_and_scores() {
+        let sample = Sample::of(&[10.0, 12.0, 8.0, 30.0]).expect("a sample");
+        assert_eq!(sample.median, 11.0);
+        assert_eq!(sample.mad, 2.0);
+        assert_eq!(sample.max, 30.0);
+        // 1.4826 * MAD = 2.97 is below sqrt(11) = 3.32, so the Poisson floor is the scale.
+        let expected = (44.0 - 11.0) / 11f64.sqrt();
+        assert!((sample.count_score(44.0) - expected).abs() < 1e-9);
+        assert!(Sample::of(&[]).is_none());
+        // Identical values: the scale falls back to Poisson noise, not zero.
+        let flat = Sample::of(&[4.0; 4]).expect("a sample");
+        assert_eq!(flat.count_score(10.0), 3.0);
+        assert!((flat.mean_score(4.4, 0.02) - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn upgrades_keep_their_product() {
+        assert_eq!(product("acme-sdk/2.4.0 (linux)"), "acme-sdk");
+        assert_eq!(product("curl"), "curl");
+        assert_eq!(shorten("abcdef", 3), "abc...");
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(bytes_text(999), "999 bytes");
+        assert_eq!(bytes_text(61_500_000), "61.5 MB");
     }
 }

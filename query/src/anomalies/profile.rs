@@ -153,6 +153,11 @@ impl TableProvider for ProfileTable {
     }
 }
 
+/// The values of a set metric over some hours.
+type SetOf<'a> = Box<dyn Fn(&[usize]) -> BTreeSet<String> + 'a>;
+/// A metric of an endpoint from its counts and distinct objects over some hours.
+type EndpointMetric = Box<dyn Fn(&(Counts, f64)) -> Option<f64>>;
+
 /// Hours of the window and of each baseline week's copy of it.
 struct Windows {
     window: Vec<usize>,
@@ -289,7 +294,7 @@ fn profile(consumer: &str, series: &ConsumerSeries, range: &Range, rows: &mut Ro
         })
     };
     let method_name: fn(&EndpointKey) -> Option<String> = |key| key.method.clone();
-    let sets: [(&str, Box<dyn Fn(&[usize]) -> BTreeSet<String>>); 3] = [
+    let sets: [(&str, SetOf<'_>); 3] = [
         ("endpoints", Box::new(|hours| keys(hours, endpoint_name))),
         ("methods", Box::new(|hours| keys(hours, method_name))),
         ("networks", Box::new(networks)),
@@ -336,7 +341,7 @@ fn profile(consumer: &str, series: &ConsumerSeries, range: &Range, rows: &mut Ro
         };
         let (now, now_objects) = sum(&windows.window);
         let earlier: Vec<(Counts, f64)> = windows.weeks.iter().map(|hours| sum(hours)).collect();
-        let endpoint_metrics: [(&str, Box<dyn Fn(&(Counts, f64)) -> Option<f64>>, bool); 4] = [
+        let endpoint_metrics: [(&str, EndpointMetric, bool); 4] = [
             ("calls", Box::new(|(c, _)| Some(c.calls as f64)), false),
             (
                 "client_errors",
@@ -354,7 +359,7 @@ fn profile(consumer: &str, series: &ConsumerSeries, range: &Range, rows: &mut Ro
             let Some(observed) = value(&(now, now_objects)) else {
                 continue;
             };
-            let values: Vec<f64> = earlier.iter().filter_map(|v| value(v)).collect();
+            let values: Vec<f64> = earlier.iter().filter_map(&value).collect();
             rows.push(consumer, Some(key), name, observed, &values, is_mean, None);
         }
     }
