@@ -480,13 +480,9 @@ impl ConsumerScorer<'_, '_> {
                 && score >= options.z
             {
                 let explanation = format!(
-                    "{} made {} calls in the hour from {when}, {:.1} times its median of {} \
-                     for that hour of the week over the previous {weeks} weeks (at most {} in any of them)",
-                    self.consumer,
-                    now.calls,
-                    observed / calls_sample.median.max(1.0),
-                    calls_sample.median,
-                    calls_sample.max,
+                    "{} made {} calls in the hour from {when}, against a median of {} and at most {} \
+                     in that hour of the week over the previous {weeks} weeks",
+                    self.consumer, now.calls, calls_sample.median, calls_sample.max,
                 );
                 self.flag(
                     hour,
@@ -611,7 +607,7 @@ impl ConsumerScorer<'_, '_> {
             .range(..split)
             .flat_map(|(_, hour)| &hour.networks)
             .collect();
-        // A row keeps at most MAX_NETWORKS networks, so a consumer with more is not comparable.
+        // A views row keeps at most MAX_NETWORKS networks, so a longer list is incomplete.
         if baseline.is_empty() || baseline.len() >= MAX_NETWORKS {
             return;
         }
@@ -750,11 +746,16 @@ impl ConsumerScorer<'_, '_> {
         }
         for (hour, endpoints) in new_paths {
             let calls: i64 = endpoints.iter().map(|(_, cell, _)| cell.counts.calls).sum();
-            let unknown = endpoints.iter().filter(|(_, _, unknown)| *unknown).count();
             let distinct: BTreeSet<(&Option<String>, &Option<String>)> = endpoints
                 .iter()
                 .map(|(key, _, _)| (&key.host, &key.endpoint))
                 .collect();
+            let unknown: BTreeSet<(&Option<String>, &Option<String>)> = endpoints
+                .iter()
+                .filter(|(_, _, unknown)| *unknown)
+                .map(|(key, _, _)| (&key.host, &key.endpoint))
+                .collect();
+            let unknown = unknown.len();
             if calls < options.endpoint_min_calls
                 || (unknown == 0 && distinct.len() < 3 && calls < 20)
             {
@@ -846,6 +847,7 @@ impl ConsumerScorer<'_, '_> {
                     union.estimate()
                 })
             };
+            let reads = matches!(key.method.as_deref(), Some("GET" | "HEAD"));
             let mut bytes_run = 0;
             for hour in self.window() {
                 if dense.calls[hour] == 0 && Dense::day(&dense.calls, hour) == 0 {
@@ -855,7 +857,8 @@ impl ConsumerScorer<'_, '_> {
                 let when = hour_text(self.hour_start(hour));
 
                 // object_enumeration: far more distinct objects in one hour than ever in that hour.
-                let now = objects(hour) as f64;
+                // A sketch estimate above 128 values can exceed the calls that read them.
+                let now = (objects(hour) as f64).min(dense.calls[hour] as f64);
                 if now >= options.enumeration_min_objects as f64 {
                     let earlier: Vec<f64> = self
                         .same_hour_of_week(hour)
@@ -867,7 +870,7 @@ impl ConsumerScorer<'_, '_> {
                     {
                         let cell = &series[&hour];
                         let explanation = format!(
-                            "{} read {now} distinct objects through {} in the hour from {when}, \
+                            "{} read about {now} distinct objects through {} in the hour from {when}, \
                              {{sequential}}, against at most {} in the same hour of the previous {} weeks; \
                              {} answers were 403 and {} were 404",
                             self.consumer,
@@ -911,10 +914,11 @@ impl ConsumerScorer<'_, '_> {
 
                 // data_harvesting: more distinct objects in 24 hours than on any baseline day.
                 let harvest_floor = options.harvest_ratio * calls_sample.median.max(1.0);
-                if calls_day >= harvest_floor
+                if reads
+                    && calls_day >= harvest_floor
                     && calls_day - calls_sample.median >= options.harvest_min_objects as f64
                 {
-                    let now = day_objects(hour) as f64;
+                    let now = (day_objects(hour) as f64).min(calls_day);
                     let earlier: Vec<f64> = earlier_days
                         .iter()
                         .map(|&h| day_objects(h) as f64)
@@ -927,16 +931,15 @@ impl ConsumerScorer<'_, '_> {
                             && score >= options.z
                         {
                             let explanation = format!(
-                                "{} read {now} distinct objects through {} in the 24 hours to {}, \
-                                 {:.1} times its median of {} for 24 hours over the previous {} days \
-                                 (at most {} on any of them)",
+                                "{} read about {now} distinct objects through {} in the 24 hours to {}, \
+                                 against a median of {} and at most {} in the same 24 hours of \
+                                 the previous {} days",
                                 self.consumer,
                                 endpoint_text(key),
                                 hour_text(self.hour_start(hour + 1)),
-                                now / sample.median.max(1.0),
                                 sample.median,
-                                sample.len,
                                 sample.max,
+                                sample.len,
                             );
                             self.flag(
                                 hour,
@@ -972,8 +975,8 @@ impl ConsumerScorer<'_, '_> {
                     && per_call > sample.max
                     && score >= options.z;
                 bytes_run = if above { bytes_run + 1 } else { 0 };
-                // One large response can lift a 24-hour mean for a few hours; a
-                // rise that lasts is what exfiltration looks like.
+                // A few large responses can lift a 24-hour mean for some hours,
+                // so only a rise that lasts `bytes_min_hours` is flagged.
                 if bytes_run >= options.bytes_min_hours {
                     let explanation = format!(
                         "{} received {} per call from {} over the 24 hours to {} ({} calls), \

@@ -11,7 +11,7 @@
 //! lists what the window has that the whole baseline does not.
 //!
 //! The window must lie within one week, so that its shifted copies do not
-//! overlap it. Weeks before the consumer's first call are left out.
+//! overlap it. Copies that end before the consumer's first call are left out.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
@@ -170,7 +170,8 @@ impl Windows {
         let week = HOURS_PER_WEEK as usize;
         let weeks = (1..)
             .map_while(|k: usize| range.split.checked_sub(k * week).map(|start| (k, start)))
-            .take_while(|(_, start)| *start >= first)
+            // A copy counts when the consumer had made its first call by the copy's end.
+            .take_while(|(_, start)| start + window.len() > first)
             .map(|(k, _)| window.iter().map(|hour| hour - k * week).collect())
             .collect();
         Windows { window, weeks }
