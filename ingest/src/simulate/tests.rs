@@ -268,6 +268,15 @@ fn truth_lines_are_json() {
         assert!(start.is_some(), "{line}");
         assert!(end.is_some(), "{line}");
         assert!(start < end, "{line}");
+        let first = crate::text::parse_iso8601(value["first_event"].as_str().unwrap_or_default());
+        let last = crate::text::parse_iso8601(value["last_event"].as_str().unwrap_or_default());
+        assert!(
+            first.is_some() && last.is_some(),
+            "a scenario with calls: {line}"
+        );
+        assert!(start <= first, "the first call is in the window: {line}");
+        assert!(first <= last, "{line}");
+        assert!(last < end, "the last call is in the window: {line}");
     }
 }
 

@@ -41,6 +41,13 @@ pub struct TruthRecord {
     pub format: &'static str,
     /// Number of calls the scenario added or changed.
     pub events: u64,
+    /// Time of the first and the last of those calls, RFC 3339 UTC; absent without calls.
+    /// A detector cannot see a scenario before its first call, which may come
+    /// well after `start` (credential stuffing waits for its first burst).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<String>,
     pub params: Params,
 }
 
@@ -48,12 +55,15 @@ pub struct TruthRecord {
 #[derive(Debug, Clone, Default)]
 pub struct TruthTally {
     consumers: Vec<BTreeMap<String, u64>>,
+    /// Earliest and latest call time of each scenario, in milliseconds.
+    spans: Vec<Option<(i64, i64)>>,
 }
 
 impl TruthTally {
     pub fn new(scenarios: usize) -> Self {
         TruthTally {
             consumers: vec![BTreeMap::new(); scenarios],
+            spans: vec![None; scenarios],
         }
     }
 
@@ -64,6 +74,13 @@ impl TruthTally {
         };
         if let Some(counts) = self.consumers.get_mut(label) {
             *counts.entry(consumer_of(world, format, event)).or_default() += 1;
+        }
+        if let Some(span) = self.spans.get_mut(label) {
+            let time = event.time_ms;
+            *span = Some(match *span {
+                Some((first, last)) => (first.min(time), last.max(time)),
+                None => (time, time),
+            });
         }
     }
 
@@ -79,7 +96,8 @@ impl TruthTally {
             .enumerate()
             .map(|(label, injection)| {
                 let counts = self.consumers.get(label);
-                record(world, format, injection, counts)
+                let span = self.spans.get(label).copied().flatten();
+                record(world, format, injection, counts, span)
             })
             .collect()
     }
@@ -90,6 +108,7 @@ fn record(
     format: Format,
     injection: &Injection,
     counts: Option<&BTreeMap<String, u64>>,
+    span: Option<(i64, i64)>,
 ) -> TruthRecord {
     let empty = BTreeMap::new();
     let counts = counts.unwrap_or(&empty);
@@ -119,6 +138,8 @@ fn record(
         app: app.map(|a| a.name.clone()).unwrap_or_default(),
         format: format.name(),
         events: counts.values().sum(),
+        first_event: span.map(|(first, _)| time_text(first)),
+        last_event: span.map(|(_, last)| time_text(last)),
         params: injection.params.clone(),
     }
 }

@@ -830,6 +830,12 @@ impl ConsumerScorer<'_, '_> {
     fn objects_and_bytes(&mut self) {
         let options = self.options().clone();
         let hours = self.hours();
+        let mut consumer_calls = vec![0; hours];
+        for (&hour, cell) in &self.series.hours {
+            if hour < hours {
+                consumer_calls[hour] = cell.counts.calls;
+            }
+        }
         for (key, series) in &self.series.endpoints {
             let dense = Dense::of(hours, series);
             let objects = |hour: usize| {
@@ -899,47 +905,55 @@ impl ConsumerScorer<'_, '_> {
                     }
                 }
 
-                let earlier_days = self.same_hour_of_day(hour);
-                if earlier_days.len() < 7 {
-                    continue;
-                }
+                // data_harvesting: more distinct objects in 24 hours than in the same
+                // 24 hours of any baseline week, while the consumer's other calls did
+                // not grow as much (a partner that grows reads more of everything).
                 let calls_day = Dense::day(&dense.calls, hour) as f64;
-                let calls_earlier: Vec<f64> = earlier_days
+                let earlier_weeks: Vec<usize> = self
+                    .same_hour_of_week(hour)
+                    .into_iter()
+                    .filter(|&h| h >= self.first + 23)
+                    .collect();
+                let weekly_calls: Vec<f64> = earlier_weeks
                     .iter()
                     .map(|&h| Dense::day(&dense.calls, h) as f64)
                     .collect();
-                let Some(calls_sample) = Sample::of(&calls_earlier) else {
-                    continue;
-                };
-
-                // data_harvesting: more distinct objects in 24 hours than on any baseline day.
-                let harvest_floor = options.harvest_ratio * calls_sample.median.max(1.0);
                 if reads
-                    && calls_day >= harvest_floor
+                    && earlier_weeks.len() >= 2
+                    && let Some(calls_sample) = Sample::of(&weekly_calls)
                     && calls_day - calls_sample.median >= options.harvest_min_objects as f64
+                    && calls_day >= 1.2 * calls_sample.median
                 {
                     let now = (day_objects(hour) as f64).min(calls_day);
-                    let earlier: Vec<f64> = earlier_days
+                    let earlier: Vec<f64> = earlier_weeks
                         .iter()
                         .map(|&h| day_objects(h) as f64)
                         .collect();
+                    let consumer_now = Dense::day(&consumer_calls, hour) as f64;
+                    let consumer_earlier: Vec<f64> = earlier_weeks
+                        .iter()
+                        .map(|&h| Dense::day(&consumer_calls, h) as f64)
+                        .collect();
+                    let growth = Sample::of(&consumer_earlier)
+                        .map_or(1.0, |c| (consumer_now / c.median.max(1.0)).max(1.0));
                     if let Some(sample) = Sample::of(&earlier) {
                         let score = sample.count_score(now);
-                        if now >= options.harvest_ratio * sample.median.max(1.0)
+                        if now >= options.harvest_ratio * growth * sample.median.max(1.0)
                             && now - sample.median >= options.harvest_min_objects as f64
                             && now > sample.max
                             && score >= options.z
                         {
                             let explanation = format!(
                                 "{} read about {now} distinct objects through {} in the 24 hours to {}, \
-                                 against a median of {} and at most {} in the same 24 hours of \
-                                 the previous {} days",
+                                 against a median of {} and at most {} in the same 24 hours of the \
+                                 previous {} weeks, while its calls overall changed by a factor of {:.1}",
                                 self.consumer,
                                 endpoint_text(key),
                                 hour_text(self.hour_start(hour + 1)),
                                 sample.median,
                                 sample.max,
                                 sample.len,
+                                growth,
                             );
                             self.flag(
                                 hour,
@@ -950,6 +964,12 @@ impl ConsumerScorer<'_, '_> {
                             );
                         }
                     }
+                }
+
+                let earlier_days = self.same_hour_of_day(hour);
+                if earlier_days.len() < 14 {
+                    bytes_run = 0;
+                    continue;
                 }
 
                 // bytes_out: response bytes per call over 24 hours above every baseline day.
@@ -966,12 +986,14 @@ impl ConsumerScorer<'_, '_> {
                             .then(|| Dense::day(&dense.bytes_out, h) as f64 / calls as f64)
                     })
                     .collect();
-                let Some(sample) = Sample::of(&earlier).filter(|_| earlier.len() >= 7) else {
+                let Some(sample) = Sample::of(&earlier).filter(|_| earlier.len() >= 14) else {
                     bytes_run = 0;
                     continue;
                 };
                 let score = sample.mean_score(per_call, 0.02);
-                let above = per_call >= options.bytes_ratio * sample.median
+                // A mean of few calls varies more, so the bar rises by 1 / sqrt(calls).
+                let ratio = options.bytes_ratio + 1.0 / calls_day.sqrt();
+                let above = per_call >= ratio * sample.median
                     && per_call > sample.max
                     && score >= options.z;
                 bytes_run = if above { bytes_run + 1 } else { 0 };

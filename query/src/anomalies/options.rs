@@ -132,7 +132,7 @@ impl Default for Options {
             harvest_min_objects: 20,
             bytes_ratio: 1.15,
             bytes_min_calls: 20,
-            bytes_min_hours: 4,
+            bytes_min_hours: 6,
             method_min_calls: 10,
             endpoint_min_calls: 5,
         }
