@@ -131,6 +131,13 @@ class Scenario:
     consumers: frozenset[str]
     start: datetime
     end: datetime
+    # Time of the scenario's first call, when the truth gives it. Detection
+    # time counts from here, since no detector can see a scenario before it.
+    first_event: datetime | None = None
+
+    @property
+    def visible_from(self) -> datetime:
+        return self.first_event if self.first_event is not None else self.start
 
 
 @dataclass(frozen=True)
@@ -182,7 +189,12 @@ def scenario_from_line(index: int, line: dict[str, Any]) -> Scenario:
         raise BenchError(f"truth line {index + 1} ({name}) names no consumer")
     start = parse_time(line.get("start"), f"start of truth line {index + 1} ({name})")
     end = parse_time(line.get("end"), f"end of truth line {index + 1} ({name})")
-    return Scenario(index, name, frozenset(consumers), start, end)
+    first_event = None
+    if line.get("first_event") is not None:
+        first_event = parse_time(
+            line["first_event"], f"first_event of truth line {index + 1} ({name})"
+        )
+    return Scenario(index, name, frozenset(consumers), start, end, first_event)
 
 
 def finding_from_row(number: int, row: dict[str, Any]) -> Finding:
@@ -236,7 +248,7 @@ def matching_scenarios(finding: Finding, truth: Iterable[Scenario]) -> list[Scen
 
 
 def time_to_detect(first_bucket_start: datetime, scenario_start: datetime) -> timedelta:
-    """Time from a scenario's start to the end of the first hour flagged for it, at least 0.
+    """Time from a scenario's first call (else its start) to the end of the first hour flagged for it, at least 0.
 
     A finding can be reported only once its hour is over, hence the added hour.
     A finding that starts before the scenario (it overlaps through a long
@@ -280,7 +292,7 @@ def score_instances(
         ttd = None
         if detected:
             first = min(finding.bucket_start for finding in mine)
-            ttd = time_to_detect(first, scenario.start)
+            ttd = time_to_detect(first, scenario.visible_from)
         instances.append(
             {
                 "index": scenario.index,
@@ -288,6 +300,9 @@ def score_instances(
                 "consumers": sorted(scenario.consumers),
                 "start": format_time(scenario.start),
                 "end": format_time(scenario.end),
+                "first_event": None
+                if scenario.first_event is None
+                else format_time(scenario.first_event),
                 "findings": len(mine),
                 "kinds": sorted({finding.kind for finding in mine}),
                 "detected": detected,
@@ -1327,6 +1342,20 @@ class TimeToDetectTest(unittest.TestCase):
         self.assertEqual(rows["volume_spike"]["ttd_median_seconds"], 40 * 60)
         self.assertEqual(rows["volume_spike"]["ttd_max_seconds"], 40 * 60)
         self.assertEqual(rows["volume_spike"]["met_target"], 1)
+
+    def test_first_event_starts_the_clock(self):
+        line = {
+            "scenario": "credential_stuffing",
+            "consumer": "k1",
+            "consumers": ["k1"],
+            "start": "2025-05-06T10:00:00Z",
+            "end": "2025-05-06T14:00:00Z",
+            "first_event": "2025-05-06T11:50:00Z",
+        }
+        truth = [scenario_from_line(0, line)]
+        findings = [make_finding("k1", "2025-05-06T11:00:00Z", "2025-05-06T12:00:00Z")]
+        rows, _ = score(findings, truth)
+        self.assertEqual(rows["credential_stuffing"]["ttd_median_seconds"], 10 * 60)
 
     def test_targets_and_median(self):
         truth = make_truth(

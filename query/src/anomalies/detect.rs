@@ -180,7 +180,12 @@ impl Dense {
 
     /// Sum over the 24 hours that end with `hour`.
     fn day(values: &[i64], hour: usize) -> i64 {
-        values[hour.saturating_sub(23)..=hour].iter().sum()
+        Self::sum(values, hour, 24)
+    }
+
+    /// Sum over the `hours` hours that end with `hour`.
+    fn sum(values: &[i64], hour: usize, hours: usize) -> i64 {
+        values[(hour + 1).saturating_sub(hours)..=hour].iter().sum()
     }
 }
 
@@ -476,7 +481,7 @@ impl ConsumerScorer<'_, '_> {
 
             if now.calls >= options.spike_min_calls
                 && observed >= options.spike_ratio * calls_sample.median.max(1.0)
-                && observed >= 1.5 * calls_sample.max
+                && observed >= 2.0 * calls_sample.max
                 && score >= options.z
             {
                 let explanation = format!(
@@ -905,124 +910,176 @@ impl ConsumerScorer<'_, '_> {
                     }
                 }
 
-                // data_harvesting: more distinct objects in 24 hours than in the same
-                // 24 hours of any baseline week, while the consumer's other calls did
-                // not grow as much (a partner that grows reads more of everything).
+                // data_harvesting: the distinct objects of an endpoint over 24 hours,
+                // against the same 24 hours of earlier weeks, by two rules (either flags):
+                // - count: more objects than any earlier week, by `harvest_ratio` times the
+                //   median and by the consumer's own growth, since a partner that grows
+                //   reads more of everything;
+                // - share: objects per call of the whole consumer above 1.5 times its
+                //   largest earlier share, which also finds reads hidden in a quiet week.
                 let calls_day = Dense::day(&dense.calls, hour) as f64;
+                let consumer_day = Dense::day(&consumer_calls, hour) as f64;
                 let earlier_weeks: Vec<usize> = self
                     .same_hour_of_week(hour)
                     .into_iter()
-                    .filter(|&h| h >= self.first + 23)
-                    .collect();
-                let weekly_calls: Vec<f64> = earlier_weeks
-                    .iter()
-                    .map(|&h| Dense::day(&dense.calls, h) as f64)
+                    .filter(|&h| h >= self.first + 23 && Dense::day(&consumer_calls, h) > 0)
                     .collect();
                 if reads
                     && earlier_weeks.len() >= 2
-                    && let Some(calls_sample) = Sample::of(&weekly_calls)
-                    && calls_day - calls_sample.median >= options.harvest_min_objects as f64
-                    && calls_day >= 1.2 * calls_sample.median
+                    && consumer_day > 0.0
+                    && calls_day >= options.harvest_min_objects as f64
                 {
                     let now = (day_objects(hour) as f64).min(calls_day);
-                    let earlier: Vec<f64> = earlier_weeks
+                    let counts: Vec<f64> = earlier_weeks
                         .iter()
                         .map(|&h| day_objects(h) as f64)
                         .collect();
-                    let consumer_now = Dense::day(&consumer_calls, hour) as f64;
-                    let consumer_earlier: Vec<f64> = earlier_weeks
+                    let shares: Vec<f64> = earlier_weeks
+                        .iter()
+                        .zip(&counts)
+                        .map(|(&h, &objects)| objects / Dense::day(&consumer_calls, h) as f64)
+                        .collect();
+                    let consumers: Vec<f64> = earlier_weeks
                         .iter()
                         .map(|&h| Dense::day(&consumer_calls, h) as f64)
                         .collect();
-                    let growth = Sample::of(&consumer_earlier)
-                        .map_or(1.0, |c| (consumer_now / c.median.max(1.0)).max(1.0));
-                    if let Some(sample) = Sample::of(&earlier) {
-                        let score = sample.count_score(now);
-                        if now >= options.harvest_ratio * growth * sample.median.max(1.0)
-                            && now - sample.median >= options.harvest_min_objects as f64
-                            && now > sample.max
-                            && score >= options.z
-                        {
+                    if let (Some(count), Some(share), Some(volume)) = (
+                        Sample::of(&counts),
+                        Sample::of(&shares),
+                        Sample::of(&consumers),
+                    ) {
+                        let growth = (consumer_day / volume.median.max(1.0)).max(1.0);
+                        let count_score = count.count_score(now);
+                        let by_count = now
+                            >= options.harvest_ratio * growth * count.median.max(1.0)
+                            && now - count.median >= options.harvest_min_objects as f64
+                            && now > count.max
+                            && count_score >= options.z;
+                        let expected = share.median * consumer_day;
+                        // Scored in objects; the scale is at least Poisson noise of the expected count.
+                        let share_scale = (1.4826 * share.mad * consumer_day)
+                            .max(0.05 * expected)
+                            .max(expected.max(1.0).sqrt());
+                        let share_score = (now - expected) / share_scale;
+                        let now_share = now / consumer_day;
+                        let by_share = now >= options.harvest_ratio * expected.max(1.0)
+                            && now - expected >= options.harvest_min_objects as f64
+                            && now_share > 1.5 * share.max
+                            && share_score >= options.harvest_z;
+                        if by_count || by_share {
                             let explanation = format!(
                                 "{} read about {now} distinct objects through {} in the 24 hours to {}, \
                                  against a median of {} and at most {} in the same 24 hours of the \
-                                 previous {} weeks, while its calls overall changed by a factor of {:.1}",
+                                 previous {} weeks, {:.2} per call of all its calls against at most {:.2} \
+                                 before, while its calls overall changed by a factor of {:.1}",
                                 self.consumer,
                                 endpoint_text(key),
                                 hour_text(self.hour_start(hour + 1)),
-                                sample.median,
-                                sample.max,
-                                sample.len,
-                                growth,
+                                count.median,
+                                count.max,
+                                count.len,
+                                now_share,
+                                share.max,
+                                consumer_day / volume.median.max(1.0),
                             );
+                            let (score, expected) =
+                                if by_share && (!by_count || share_score > count_score) {
+                                    (share_score, expected)
+                                } else {
+                                    (count_score, count.median)
+                                };
                             self.flag(
                                 hour,
                                 Some(key),
                                 Kind::DataHarvesting,
-                                Scored::new(score, now, sample.median),
+                                Scored::new(score, now, expected),
                                 explanation,
                             );
                         }
                     }
                 }
-
                 let earlier_days = self.same_hour_of_day(hour);
                 if earlier_days.len() < 14 {
                     bytes_run = 0;
                     continue;
                 }
 
-                // bytes_out: response bytes per call over 24 hours above every baseline day.
-                if calls_day < options.bytes_min_calls as f64 {
-                    bytes_run = 0;
-                    continue;
+                // bytes_out: response bytes per call over the last 24 hours, or the last
+                // 6 (which sees a steady rise sooner), above every baseline day's same hours.
+                let mut best: Option<BytesRise> = None;
+                for window in [24, 6] {
+                    let calls = Dense::sum(&dense.calls, hour, window) as f64;
+                    if calls < options.bytes_min_calls as f64 {
+                        continue;
+                    }
+                    let per_call = Dense::sum(&dense.bytes_out, hour, window) as f64 / calls;
+                    let earlier: Vec<f64> = earlier_days
+                        .iter()
+                        .filter_map(|&h| {
+                            let calls = Dense::sum(&dense.calls, h, window);
+                            (calls * 2 >= options.bytes_min_calls).then(|| {
+                                Dense::sum(&dense.bytes_out, h, window) as f64 / calls as f64
+                            })
+                        })
+                        .collect();
+                    let Some(sample) = Sample::of(&earlier).filter(|_| earlier.len() >= 14) else {
+                        continue;
+                    };
+                    let score = sample.mean_score(per_call, 0.02);
+                    // A mean of few calls varies more, so the bar rises by 1 / sqrt(calls).
+                    let ratio = options.bytes_ratio + 1.0 / calls.sqrt();
+                    let above = per_call >= ratio * sample.median
+                        && per_call > sample.max
+                        && score >= options.z;
+                    if above && best.as_ref().is_none_or(|b| score > b.score) {
+                        best = Some(BytesRise {
+                            window,
+                            calls,
+                            per_call,
+                            sample,
+                            score,
+                        });
+                    }
                 }
-                let per_call = Dense::day(&dense.bytes_out, hour) as f64 / calls_day;
-                let earlier: Vec<f64> = earlier_days
-                    .iter()
-                    .filter_map(|&h| {
-                        let calls = Dense::day(&dense.calls, h);
-                        (calls * 2 >= options.bytes_min_calls)
-                            .then(|| Dense::day(&dense.bytes_out, h) as f64 / calls as f64)
-                    })
-                    .collect();
-                let Some(sample) = Sample::of(&earlier).filter(|_| earlier.len() >= 14) else {
-                    bytes_run = 0;
-                    continue;
-                };
-                let score = sample.mean_score(per_call, 0.02);
-                // A mean of few calls varies more, so the bar rises by 1 / sqrt(calls).
-                let ratio = options.bytes_ratio + 1.0 / calls_day.sqrt();
-                let above = per_call >= ratio * sample.median
-                    && per_call > sample.max
-                    && score >= options.z;
-                bytes_run = if above { bytes_run + 1 } else { 0 };
-                // A few large responses can lift a 24-hour mean for some hours,
-                // so only a rise that lasts `bytes_min_hours` is flagged.
-                if bytes_run >= options.bytes_min_hours {
+                bytes_run = if best.is_some() { bytes_run + 1 } else { 0 };
+                // A few large responses can lift a mean for some hours, so only a
+                // rise that lasts `bytes_min_hours` is flagged.
+                if let Some(rise) = best
+                    && bytes_run >= options.bytes_min_hours
+                {
                     let explanation = format!(
-                        "{} received {} per call from {} over the 24 hours to {} ({} calls), \
-                         {:.2} times its median of {} per call over the previous {} days",
+                        "{} received {} per call from {} over the {} hours to {} ({} calls), \
+                         {:.2} times its median of {} per call in the same hours of the previous {} days",
                         self.consumer,
-                        bytes_text(per_call as i64),
+                        bytes_text(rise.per_call as i64),
                         endpoint_text(key),
+                        rise.window,
                         hour_text(self.hour_start(hour + 1)),
-                        calls_day,
-                        per_call / sample.median.max(1.0),
-                        bytes_text(sample.median as i64),
-                        sample.len,
+                        rise.calls,
+                        rise.per_call / rise.sample.median.max(1.0),
+                        bytes_text(rise.sample.median as i64),
+                        rise.sample.len,
                     );
                     self.flag(
                         hour,
                         Some(key),
                         Kind::BytesOut,
-                        Scored::new(score, per_call, sample.median),
+                        Scored::new(rise.score, rise.per_call, rise.sample.median),
                         explanation,
                     );
                 }
             }
         }
     }
+}
+
+/// A rise of response bytes per call over one trailing window.
+struct BytesRise {
+    window: usize,
+    calls: f64,
+    per_call: f64,
+    sample: Sample,
+    score: f64,
 }
 
 /// Score, observed and expected value of a flag.

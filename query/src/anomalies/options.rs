@@ -97,8 +97,11 @@ pub(crate) struct Options {
     pub sequential_min_ratio: f64,
     /// `data_harvesting`: distinct objects of 24 hours at least this many times the baseline median...
     pub harvest_ratio: f64,
-    /// ...and at least this many more.
+    /// ...and at least this many more...
     pub harvest_min_objects: i64,
+    /// ...with this robust z-score, lower than `z` because the ratio, the
+    /// margin and the largest baseline week already guard it.
+    pub harvest_z: f64,
     /// `bytes_out`: response bytes per call over 24 hours at least this many times the baseline...
     pub bytes_ratio: f64,
     /// ...over at least this many calls...
@@ -129,7 +132,8 @@ impl Default for Options {
             enumeration_min_objects: 100,
             sequential_min_ratio: 0.5,
             harvest_ratio: 1.5,
-            harvest_min_objects: 20,
+            harvest_min_objects: 30,
+            harvest_z: 3.0,
             bytes_ratio: 1.15,
             bytes_min_calls: 20,
             bytes_min_hours: 6,
@@ -195,6 +199,7 @@ impl Options {
             "sequential_min_ratio" => self.sequential_min_ratio = fraction(name, value)?,
             "harvest_ratio" => self.harvest_ratio = number(name, value, 1.0)?,
             "harvest_min_objects" => self.harvest_min_objects = whole(name, value, 1, i64::MAX)?,
+            "harvest_z" => self.harvest_z = number(name, value, 0.0)?,
             "bytes_ratio" => self.bytes_ratio = number(name, value, 1.0)?,
             "bytes_min_calls" => self.bytes_min_calls = whole(name, value, 1, i64::MAX)?,
             "bytes_min_hours" => self.bytes_min_hours = whole(name, value, 1, 168)? as usize,
