@@ -1,8 +1,8 @@
 //! `anomalies()` and `consumer_profile()` over simulated partner traffic.
 //!
 //! A server receives five weeks of a small simulated world with every abuse
-//! scenario injected once (`apitrail simulate --server`). The test then asks
-//! `anomalies()` about the last week and checks the findings against the
+//! scenario injected once (`apitrail simulate --server`). The test then runs
+//! `anomalies()` over the last week and checks the findings against the
 //! simulator's ground truth: every scenario is found on its consumer within
 //! its window, and the findings outside every scenario stay below one per
 //! partner. The quality benchmark (tests/bench/anomaly_quality.py) measures

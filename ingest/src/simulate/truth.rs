@@ -41,11 +41,12 @@ pub struct TruthRecord {
     pub format: &'static str,
     /// Number of calls the scenario added or changed.
     pub events: u64,
-    /// Time of the first and the last of those calls, RFC 3339 UTC; absent without calls.
-    /// A detector cannot see a scenario before its first call, which may come
-    /// well after `start` (credential stuffing waits for its first burst).
+    /// Time of the first of those calls, RFC 3339 UTC, absent without calls.
+    /// A detector cannot see a scenario before it, and it may come well after
+    /// `start`: credential stuffing waits for its first burst.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_event: Option<String>,
+    /// Time of the last of those calls.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_event: Option<String>,
     pub params: Params,

@@ -1,18 +1,19 @@
 //! The detectors: each hour of the analysis window against the consumer's own past.
 //!
 //! Every detector looks at one consumer at a time and compares an hour of
-//! the window (or the 24 hours that end with it) with the same quantity in
-//! the baseline, the hours before the window. Counts that follow a weekly
-//! rhythm are compared with the same hour of the week in each baseline week
-//! (`h - 168 k`). Quantities over 24 hours are compared with the 24 hours
-//! that end at the same hour of the day on each baseline day (`h - 24 k`).
+//! the window (or the 24 or 6 hours that end with it) with the same quantity
+//! in the baseline, the hours before the window. Counts that follow a weekly
+//! rhythm, distinct objects among them, are compared with the same hours of
+//! the week in each baseline week (`h - 168 k`). Bytes per call, which do not
+//! follow the week, are compared with the same hours of each baseline day
+//! (`h - 24 k`).
 //! Sets (networks, user agents, endpoints, methods) are compared with
 //! everything the consumer used in the baseline.
 //!
-//! A count is scored with a robust z-score, `(x - median) / scale`, where
-//! the scale is `1.4826 * MAD` but never below the Poisson noise
-//! `sqrt(median)` (and 1), so a consumer whose hours are all alike does not
-//! turn a small rise into a large score. A detector flags an hour only when
+//! A count is scored with a robust z-score, `(x - median) / scale`. The
+//! scale is `1.4826 * MAD`, but never below the Poisson noise `sqrt(median)`
+//! and 1, so a consumer whose hours are all alike does not turn a small rise
+//! into a large score. A detector flags an hour only when
 //! the score reaches `z` and the rise is also large in absolute terms and
 //! relative to the largest baseline value, since four weeks give only four
 //! values per hour of the week.
@@ -79,7 +80,7 @@ pub(crate) enum Lookup {
     UserAgents { consumer: String },
 }
 
-/// What the `events` table answered to a [`Lookup`].
+/// The result of a [`Lookup`] from the `events` table.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Answer {
     /// `None` when fewer than two numeric ids were found.
@@ -91,7 +92,7 @@ pub(crate) enum Answer {
     },
 }
 
-/// A flag that waits for the answer to its lookup.
+/// A flag that waits for the result of its lookup.
 #[derive(Debug, Clone)]
 struct Pending {
     flag: Flag,
@@ -224,7 +225,7 @@ impl<'a> Detection<'a> {
         detection
     }
 
-    /// Lookups the caller must answer before [`Self::finish`], in order.
+    /// Returns the lookups the caller must run before [`Self::finish`], in order.
     pub(crate) fn lookups(&self) -> &[Lookup] {
         &self.lookups
     }
@@ -581,7 +582,7 @@ impl ConsumerScorer<'_, '_> {
         }
     }
 
-    /// The endpoint that carries at least 80 % of a count in `hour`, if one does.
+    /// Returns the endpoint that carries at least 80 % of a count in `hour`, if one does.
     fn main_endpoint(
         &self,
         hour: usize,

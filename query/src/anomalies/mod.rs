@@ -4,7 +4,7 @@
 //! `anomalies` scores every consumer's hours in `[start, end)` against the
 //! same consumer's hours in the `baseline_weeks` before `start`, and returns
 //! one row per finding: consecutive flagged hours of one consumer, kind and
-//! (for endpoint-level kinds) endpoint. [`detect`] holds the detectors and
+//! (for endpoint-level kinds) endpoint. [`detect`] contains the detectors and
 //! [`options`] the kinds and thresholds. `consumer_profile` puts one
 //! consumer's window next to the same window in each baseline week, metric
 //! by metric, for the analyst who follows a finding up.
@@ -54,7 +54,7 @@ use detect::{Answer, Detection, Finding, Lookup};
 pub(crate) use options::Options;
 use series::{MICROS_PER_HOUR, Range, Sources};
 
-/// Longest analysis window of `anomalies`, in days.
+/// Maximum length of the analysis window of `anomalies`, in days.
 const MAX_WINDOW_DAYS: i64 = 31;
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -253,7 +253,7 @@ pub(crate) fn round(value: f64) -> f64 {
     (value * 10_000.0).round() / 10_000.0
 }
 
-/// Answers one lookup from the `events` table of the session.
+/// Runs one lookup against the `events` table of the session.
 async fn answer(
     lookup: &Lookup,
     range: &Range,

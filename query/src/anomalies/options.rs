@@ -5,7 +5,7 @@ use std::fmt;
 
 use datafusion::common::{Result, plan_err};
 
-/// What a finding is about. The names are the values of the `kind` column.
+/// The kind of a finding. The names are the values of the `kind` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Kind {
     VolumeSpike,
@@ -85,7 +85,7 @@ pub(crate) struct Options {
     pub quiet_share: f64,
     /// ...and a quiet hour is flagged from this many calls.
     pub off_hours_min_calls: i64,
-    /// `auth_failures`: fewest 401 answers in an hour.
+    /// `auth_failures`: fewest 401 responses in an hour.
     pub auth_min_failures: i64,
     /// `error_rate`: fewest client errors in an hour...
     pub error_min: i64,
@@ -102,7 +102,7 @@ pub(crate) struct Options {
     /// ...with this robust z-score, lower than `z` because the ratio, the
     /// margin and the largest baseline week already guard it.
     pub harvest_z: f64,
-    /// `bytes_out`: response bytes per call over 24 hours at least this many times the baseline...
+    /// `bytes_out`: response bytes per call over 24 or 6 hours at least this many times the baseline...
     pub bytes_ratio: f64,
     /// ...over at least this many calls...
     pub bytes_min_calls: i64,

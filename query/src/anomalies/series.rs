@@ -10,7 +10,7 @@
 //! Endpoints are folded into the templater's current templates while
 //! reading, as `consumer_activity` does, so an endpoint recorded before the
 //! templater learned a position is the same endpoint as its later rows.
-//! Calls without a consumer are left out: there is nobody to compare them with.
+//! Calls without a consumer are left out, since they have no baseline to compare with.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use crate::inventory::Inventory;
 pub(crate) const MICROS_PER_HOUR: i64 = 3_600_000_000;
 pub(crate) const HOURS_PER_WEEK: i64 = 168;
 
-/// Columns of `view_partials` that the series need, in the order [`RowColumns`] reads them.
+/// Columns of `view_partials` that the series need, in the order `Folder::add_batch` reads them.
 const COLUMNS: [&str; 16] = [
     "bucket",
     "consumer",
@@ -79,7 +79,7 @@ impl Counts {
         self.bytes_out += other.bytes_out;
     }
 
-    /// 4xx answers other than 401 (counted as authentication failures) and 429 (rate limiting).
+    /// 4xx responses other than 401 (counted as authentication failures) and 429 (rate limiting).
     pub(crate) fn client_errors(&self) -> i64 {
         (self.status_4xx - self.status_401 - self.status_429).max(0)
     }
@@ -355,7 +355,7 @@ impl Folder<'_> {
         }
     }
 
-    /// The key of a recorded endpoint, with the endpoint folded into its current template.
+    /// Returns the key of a recorded endpoint, with the endpoint folded into its current template.
     fn endpoint_key(
         &mut self,
         host: Option<&str>,
