@@ -56,8 +56,8 @@ from typing import Any, Iterable
 EXPECTED_KINDS: dict[str, frozenset[str]] = {
     "data_harvesting": frozenset({"data_harvesting"}),
     "object_enumeration": frozenset({"object_enumeration", "error_rate"}),
-    "leaked_key": frozenset({"new_network", "new_user_agent"}),
-    "credential_stuffing": frozenset({"auth_failures"}),
+    "leaked_key": frozenset({"new_network", "new_user_agent", "new_consumer"}),
+    "credential_stuffing": frozenset({"auth_failures", "new_consumer"}),
     "off_hours_export": frozenset({"off_hours"}),
     "volume_spike": frozenset({"volume_spike"}),
     "endpoint_probing": frozenset({"new_endpoint", "error_rate"}),

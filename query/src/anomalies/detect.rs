@@ -202,12 +202,17 @@ impl<'a> Detection<'a> {
             new_network_hours: HashSet::new(),
         };
         let known_endpoints = detection.endpoints_known_to_anyone();
+        let known_networks = detection.networks_known_to_anyone();
         let history_hours = options.min_history_days as usize * 24;
         for (consumer, series) in &activity.consumers {
             let Some(first) = series.first_hour() else {
                 continue;
             };
-            if first + history_hours > activity.range.split || first >= activity.range.split {
+            if first >= activity.range.split {
+                detection.new_consumer(consumer, series, &known_networks);
+                continue;
+            }
+            if first + history_hours > activity.range.split {
                 continue;
             }
             let mut scorer = ConsumerScorer {
@@ -311,6 +316,65 @@ impl<'a> Detection<'a> {
             },
         );
         Some(flag)
+    }
+
+    /// Networks that any consumer called from in the baseline.
+    fn networks_known_to_anyone(&self) -> HashSet<String> {
+        let split = self.activity.range.split;
+        self.activity
+            .consumers
+            .values()
+            .flat_map(|series| series.hours.range(..split))
+            .flat_map(|(_, hour)| hour.networks.iter().cloned())
+            .collect()
+    }
+
+    /// `new_consumer`: a consumer first seen in the window, calling from networks
+    /// no consumer used in the baseline.
+    ///
+    /// Where consumers are client addresses (load balancer logs carry no
+    /// credential), a leaked credential or a stuffing run shows up this way.
+    /// A new consumer from a known network is a new address of a known
+    /// client, and is not reported.
+    fn new_consumer(
+        &mut self,
+        consumer: &str,
+        series: &ConsumerSeries,
+        known_networks: &HashSet<String>,
+    ) {
+        if known_networks.is_empty() {
+            return;
+        }
+        for (&hour, cell) in &series.hours {
+            if cell.counts.calls < self.options.new_consumer_min_calls
+                || cell.networks.is_empty()
+                || cell
+                    .networks
+                    .iter()
+                    .any(|network| known_networks.contains(network))
+            {
+                continue;
+            }
+            let networks: Vec<&str> = cell.networks.iter().take(3).map(String::as_str).collect();
+            let explanation = format!(
+                "{consumer}, first seen in the window, made {} calls in the hour from {} from {}, \
+                 a network no consumer used in the baseline, {} of them answered 401 or 403",
+                cell.counts.calls,
+                hour_text(self.activity.range.hour_start(hour)),
+                networks.join(", "),
+                cell.counts.status_401 + cell.counts.status_403,
+            );
+            self.flag(Flag {
+                hour,
+                consumer: consumer.to_string(),
+                key: None,
+                kind: Kind::NewConsumer,
+                score: 8.0,
+                observed: cell.counts.calls as f64,
+                expected: 0.0,
+                explanation,
+            });
+        }
     }
 
     /// `(host, endpoint)` pairs that any consumer called in the baseline.
@@ -1256,6 +1320,47 @@ mod tests {
             "hour 4; the highest of 3 consecutive hours flagged."
         );
         assert_eq!(findings[1].explanation, "hour 4.");
+    }
+
+    fn hour_with(calls: i64, network: &str) -> super::super::series::ConsumerHour {
+        let mut hour = super::super::series::ConsumerHour::default();
+        hour.counts.calls = calls;
+        hour.networks.insert(network.to_string());
+        hour
+    }
+
+    #[test]
+    fn new_consumer_needs_an_unknown_network() {
+        let range =
+            super::super::series::Range::new(400 * MICROS_PER_HOUR, 424 * MICROS_PER_HOUR, 400)
+                .expect("a range");
+        let mut activity = Activity {
+            range,
+            consumers: std::collections::BTreeMap::new(),
+        };
+        let mut known = ConsumerSeries::default();
+        for hour in 0..400 {
+            known.hours.insert(hour, hour_with(5, "198.18.1.0/24"));
+        }
+        activity.consumers.insert("known".into(), known);
+        for (name, calls, network) in [
+            ("stranger", 20, "203.0.113.0/24"),
+            ("neighbour", 20, "198.18.1.0/24"),
+            ("quiet", 5, "203.0.113.0/24"),
+        ] {
+            let mut series = ConsumerSeries::default();
+            series.hours.insert(405, hour_with(calls, network));
+            activity.consumers.insert(name.into(), series);
+        }
+        let options = Options::default();
+        let findings = Detection::run(&activity, &options).finish(&[]);
+        let new: Vec<&str> = findings
+            .iter()
+            .filter(|f| f.kind == Kind::NewConsumer)
+            .map(|f| f.consumer.as_str())
+            .collect();
+        assert_eq!(new, vec!["stranger"], "{findings:#?}");
+        assert_eq!(findings[0].bucket_start, 405 * MICROS_PER_HOUR);
     }
 
     #[test]

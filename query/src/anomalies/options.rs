@@ -19,10 +19,11 @@ pub(crate) enum Kind {
     ObjectEnumeration,
     DataHarvesting,
     BytesOut,
+    NewConsumer,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 11] = [
+    pub(crate) const ALL: [Kind; 12] = [
         Kind::VolumeSpike,
         Kind::OffHours,
         Kind::NewNetwork,
@@ -34,6 +35,7 @@ impl Kind {
         Kind::ObjectEnumeration,
         Kind::DataHarvesting,
         Kind::BytesOut,
+        Kind::NewConsumer,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -49,6 +51,7 @@ impl Kind {
             Kind::ObjectEnumeration => "object_enumeration",
             Kind::DataHarvesting => "data_harvesting",
             Kind::BytesOut => "bytes_out",
+            Kind::NewConsumer => "new_consumer",
         }
     }
 
@@ -112,6 +115,8 @@ pub(crate) struct Options {
     pub method_min_calls: i64,
     /// `new_endpoint`: fewest calls to endpoints new to the consumer in an hour.
     pub endpoint_min_calls: i64,
+    /// `new_consumer`: fewest calls in an hour of a consumer first seen in the window.
+    pub new_consumer_min_calls: i64,
 }
 
 impl Default for Options {
@@ -139,6 +144,7 @@ impl Default for Options {
             bytes_min_hours: 6,
             method_min_calls: 10,
             endpoint_min_calls: 5,
+            new_consumer_min_calls: 10,
         }
     }
 }
@@ -204,6 +210,9 @@ impl Options {
             "bytes_min_calls" => self.bytes_min_calls = whole(name, value, 1, i64::MAX)?,
             "bytes_min_hours" => self.bytes_min_hours = whole(name, value, 1, 168)? as usize,
             "method_min_calls" => self.method_min_calls = whole(name, value, 1, i64::MAX)?,
+            "new_consumer_min_calls" => {
+                self.new_consumer_min_calls = whole(name, value, 1, i64::MAX)?
+            }
             "endpoint_min_calls" => self.endpoint_min_calls = whole(name, value, 1, i64::MAX)?,
             _ => {
                 return plan_err!(
