@@ -36,7 +36,7 @@ fn truth(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// A server holding the simulated world, and the truth of its scenarios.
+/// Starts a server with the simulated world and returns it with the truth of its scenarios.
 fn simulated_server() -> (TestServer, Vec<Value>) {
     let server = TestServer::start(ServerOptions::no_flush());
     let truth_path = server.scratch_dir().join("truth.jsonl");
@@ -63,7 +63,7 @@ fn simulated_server() -> (TestServer, Vec<Value>) {
     (server, truth)
 }
 
-/// Whether `finding` lies on the consumers and in the window of `scenario`.
+/// Returns whether `finding` lies on the consumers and in the window of `scenario`.
 ///
 /// The detectors of slow scenarios look at trailing 24 hours, so their
 /// findings may go on for a day after the window.
@@ -175,10 +175,10 @@ fn consumer_profile_compares_the_window_with_earlier_weeks() {
         .find(|row| row["scope"] == "consumer" && row["metric"] == "calls")
         .unwrap_or_else(|| panic!("no calls row in {rows:#?}"));
     let observed = calls["observed"].as_f64().expect("observed");
-    let most = calls["baseline_max"].as_f64().expect("baseline_max");
+    let baseline_max = calls["baseline_max"].as_f64().expect("baseline_max");
     assert_eq!(calls["weeks"], 4, "four earlier weeks: {calls}");
     assert!(
-        observed > 2.0 * most && calls["score"].as_f64().unwrap_or_default() > 5.0,
+        observed > 2.0 * baseline_max && calls["score"].as_f64().unwrap_or_default() > 5.0,
         "the spike hour stands out: {calls}"
     );
     assert!(

@@ -22,7 +22,7 @@
 //! table for their candidates only: whether the object ids an endpoint read
 //! in an hour were consecutive (`object_enumeration`), and which user agent
 //! strings were new (`new_user_agent`). [`Detection`] returns those
-//! candidates as [`Lookup`]s; the caller answers them and calls
+//! candidates as [`Lookup`]s; the caller runs them and calls
 //! [`Detection::finish`].
 //!
 //! NOTE: hours of the week are counted in UTC (`h - 168 k`), not in the
@@ -235,7 +235,7 @@ impl<'a> Detection<'a> {
         &self.lookups
     }
 
-    /// Applies the answers (one per lookup, in order) and merges flags into findings.
+    /// Applies the lookup results (one per lookup, in order) and merges flags into findings.
     pub(crate) fn finish(mut self, answers: &[Answer]) -> Vec<Finding> {
         let pending = std::mem::take(&mut self.pending);
         for Pending { mut flag, lookup } in pending {
@@ -1070,7 +1070,7 @@ impl ConsumerScorer<'_, '_> {
                 }
 
                 // bytes_out: response bytes per call over the last 24 hours, or the last
-                // 6 (which sees a steady rise sooner), above every baseline day's same hours.
+                // 6 (which shows a steady rise sooner), above every baseline day's same hours.
                 let mut best: Option<BytesRise> = None;
                 for window in [24, 6] {
                     let calls = Dense::sum(&dense.calls, hour, window) as f64;

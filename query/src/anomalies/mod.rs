@@ -15,8 +15,8 @@
 //! user agent strings) read the `events` table of their candidates only.
 //!
 //! The arguments must be constants: timestamps, or text that parses as an
-//! RFC 3339 time or a date; expressions such as `now() - INTERVAL '1 day'`
-//! are folded before they are read. The result is computed when the plan is
+//! RFC 3339 time or a date. Expressions such as `now() - INTERVAL '1 day'`
+//! are folded to a constant before they are read. The result is computed when the plan is
 //! built.
 //!
 //! NOTE: computing at planning time means `EXPLAIN` runs the detectors too,

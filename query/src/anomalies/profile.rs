@@ -136,13 +136,13 @@ impl TableProvider for ProfileTable {
         let Some(range) = Range::new(self.start, self.end, baseline_hours) else {
             return plan_err!("consumer_profile: the window cannot be placed in time");
         };
-        let wanted = BTreeSet::from([self.consumer.clone()]);
+        let requested = BTreeSet::from([self.consumer.clone()]);
         let activity = series::load(
             &self.sources.store,
             &self.sources.inventory,
             state,
             range,
-            Some(&wanted),
+            Some(&requested),
         )
         .await?;
         let mut rows = Rows::default();
