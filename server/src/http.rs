@@ -370,9 +370,9 @@ async fn ingest(
         }
         Ok(chunk)
     });
-    let reader = StreamReader::new(Box::pin(stream));
+    let mut reader = StreamReader::new(Box::pin(stream));
     let outcome = ingest_reader(
-        reader,
+        &mut reader,
         &options,
         &state.pipeline,
         &state.store,
@@ -397,14 +397,21 @@ async fn ingest(
                 BATCH_REPLAYED_HEADER,
                 axum::http::HeaderValue::from_static("true"),
             );
-            // The response to a replay is sent without reading the body, so
-            // the server closes an HTTP/1 connection after it. The header
-            // keeps the client from sending its next request on that connection.
-            if version <= axum::http::Version::HTTP_11 {
-                response.headers_mut().insert(
-                    axum::http::header::CONNECTION,
-                    axum::http::HeaderValue::from_static("close"),
-                );
+            // A replay is answered from the batch log without parsing the
+            // body, but the body is still read to its end: a server that
+            // answers and closes while the client is still sending makes the
+            // client's TCP stack reset the connection, and the client can
+            // lose the answer. Only when the body cannot be read does the
+            // connection close after the answer.
+            let drained = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+            if let Err(error) = drained {
+                tracing::debug!(%error, "the body of a replayed batch could not be read to its end");
+                if version <= axum::http::Version::HTTP_11 {
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
             }
         }
         return Ok(response);

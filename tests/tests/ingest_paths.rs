@@ -77,6 +77,46 @@ fn batch_retry_replays_first_report() {
     assert_eq!(count_tag(&server, "retry"), 80);
 }
 
+/// A replay is answered before the body is parsed. The client may still be
+/// sending a large body then; the answer must reach it all the same, and the
+/// connection must stay usable for the next request.
+#[test]
+fn replay_of_large_streamed_body_is_answered() {
+    let server = TestServer::start(ServerOptions::no_flush());
+    let body = numbered_body("large", 40_000);
+    assert!(
+        body.len() > 2_000_000,
+        "the body must outsize socket buffers"
+    );
+    let (status, first, _) = post_batch(&server, "large-1", &body);
+    assert_eq!(status, 200, "{first}");
+
+    let client = reqwest::blocking::Client::new();
+    for attempt in 1..=5 {
+        // A reader body is sent with chunked encoding, a piece at a time.
+        let reader = std::io::Cursor::new(body.clone().into_bytes());
+        let response = client
+            .post(format!("{}/api/v1/ingest", server.url()))
+            .query(&[("format", "clf"), ("batch_id", "large-1")])
+            .body(reqwest::blocking::Body::new(reader))
+            .timeout(std::time::Duration::from_secs(120))
+            .send()
+            .unwrap_or_else(|e| panic!("replay attempt {attempt} got no answer: {e:?}"));
+        assert_eq!(response.status().as_u16(), 200, "replay attempt {attempt}");
+        let replayed = response
+            .headers()
+            .get("apitrail-batch-replayed")
+            .is_some_and(|v| v == "true");
+        assert!(replayed, "attempt {attempt} must be marked as a replay");
+        let report: Value = response.json().expect("a JSON report");
+        assert_eq!(
+            report, first,
+            "attempt {attempt} answers with the first report"
+        );
+    }
+    assert_eq!(count_tag(&server, "large"), 40_000, "replays add no rows");
+}
+
 #[test]
 fn batch_id_survives_flush_and_restart() {
     let mut server = TestServer::start(ServerOptions::quick_flush());
