@@ -4,6 +4,10 @@
 //! a committed table version plus exactly the buffered batches above it. A
 //! flush that lands during the query changes neither side.
 //!
+//! Events that a flush staged on local disk, because the object store could
+//! not take them, are a third input: Parquet files read from the data
+//! directory until their commit.
+//!
 //! Pruning by time: filters are handed to the Delta scan, which skips files
 //! by their `day` partition and their `time` statistics; buffered batches are
 //! skipped when their time range cannot match. Every filter is reported as
@@ -17,8 +21,12 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{CastExpr, Column};
@@ -71,6 +79,9 @@ impl TableProvider for EventsTable {
             let plan = committed_scan(table, "events", state, filters).await?;
             inputs.push(conform_to_schema(plan, &event_schema())?);
         }
+        if let Some(plan) = staged_scan(&snapshot, &bounds)? {
+            inputs.push(plan);
+        }
         if let Some(plan) = buffered_scan(&snapshot, &bounds)? {
             inputs.push(plan);
         }
@@ -120,6 +131,31 @@ pub(crate) fn conform_to_schema(
         exprs.push((expr, field.name().clone()));
     }
     Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
+}
+
+/// Scans the local staging files whose time range can match the filters:
+/// flushed events that the table could not take yet.
+fn staged_scan(
+    snapshot: &StoreSnapshot,
+    bounds: &TimeBounds,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let files: Vec<PartitionedFile> = snapshot
+        .staged
+        .iter()
+        .filter(|f| {
+            f.time_range
+                .is_some_and(|(min, max)| bounds.overlaps(min, max))
+        })
+        .map(|f| PartitionedFile::new(f.path.to_string_lossy(), f.bytes))
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let source = Arc::new(ParquetSource::new(event_schema()));
+    let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+        .with_file_group(FileGroup::new(files))
+        .build();
+    Ok(Some(DataSourceExec::from_data_source(config)))
 }
 
 /// Scans the buffered batches whose time range can match the filters.

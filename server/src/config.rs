@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub flush_max_bytes: usize,
     /// Flush the write buffer when its oldest event has waited this many seconds.
     pub flush_max_age_secs: f64,
+    /// Disk budget, in bytes, of the local staging files that hold flushes
+    /// while the object store cannot take them; beyond it ingest answers 503.
+    pub staging_max_bytes: u64,
     /// Memory all running queries may use together, in bytes.
     pub query_memory_bytes: usize,
     /// Time limit of one query, in seconds.
@@ -169,6 +172,7 @@ impl Default for ServerConfig {
             flush_max_rows: 1_000_000,
             flush_max_bytes: 256 * 1024 * 1024,
             flush_max_age_secs: 30.0,
+            staging_max_bytes: 10 * 1024 * 1024 * 1024,
             query_memory_bytes: 2 * 1024 * 1024 * 1024,
             query_timeout_secs: 300,
             query_max_memory_bytes: 1024 * 1024 * 1024,
@@ -236,6 +240,7 @@ impl ServerConfig {
         }
         config.flush_max_rows = self.flush_max_rows;
         config.flush_max_bytes = self.flush_max_bytes;
+        config.staging_max_bytes = self.staging_max_bytes;
         config.flush_max_age = Duration::from_secs_f64(self.flush_max_age_secs);
         Ok(config)
     }

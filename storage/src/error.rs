@@ -53,6 +53,17 @@ pub enum StorageError {
     )]
     Locked { path: PathBuf, lock: PathBuf },
 
+    /// A flush could not be written to the local staging directory.
+    #[error("staged file {path}: {reason}")]
+    Staging { path: PathBuf, reason: String },
+
+    /// The object store has been unreachable long enough that local staging
+    /// reached its disk budget; new events are refused, acknowledged ones are safe.
+    #[error(
+        "the object store cannot take writes and local staging is full ({used} bytes of its {budget}-byte budget, staging_max_bytes); new events are refused until the store is reachable again and the staged files are committed"
+    )]
+    StagingFull { used: u64, budget: u64 },
+
     /// The store is shutting down and takes no more writes.
     #[error("the store is shutting down")]
     ShuttingDown,

@@ -9,6 +9,7 @@
 //! - [`wal`]: the write-ahead log with group commit and torn-tail recovery.
 //! - [`codec`]: how event batches are encoded inside WAL records.
 //! - [`documents`]: shared JSON documents (templater, specs) beside the tables.
+//! - [`staging`]: flushed events kept on local disk while the object store is away.
 //! - [`buffer`]: acknowledged events waiting for a flush, queryable meanwhile.
 //! - [`table`]: the append-only Delta tables (events and views) on an object store.
 //! - [`views`]: partial aggregates of the continuous views, built per batch.
@@ -28,6 +29,7 @@ pub mod lock;
 pub mod rejects;
 pub mod secret_key;
 pub mod sketch;
+pub mod staging;
 pub mod store;
 pub mod table;
 pub mod views;

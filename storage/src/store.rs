@@ -20,6 +20,11 @@
 //! 5. delete the WAL segments whose records are all at or below the lower of
 //!    the two committed LSNs.
 //!
+//! When step 2 fails (the object store is down or refuses writes), the run
+//! goes to a local staging file instead, with its view partials, and later
+//! flushes commit the staged files in LSN order before anything newer; see
+//! [`crate::staging`]. Staged files count as durable for step 5.
+//!
 //! A crash before step 2 commits loses nothing (the WAL still has the
 //! records); after it, recovery reads `n` back from each table and replays
 //! later records: into the buffer above the events LSN, and into pending
@@ -46,6 +51,7 @@ use crate::error::{Result, StorageError};
 use crate::failpoint;
 use crate::lock::DirLock;
 use crate::rejects::RejectsFile;
+use crate::staging::{RETIRE_AFTER, StagedFile, StagedKind, StagingArea, write_staged};
 use crate::table::{AppendTable, TableSpec, TableWriter};
 use crate::views::{DedupeConfig, SightingIndex, ViewPartials};
 use crate::wal::{Lsn, Wal, WalConfig, WalRecord};
@@ -73,6 +79,9 @@ pub struct StoreConfig {
     pub wal_segment_max_bytes: u64,
     /// Merge the views table into one row per key once it has this many data files.
     pub views_compact_files: usize,
+    /// Disk budget of the local staging files that hold flushes while the
+    /// object store cannot take them; beyond it new events are refused.
+    pub staging_max_bytes: u64,
 }
 
 impl StoreConfig {
@@ -95,6 +104,7 @@ impl StoreConfig {
             flush_max_age: Duration::from_secs(30),
             wal_segment_max_bytes: 64 * 1024 * 1024,
             views_compact_files: 64,
+            staging_max_bytes: 10 * 1024 * 1024 * 1024,
         })
     }
 }
@@ -113,14 +123,21 @@ pub struct StoreSnapshot {
     pub views: Option<DeltaTable>,
     /// View partials of acknowledged events that the views table does not have yet.
     pub pending_partials: Vec<Arc<ViewPartials>>,
+    /// Events in local staging files, not committed to the table yet.
+    pub staged: Vec<Arc<StagedFile>>,
 }
 
 /// Counts of one flush.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlushOutcome {
+    /// Rows committed to the events table, from the buffer or from staging.
     pub rows: usize,
     pub through_lsn: Lsn,
     pub table_version: Option<u64>,
+    /// Rows written to local staging because the table could not take them.
+    pub staged_rows: usize,
+    /// Why the table could not take them, when it could not.
+    pub commit_error: Option<String>,
 }
 
 struct State {
@@ -129,8 +146,56 @@ struct State {
     buffer: WriteBuffer,
     views: Option<AppendTable>,
     views_lsn: Lsn,
-    /// Partials by WAL LSN, for every record above `views_lsn`.
+    /// Partials by WAL LSN, for every record above `views_lsn`. A staged
+    /// views file is one entry, under its last LSN.
     pending: BTreeMap<Lsn, Arc<ViewPartials>>,
+    staging: StagingArea,
+}
+
+impl State {
+    /// Highest LSN whose events are committed or staged.
+    fn events_durable_lsn(&self) -> Lsn {
+        let staged = self.staging.events().last().map_or(0, |f| f.through_lsn);
+        self.committed_lsn.max(staged)
+    }
+
+    /// Highest LSN whose view partials are committed or staged.
+    fn views_durable_lsn(&self) -> Lsn {
+        let staged = self.staging.views().last().map_or(0, |f| f.through_lsn);
+        self.views_lsn.max(staged)
+    }
+}
+
+/// When the next commit may be tried after failed ones.
+///
+/// While the object store is failing, flushes go straight to staging until
+/// the back-off has passed, so a store that answers only after long
+/// timeouts does not hold every flush up for as long.
+#[derive(Debug, Default)]
+struct CommitRetry {
+    failures: u32,
+    next_attempt: Option<Instant>,
+}
+
+impl CommitRetry {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn allowed(&self, now: Instant) -> bool {
+        self.next_attempt.is_none_or(|at| now >= at)
+    }
+
+    fn failed(&mut self, now: Instant) {
+        let backoff = Self::FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(Self::MAX);
+        self.failures = self.failures.saturating_add(1);
+        self.next_attempt = Some(now + backoff);
+    }
+
+    fn succeeded(&mut self) {
+        *self = CommitRetry::default();
+    }
 }
 
 /// WAL, write buffer and table of one data directory.
@@ -141,6 +206,7 @@ pub struct Store {
     state: RwLock<State>,
     flush_lock: Mutex<()>,
     flush_needed: Notify,
+    commit_retry: std::sync::Mutex<CommitRetry>,
     rejects: RejectsFile,
     batches: BatchLedger,
     /// Shared with imports, so sightings in different files deduplicate too.
@@ -173,16 +239,27 @@ impl Store {
                 .await?;
         let views_lsn = committed_lsn(&views, &app_id).await?;
         let committed_lsn = committed_lsn(&table, &app_id).await?;
+        let (staging, staged_partials) = open_staging(&config, committed_lsn, views_lsn, true)?;
+        let events_durable =
+            committed_lsn.max(staging.events().last().map_or(0, |f| f.through_lsn));
+        let views_durable = views_lsn.max(staging.views().last().map_or(0, |f| f.through_lsn));
 
         let wal_config = WalConfig {
             segment_max_bytes: config.wal_segment_max_bytes,
-            min_next_lsn: committed_lsn.max(views_lsn) + 1,
+            min_next_lsn: events_durable.max(views_durable) + 1,
             ..WalConfig::new(config.data_dir.join("wal"))
         };
         let (wal, records, report) = Wal::open(wal_config)?;
         let mut sightings = SightingIndex::new(config.dedupe.clone());
         let batches = BatchLedger::load(&config.data_dir)?;
-        let replayed = replay(records, committed_lsn, views_lsn, &mut sightings, &batches)?;
+        let mut replayed = replay(
+            records,
+            events_durable,
+            views_durable,
+            &mut sightings,
+            &batches,
+        )?;
+        replayed.pending.extend(staged_partials);
         tracing::info!(
             data_dir = %config.data_dir.display(),
             table = table.location(),
@@ -193,11 +270,14 @@ impl Store {
             wal_records = report.records,
             replayed_rows = replayed.buffer.rows(),
             pending_partials = replayed.pending.len(),
+            staged_files = staging.events().len() + staging.views().len(),
+            staged_bytes = staging.bytes(),
             corrupt_tails = report.corrupt_tails,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store opened"
         );
-        wal.truncate_through(committed_lsn.min(views_lsn)).await?;
+        wal.truncate_through(events_durable.min(views_durable))
+            .await?;
 
         Ok(Arc::new(Store {
             rejects: RejectsFile::new(&config.data_dir),
@@ -212,9 +292,11 @@ impl Store {
                 views: Some(views),
                 views_lsn,
                 pending: replayed.pending,
+                staging,
             }),
             flush_lock: Mutex::new(()),
             flush_needed: Notify::new(),
+            commit_retry: std::sync::Mutex::new(CommitRetry::default()),
             sightings: Arc::new(std::sync::Mutex::new(sightings)),
             _lock: Some(lock),
         }))
@@ -241,15 +323,26 @@ impl Store {
         };
         let committed_lsn = lsn_of(&table).await?;
         let views_lsn = lsn_of(&views).await?;
+        let (staging, staged_partials) = open_staging(&config, committed_lsn, views_lsn, false)?;
+        let events_durable =
+            committed_lsn.max(staging.events().last().map_or(0, |f| f.through_lsn));
+        let views_durable = views_lsn.max(staging.views().last().map_or(0, |f| f.through_lsn));
         let wal_dir = config.data_dir.join("wal");
         let mut sightings = SightingIndex::new(config.dedupe.clone());
         let batches = BatchLedger::load_read_only(&config.data_dir)?;
-        let replayed = if wal_dir.exists() {
+        let mut replayed = if wal_dir.exists() {
             let (records, _report) = Wal::read_only(&wal_dir)?;
-            replay(records, committed_lsn, views_lsn, &mut sightings, &batches)?
+            replay(
+                records,
+                events_durable,
+                views_durable,
+                &mut sightings,
+                &batches,
+            )?
         } else {
             Replayed::default()
         };
+        replayed.pending.extend(staged_partials);
         Ok(Arc::new(Store {
             rejects: RejectsFile::new(&config.data_dir),
             batches,
@@ -263,9 +356,11 @@ impl Store {
                 views,
                 views_lsn,
                 pending: replayed.pending,
+                staging,
             }),
             flush_lock: Mutex::new(()),
             flush_needed: Notify::new(),
+            commit_retry: std::sync::Mutex::new(CommitRetry::default()),
             sightings: Arc::new(std::sync::Mutex::new(sightings)),
             _lock: None,
         }))
@@ -286,8 +381,9 @@ impl Store {
 
     /// Makes `batch` durable in the WAL and visible to queries; returns its LSN.
     ///
-    /// NOTE: while flushes keep failing (the table's store is unreachable),
-    /// the buffer grows without a limit; ingest is not yet slowed or refused.
+    /// While the object store cannot take commits, flushes stage the buffer
+    /// on local disk; once staging fills its budget, this refuses new
+    /// events with [`StorageError::StagingFull`].
     pub async fn append(&self, batch: RecordBatch) -> Result<Lsn> {
         self.append_with_progress(batch, None).await
     }
@@ -300,6 +396,16 @@ impl Store {
         progress: Option<BatchProgress>,
     ) -> Result<Lsn> {
         let wal = self.wal.as_ref().ok_or(StorageError::ShuttingDown)?;
+        {
+            let state = self.state.read().expect("store state lock poisoned");
+            if state.staging.is_full() {
+                metrics::counter!("apitrail_staging_refusals_total").increment(1);
+                return Err(StorageError::StagingFull {
+                    used: state.staging.uncommitted_bytes(),
+                    budget: state.staging.max_bytes(),
+                });
+            }
+        }
         let note = progress
             .as_ref()
             .map(serde_json::to_string)
@@ -353,7 +459,14 @@ impl Store {
             buffered: state.buffer.batches().to_vec(),
             views: state.views.as_ref().map(|t| t.delta().clone()),
             pending_partials: state.pending.values().cloned().collect(),
+            staged: state.staging.events().to_vec(),
         }
+    }
+
+    /// Bytes of the local staging files, and their budget.
+    pub fn staged_bytes(&self) -> (u64, u64) {
+        let state = self.state.read().expect("store state lock poisoned");
+        (state.staging.bytes(), state.staging.max_bytes())
     }
 
     /// Commits every buffered batch to the table. Concurrent calls run one after the other.
@@ -375,44 +488,270 @@ impl Store {
         };
         let started = Instant::now();
         let mut outcome = FlushOutcome::default();
+        let mut views_version = None;
 
-        if let Some((rows, through_lsn, version)) = self.flush_events(wal).await? {
-            outcome = FlushOutcome {
-                rows,
-                through_lsn,
-                table_version: Some(version),
-            };
+        let attempt = self
+            .commit_retry
+            .lock()
+            .expect("commit retry lock poisoned")
+            .allowed(started);
+        let mut commit_error = None;
+        if attempt {
+            match self.commit_all(wal, &mut outcome).await {
+                Ok(version) => views_version = version,
+                Err(e) => commit_error = Some(e),
+            }
+            let mut retry = self
+                .commit_retry
+                .lock()
+                .expect("commit retry lock poisoned");
+            match &commit_error {
+                None => retry.succeeded(),
+                Some(_) => retry.failed(Instant::now()),
+            }
         }
-        let views_version = self.flush_views().await?;
+        if !attempt || commit_error.is_some() {
+            // The table cannot take the buffer now: stage it, so memory does
+            // not grow for as long as the store is away.
+            outcome.staged_rows = self.stage_buffer(wal).await?;
+            outcome.commit_error = Some(match &commit_error {
+                Some(e) => format!("{e:#}"),
+                None => "waiting to retry after failed commits".to_string(),
+            });
+        }
 
-        let (committed_lsn, views_lsn) = {
-            let state = self.state.read().expect("store state lock poisoned");
-            (state.committed_lsn, state.views_lsn)
+        let (events_durable, views_durable) = {
+            let mut state = self.state.write().expect("store state lock poisoned");
+            state.staging.delete_retired(Instant::now(), RETIRE_AFTER);
+            (state.events_durable_lsn(), state.views_durable_lsn())
         };
         failpoint::hit("flush_before_truncate");
         // The WAL records about to go carry batch progress: save it first.
         self.batches.save(chrono::Utc::now().timestamp())?;
-        let removed = wal.truncate_through(committed_lsn.min(views_lsn)).await?;
+        let removed = wal
+            .truncate_through(events_durable.min(views_durable))
+            .await?;
 
-        if outcome.rows == 0 && views_version.is_none() {
+        if outcome.rows == 0 && outcome.staged_rows == 0 && views_version.is_none() {
             return Ok(outcome);
         }
         metrics::counter!("apitrail_flushes_total").increment(1);
         metrics::counter!("apitrail_flushed_rows_total").increment(outcome.rows as u64);
+        metrics::counter!("apitrail_staged_rows_total").increment(outcome.staged_rows as u64);
         metrics::histogram!("apitrail_flush_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::gauge!("apitrail_buffer_rows").set(self.buffered_rows() as f64);
         tracing::info!(
             rows = outcome.rows,
+            staged_rows = outcome.staged_rows,
             through_lsn = outcome.through_lsn,
             table_version = ?outcome.table_version,
-            views_lsn,
             views_version = ?views_version,
             wal_segments_removed = removed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "flushed buffer to table"
         );
         Ok(outcome)
+    }
+
+    /// Commits the staged files, then the buffer, then the view partials;
+    /// stops at the first failure. Returns the views table version, if a
+    /// commit made one.
+    async fn commit_all(&self, wal: &Wal, outcome: &mut FlushOutcome) -> Result<Option<u64>> {
+        if let Some((rows, through_lsn, version)) = self.commit_staged().await? {
+            outcome.rows += rows;
+            outcome.through_lsn = through_lsn;
+            outcome.table_version = Some(version);
+        }
+        if let Some((rows, through_lsn, version)) = self.flush_events(wal).await? {
+            outcome.rows += rows;
+            outcome.through_lsn = through_lsn;
+            outcome.table_version = Some(version);
+        }
+        self.flush_views().await
+    }
+
+    /// Commits the staged events files in LSN order.
+    ///
+    /// Before each, the table is read back: a commit whose request failed
+    /// may have landed, and is then only acknowledged. Returns rows, last
+    /// LSN and table version of what it committed.
+    async fn commit_staged(&self) -> Result<Option<(usize, Lsn, u64)>> {
+        let mut committed: Option<(usize, Lsn, u64)> = None;
+        loop {
+            let (file, mut table) = {
+                let state = self.state.read().expect("store state lock poisoned");
+                let Some(file) = state.staging.events().first().cloned() else {
+                    return Ok(committed);
+                };
+                let table = state
+                    .table
+                    .clone()
+                    .expect("a writable store always has a table");
+                (file, table)
+            };
+            table.refresh().await?;
+            let landed = committed_lsn(&table, &self.app_id).await?;
+            if landed >= file.through_lsn {
+                tracing::info!(path = %file.path.display(), committed_lsn = landed, "a staged file was committed by an earlier attempt");
+                let mut state = self.state.write().expect("store state lock poisoned");
+                state.table = Some(table);
+                state.committed_lsn = state.committed_lsn.max(landed);
+                state.buffer.release_through(landed);
+                state
+                    .staging
+                    .retire_through(StagedKind::Events, landed, Instant::now());
+                continue;
+            }
+            if file.from_lsn > landed + 1 {
+                return Err(StorageError::Staging {
+                    path: file.path.clone(),
+                    reason: format!(
+                        "the table is committed through WAL record {landed} but the file starts at {}, so records in between are missing; the file is kept",
+                        file.from_lsn
+                    ),
+                });
+            }
+            let reader = Arc::clone(&file);
+            let batches = tokio::task::spawn_blocking(move || reader.read())
+                .await
+                .map_err(|e| StorageError::Staging {
+                    path: file.path.clone(),
+                    reason: format!("the reading task failed: {e}"),
+                })??;
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            let txn = Transaction::new(&self.app_id, file.through_lsn as i64);
+            let version = match table.append(batches, txn).await {
+                Ok(version) => version,
+                Err(e) => {
+                    metrics::counter!("apitrail_flush_errors_total").increment(1);
+                    tracing::warn!(error = %e, path = %file.path.display(), "committing a staged file failed; it stays staged and the commit is retried");
+                    return Err(e);
+                }
+            };
+            tracing::info!(
+                path = %file.path.display(),
+                rows,
+                through_lsn = file.through_lsn,
+                table_version = version,
+                "committed a staged file"
+            );
+            let mut state = self.state.write().expect("store state lock poisoned");
+            state.table = Some(table);
+            state.committed_lsn = file.through_lsn;
+            state
+                .staging
+                .retire_through(StagedKind::Events, file.through_lsn, Instant::now());
+            let total = committed.map_or(0, |c| c.0) + rows;
+            committed = Some((total, file.through_lsn, version));
+        }
+    }
+
+    /// Writes the gap-free run of buffered batches above everything durable
+    /// to a staging file, with the view partials of the same records, and
+    /// drops the batches from memory. Returns the rows staged.
+    async fn stage_buffer(&self, wal: &Wal) -> Result<usize> {
+        let (batches, from_lsn, through_lsn, time_range, partials, views_from) = {
+            let state = self.state.read().expect("store state lock poisoned");
+            let base = state.events_durable_lsn();
+            let Some(through_lsn) = state.buffer.contiguous_through(base) else {
+                return Ok(0);
+            };
+            if state.staging.is_full() {
+                return Err(StorageError::StagingFull {
+                    used: state.staging.uncommitted_bytes(),
+                    budget: state.staging.max_bytes(),
+                });
+            }
+            let run: Vec<&BufferedBatch> = state
+                .buffer
+                .batches()
+                .iter()
+                .filter(|b| b.lsn > base && b.lsn <= through_lsn)
+                .collect();
+            let time_range = run
+                .iter()
+                .filter_map(|b| b.time_range)
+                .reduce(|(lo, hi), (min, max)| (lo.min(min), hi.max(max)));
+            let batches: Vec<RecordBatch> = run.iter().map(|b| b.batch.clone()).collect();
+            let views_from = state.views_durable_lsn() + 1;
+            let mut partials = ViewPartials::default();
+            for (_, part) in state.pending.range(views_from..=through_lsn) {
+                partials.merge(part);
+            }
+            (
+                batches,
+                base + 1,
+                through_lsn,
+                time_range,
+                partials,
+                views_from,
+            )
+        };
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        wal.rotate().await?;
+
+        let (events_path, views_path) = {
+            let state = self.state.read().expect("store state lock poisoned");
+            (
+                state
+                    .staging
+                    .path_for(StagedKind::Events, from_lsn, through_lsn),
+                state
+                    .staging
+                    .path_for(StagedKind::Views, views_from, through_lsn),
+            )
+        };
+        let staged =
+            tokio::task::spawn_blocking(move || -> Result<(StagedFile, Option<StagedFile>)> {
+                let events = write_staged(
+                    &events_path,
+                    StagedKind::Events,
+                    from_lsn,
+                    through_lsn,
+                    &batches,
+                    time_range,
+                )?;
+                let views = if views_from <= through_lsn {
+                    Some(write_staged(
+                        &views_path,
+                        StagedKind::Views,
+                        views_from,
+                        through_lsn,
+                        &[partials.to_record_batch()],
+                        None,
+                    )?)
+                } else {
+                    None
+                };
+                Ok((events, views))
+            })
+            .await
+            .map_err(|e| StorageError::Staging {
+                path: self.config.data_dir.join("staging"),
+                reason: format!("the staging task failed: {e}"),
+            })?;
+        let (events, views) = match staged {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::error!(error = %e, rows, "staging a flush failed; the events stay in the WAL and in memory");
+                return Err(e);
+            }
+        };
+        tracing::warn!(
+            rows,
+            from_lsn,
+            through_lsn,
+            bytes = events.bytes + views.as_ref().map_or(0, |v| v.bytes),
+            "the events table cannot take a flush; staged it on local disk"
+        );
+        let mut state = self.state.write().expect("store state lock poisoned");
+        state.staging.add(events);
+        if let Some(views) = views {
+            state.staging.add(views);
+        }
+        state.buffer.release_through(through_lsn);
+        Ok(rows)
     }
 
     /// Commits the gap-free run of buffered batches to `events`.
@@ -496,6 +835,9 @@ impl Store {
         state.views = Some(views);
         state.views_lsn = through_lsn;
         state.pending = state.pending.split_off(&(through_lsn + 1));
+        state
+            .staging
+            .retire_through(StagedKind::Views, through_lsn, Instant::now());
         Ok(Some(version))
     }
 
@@ -609,8 +951,11 @@ impl Store {
                     continue;
                 }
                 match store.flush().await {
-                    Ok(_) => {
+                    Ok(outcome) => {
                         backoff = Duration::from_millis(500);
+                        if outcome.commit_error.is_some() {
+                            continue;
+                        }
                         if let Err(e) = store.compact_views().await {
                             metrics::counter!("apitrail_view_compaction_errors_total").increment(1);
                             tracing::warn!(error = %e, "compacting the views table failed; the next flush retries");
@@ -627,6 +972,16 @@ impl Store {
 
     fn flush_due(&self) -> bool {
         let state = self.state.read().expect("store state lock poisoned");
+        let staged = !state.staging.events().is_empty() || !state.staging.views().is_empty();
+        if staged
+            && self
+                .commit_retry
+                .lock()
+                .expect("commit retry lock poisoned")
+                .allowed(Instant::now())
+        {
+            return true;
+        }
         let buffer = &state.buffer;
         buffer.rows() >= self.config.flush_max_rows
             || buffer.bytes() >= self.config.flush_max_bytes
@@ -640,6 +995,9 @@ impl Store {
         let outcome = self.flush().await?;
         if let Some(wal) = &self.wal {
             wal.close().await?;
+        }
+        if let Some(error) = &outcome.commit_error {
+            tracing::warn!(staged_rows = outcome.staged_rows, error = %error, "the events table could not take the last flush; it is staged and committed at the next start");
         }
         tracing::info!(rows = outcome.rows, "store shut down cleanly");
         Ok(())
@@ -780,6 +1138,46 @@ async fn committed_lsn(table: &AppendTable, app_id: &str) -> Result<Lsn> {
 struct Replayed {
     buffer: WriteBuffer,
     pending: BTreeMap<Lsn, Arc<ViewPartials>>,
+}
+
+/// Lists the staging directory of a store whose tables are committed through
+/// `committed_lsn` (events) and `views_lsn` (views).
+///
+/// Files that a commit already covers (a crash came after the commit and
+/// before the file's deletion) are deleted when `writable`, ignored
+/// otherwise. The partials of the other views files are returned by last
+/// LSN, for the pending partials.
+fn open_staging(
+    config: &StoreConfig,
+    committed_lsn: Lsn,
+    views_lsn: Lsn,
+    writable: bool,
+) -> Result<(StagingArea, BTreeMap<Lsn, Arc<ViewPartials>>)> {
+    let mut staging = StagingArea::open(
+        config.data_dir.join("staging"),
+        config.staging_max_bytes,
+        writable,
+    )?;
+    let now = Instant::now();
+    staging.retire_through(StagedKind::Events, committed_lsn, now);
+    staging.retire_through(StagedKind::Views, views_lsn, now);
+    if writable {
+        staging.delete_retired(now, Duration::ZERO);
+    }
+    let mut partials = BTreeMap::new();
+    for file in staging.views() {
+        let mut merged = ViewPartials::default();
+        for batch in file.read()? {
+            let part =
+                ViewPartials::from_record_batch(&batch).map_err(|e| StorageError::Staging {
+                    path: file.path.clone(),
+                    reason: format!("it does not hold valid view partials: {e}"),
+                })?;
+            merged.merge(&part);
+        }
+        partials.insert(file.through_lsn, Arc::new(merged));
+    }
+    Ok((staging, partials))
 }
 
 /// Rebuilds the buffer from WAL records above the events' committed LSN,
