@@ -270,10 +270,13 @@ impl ObjectStore for FaultyStore {
     }
 }
 
+/// The test stores by name: the directory that holds the objects, and the faults.
+type Registry = Mutex<HashMap<String, (PathBuf, Arc<Faults>)>>;
+
 /// The test stores by URL host: `faulty://NAME/...` is the directory and
 /// faults registered under NAME.
-fn registry() -> &'static Mutex<HashMap<String, (PathBuf, Arc<Faults>)>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<String, (PathBuf, Arc<Faults>)>>> = OnceLock::new();
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let scheme = Url::parse("faulty://").unwrap();
         object_store_factories().insert(scheme.clone(), Arc::new(FaultyFactory));

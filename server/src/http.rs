@@ -434,7 +434,18 @@ async fn ingest(
     // Lines before the failure are durable, and the report in the body counts them.
     let mut body = serde_json::to_value(&report).expect("reports serialise");
     body["error"] = json!(message);
-    Ok((status, Json(body)).into_response())
+    let mut response = (status, Json(body)).into_response();
+    if matches!(
+        error,
+        IngestError::Storage(apitrail_storage::StorageError::StagingFull { .. })
+    ) {
+        // Staged files are committed at the next retry, at most 30 s away.
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("30"),
+        );
+    }
+    Ok(response)
 }
 
 /// Accepts the encodings the ingest pipeline decodes itself.
