@@ -58,9 +58,9 @@ pub enum StorageError {
     Staging { path: PathBuf, reason: String },
 
     /// The object store has been unreachable long enough that local staging
-    /// reached its disk budget; new events are refused, acknowledged ones are safe.
+    /// reached its disk budget. New events are rejected, acknowledged ones are safe.
     #[error(
-        "the object store cannot take writes and local staging is full ({used} bytes of its {budget}-byte budget, staging_max_bytes); new events are refused until the store is reachable again and the staged files are committed"
+        "the object store cannot take writes and local staging is full ({used} bytes of its {budget}-byte budget, staging_max_bytes); new events are rejected until the store is reachable again and the staged files are committed"
     )]
     StagingFull { used: u64, budget: u64 },
 

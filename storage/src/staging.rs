@@ -2,9 +2,9 @@
 //! cannot take them.
 //!
 //! When a flush cannot commit to the events table (the object store is
-//! down, slow or refusing writes), the store writes the buffered run of
-//! events to a Parquet file here instead, and the view partials of the same
-//! WAL records to a second file. Both are fsynced before the WAL records
+//! down, slow or rejecting writes), the store writes the buffered run of
+//! events to a Parquet file here instead. The view partials of the same WAL
+//! records go to a second file. Both are fsynced before the WAL records
 //! they cover are deleted, so a staged file is as durable as the WAL was.
 //! Memory then holds only what arrived since the last flush, however long
 //! the store stays away, plus the merged view partials of the staged
@@ -26,9 +26,9 @@
 //! in the WAL.
 //!
 //! The disk budget (`staging_max_bytes`) bounds the files' total size. Once
-//! it is reached, the store refuses new events with
-//! [`StorageError::StagingFull`] instead of filling the disk; what it has
-//! already acknowledged stays safe.
+//! it is reached, the store rejects new events with
+//! [`StorageError::StagingFull`] instead of filling the disk. Events it has
+//! already acknowledged stay safe.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,7 @@ use crate::wal::Lsn;
 /// before its commit.
 pub const RETIRE_AFTER: Duration = Duration::from_secs(300);
 
-/// Which of the two tables a staged file is bound for.
+/// The table a staged file is bound for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StagedKind {
     Events,
@@ -64,7 +64,7 @@ impl StagedKind {
     }
 }
 
-/// One staged Parquet file and the WAL records it holds.
+/// One staged Parquet file and the range of WAL records it contains.
 #[derive(Debug, Clone)]
 pub struct StagedFile {
     pub path: PathBuf,
@@ -200,7 +200,7 @@ impl StagingArea {
         &self.views
     }
 
-    /// Highest LSN held by a staged file, committed or not (0 when none).
+    /// Highest LSN in a staged file not committed yet (0 when none).
     pub fn through_lsn(&self) -> Lsn {
         self.events
             .iter()
@@ -225,13 +225,13 @@ impl StagingArea {
     }
 
     /// Bytes of the files not committed yet, which the budget limits.
-    /// Committed files waiting for deletion are not counted: they go
-    /// within [`RETIRE_AFTER`] whatever happens.
+    /// Committed files waiting for deletion are not counted, because the
+    /// flusher deletes them [`RETIRE_AFTER`] their commit.
     pub fn uncommitted_bytes(&self) -> u64 {
         self.events.iter().chain(&self.views).map(|f| f.bytes).sum()
     }
 
-    /// Whether the files fill the disk budget, so new events must be refused.
+    /// Returns whether the files fill the disk budget, so new events are rejected.
     pub fn is_full(&self) -> bool {
         self.uncommitted_bytes() >= self.max_bytes
     }
@@ -284,7 +284,7 @@ impl StagingArea {
         self.publish_metrics();
     }
 
-    /// Path for a new file of `kind` holding the WAL records `from..=through`.
+    /// Returns the path for a new file of `kind` with the WAL records `from..=through`.
     pub fn path_for(&self, kind: StagedKind, from_lsn: Lsn, through_lsn: Lsn) -> PathBuf {
         self.dir
             .join(StagedFile::file_name(kind, from_lsn, through_lsn))

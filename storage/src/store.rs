@@ -20,7 +20,7 @@
 //! 5. delete the WAL segments whose records are all at or below the lower of
 //!    the two committed LSNs.
 //!
-//! When step 2 fails (the object store is down or refuses writes), the run
+//! When step 2 fails (the object store is down or rejects writes), the run
 //! goes to a local staging file instead, with its view partials, and later
 //! flushes commit the staged files in LSN order before anything newer; see
 //! [`crate::staging`]. Staged files count as durable for step 5.
@@ -80,7 +80,7 @@ pub struct StoreConfig {
     /// Merge the views table into one row per key once it has this many data files.
     pub views_compact_files: usize,
     /// Disk budget of the local staging files that hold flushes while the
-    /// object store cannot take them; beyond it new events are refused.
+    /// object store cannot take them; beyond it new events are rejected.
     pub staging_max_bytes: u64,
 }
 
@@ -382,7 +382,7 @@ impl Store {
     /// Makes `batch` durable in the WAL and visible to queries; returns its LSN.
     ///
     /// While the object store cannot take commits, flushes stage the buffer
-    /// on local disk; once staging fills its budget, this refuses new
+    /// on local disk; once staging fills its budget, this rejects new
     /// events with [`StorageError::StagingFull`].
     pub async fn append(&self, batch: RecordBatch) -> Result<Lsn> {
         self.append_with_progress(batch, None).await
@@ -399,7 +399,7 @@ impl Store {
         {
             let state = self.state.read().expect("store state lock poisoned");
             if state.staging.is_full() {
-                metrics::counter!("apitrail_staging_refusals_total").increment(1);
+                metrics::counter!("apitrail_staging_rejections_total").increment(1);
                 return Err(StorageError::StagingFull {
                     used: state.staging.uncommitted_bytes(),
                     budget: state.staging.max_bytes(),

@@ -28,7 +28,7 @@ fn staged_events_files(server: &TestServer) -> usize {
 }
 
 #[test]
-fn ingest_survives_a_failing_store_and_refuses_only_when_staging_is_full() {
+fn failing_store_stages_then_rejects_when_full() {
     let scratch = tempfile::tempdir().unwrap();
     let config = scratch.path().join("apitrail.toml");
     // The first staged flush fills this budget.
@@ -54,14 +54,14 @@ fn ingest_survives_a_failing_store_and_refuses_only_when_staging_is_full() {
         "staged events are queryable"
     );
 
-    let (status, report) = server.ingest(Some("clf"), lines("refused", 3));
-    assert_eq!(status, 503, "a full staging area refuses events: {report}");
+    let (status, report) = server.ingest(Some("clf"), lines("rejected", 3));
+    assert_eq!(status, 503, "a full staging area rejects events: {report}");
     let message = report["error"].as_str().unwrap_or_default();
     assert!(
         message.contains("staging_max_bytes"),
         "the reason names the setting: {message}"
     );
-    let (status, retry_after) = retry_after_of_refusal(&server);
+    let (status, retry_after) = retry_after_of_rejection(&server);
     assert_eq!(status, 503);
     assert_eq!(
         retry_after.as_deref(),
@@ -86,9 +86,9 @@ fn ingest_survives_a_failing_store_and_refuses_only_when_staging_is_full() {
     server.api().wait_for_empty_buffer();
     assert_eq!(server.count("path LIKE '/first/%'"), 5, "staged rows once");
     assert_eq!(
-        server.count("path LIKE '/refused/%'"),
+        server.count("path LIKE '/rejected/%'"),
         0,
-        "refused rows absent"
+        "rejected rows absent"
     );
     assert_eq!(server.count("path LIKE '/after/%'"), 4);
 
@@ -102,12 +102,12 @@ fn ingest_survives_a_failing_store_and_refuses_only_when_staging_is_full() {
     );
 }
 
-/// Sends a refused ingest and returns its status and `Retry-After` header.
-fn retry_after_of_refusal(server: &TestServer) -> (u16, Option<String>) {
+/// Sends a rejected ingest and returns its status and `Retry-After` header.
+fn retry_after_of_rejection(server: &TestServer) -> (u16, Option<String>) {
     let response = reqwest::blocking::Client::new()
         .post(format!("{}/api/v1/ingest", server.url()))
         .query(&[("format", "clf")])
-        .body(lines("refused", 1))
+        .body(lines("rejected", 1))
         .send()
         .expect("the server answers");
     let retry_after = response
