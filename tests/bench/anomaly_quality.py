@@ -500,8 +500,16 @@ def child_environment() -> dict[str, str]:
 class Server:
     """An `apitrail serve` child process on a data directory, with its log file."""
 
-    def __init__(self, binary: str, data_dir: str, log_path: str, start_timeout: float):
+    def __init__(
+        self,
+        binary: str,
+        data_dir: str,
+        log_path: str,
+        start_timeout: float,
+        extra_args: list[str] | None = None,
+    ):
         self.binary = binary
+        self.extra_args = list(extra_args or [])
         self.data_dir = data_dir
         self.log_path = log_path
         self.start_timeout = start_timeout
@@ -517,6 +525,7 @@ class Server:
         command = [self.binary, "serve", "--data-dir", self.data_dir]
         for flag in LISTENER_FLAGS:
             command += [flag, "127.0.0.1:0"]
+        command += self.extra_args
         self._log = open(self.log_path, "w", encoding="utf-8")
         try:
             self.process = subprocess.Popen(
