@@ -68,6 +68,7 @@ enum Op {
 #[derive(Debug, Default)]
 struct Faults {
     by_op: Mutex<HashMap<Op, Fault>>,
+    calls: Mutex<HashMap<Op, u64>>,
 }
 
 impl Faults {
@@ -81,7 +82,13 @@ impl Faults {
         }
     }
 
+    /// Returns how many calls of `op` the store has received.
+    fn calls(&self, op: Op) -> u64 {
+        self.calls.lock().unwrap().get(&op).copied().unwrap_or(0)
+    }
+
     fn get(&self, op: Op) -> Fault {
+        *self.calls.lock().unwrap().entry(op).or_default() += 1;
         self.by_op
             .lock()
             .unwrap()
@@ -609,7 +616,7 @@ async fn staged_files_survive_a_crash_and_commit_at_the_next_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_staging_refuses_new_events_with_a_reason() {
+async fn full_staging_rejects_new_events_with_a_reason() {
     let setup = setup("budget");
     let config = StoreConfig {
         staging_max_bytes: 1,
@@ -632,7 +639,7 @@ async fn full_staging_refuses_new_events_with_a_reason() {
                 "the message names the setting: {message}"
             );
         }
-        other => panic!("a full staging area must refuse events, got {other:?}"),
+        other => panic!("a full staging area must reject events, got {other:?}"),
     }
 
     setup.faults.set_all(Fault::Healthy);
@@ -642,4 +649,49 @@ async fn full_staging_refuses_new_events_with_a_reason() {
         .await
         .expect("once the staged files are committed, events are accepted again");
     assert_eq!(counts(&engine).await, (10, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_back_off_while_the_store_fails() {
+    let setup = setup("backoff");
+    let store = Store::open(setup.config.clone()).await.unwrap();
+    setup.faults.set(Op::Put, Fault::Fail);
+
+    store.append(batch("a", 0, 3)).await.unwrap();
+    let first = store.flush().await.unwrap();
+    assert_eq!(first.staged_rows, 3, "the failed commit is staged");
+    let puts = setup.faults.calls(Op::Put);
+    assert!(puts > 0, "the first flush tries the store");
+
+    store.append(batch("b", 0, 3)).await.unwrap();
+    let second = store.flush().await.unwrap();
+    assert_eq!(second.staged_rows, 3);
+    assert_eq!(
+        setup.faults.calls(Op::Put),
+        puts,
+        "within the back-off a flush stages without trying the store"
+    );
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    store.flush().await.unwrap();
+    let retried = setup.faults.calls(Op::Put);
+    assert!(
+        retried > puts,
+        "after the first back-off (0.5 s) the commit is tried again"
+    );
+
+    // The second failure doubles the back-off to 1 s.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    store.append(batch("c", 0, 3)).await.unwrap();
+    assert_eq!(store.flush().await.unwrap().staged_rows, 3);
+    assert_eq!(
+        setup.faults.calls(Op::Put),
+        retried,
+        "the back-off doubles after each failed attempt"
+    );
+
+    setup.faults.set(Op::Put, Fault::Healthy);
+    flush_until_committed(&store).await;
+    let engine = engine_for(Arc::clone(&store)).await;
+    assert_eq!(counts(&engine).await, (9, 9));
 }
