@@ -7,7 +7,7 @@
 //! operation (the Delta log's reads, lists and conditional puts, and the
 //! Parquet reads and writes) passes through it. Faults are injected per
 //! operation kind: errors, errors after the operation took effect (a lost
-//! response), slow answers, and timeouts.
+//! response), slow responses, and timeouts.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -277,11 +277,11 @@ impl ObjectStore for FaultyStore {
     }
 }
 
-/// The test stores by name: the directory that holds the objects, and the faults.
+/// The test stores by name: the directory that contains the objects, and the faults.
 type Registry = Mutex<HashMap<String, (PathBuf, Arc<Faults>)>>;
 
-/// The test stores by URL host: `faulty://NAME/...` is the directory and
-/// faults registered under NAME.
+/// Returns the test stores by URL host: `faulty://NAME/...` is the
+/// directory and faults registered under NAME.
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
@@ -445,7 +445,7 @@ async fn flush_until_committed(store: &Arc<Store>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_stages_flushes_and_commits_them_once_the_store_is_back() {
+async fn outage_stages_then_commits_once() {
     let setup = setup("outage");
     let store = Store::open(setup.config.clone()).await.unwrap();
     let engine = engine_for(Arc::clone(&store)).await;
@@ -500,7 +500,7 @@ async fn outage_stages_flushes_and_commits_them_once_the_store_is_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_kind_of_fault_loses_and_doubles_nothing() {
+async fn fault_kinds_lose_nothing() {
     let cases = [
         ("put-fail", Op::Put, Fault::Fail),
         ("put-lost-answer", Op::Put, Fault::FailAfter),
@@ -575,7 +575,7 @@ async fn each_kind_of_fault_loses_and_doubles_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staged_files_survive_a_crash_and_commit_at_the_next_start() {
+async fn staged_files_survive_crash() {
     let setup = setup("crash");
     let store = Store::open(setup.config.clone()).await.unwrap();
     store.append(batch("a", 0, 4)).await.unwrap();
@@ -616,7 +616,7 @@ async fn staged_files_survive_a_crash_and_commit_at_the_next_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_staging_rejects_new_events_with_a_reason() {
+async fn full_staging_rejects_events() {
     let setup = setup("budget");
     let config = StoreConfig {
         staging_max_bytes: 1,
@@ -652,7 +652,7 @@ async fn full_staging_rejects_new_events_with_a_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commits_back_off_while_the_store_fails() {
+async fn commits_back_off_on_failure() {
     let setup = setup("backoff");
     let store = Store::open(setup.config.clone()).await.unwrap();
     setup.faults.set(Op::Put, Fault::Fail);
