@@ -50,6 +50,9 @@ use crate::table::{AppendTable, TableSpec, TableWriter};
 use crate::views::{DedupeConfig, SightingIndex, ViewPartials};
 use crate::wal::{Lsn, Wal, WalConfig, WalRecord};
 
+mod refresh;
+pub use refresh::RefreshOutcome;
+
 /// Settings of a store. Sizes are in bytes, durations as given.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -562,6 +565,9 @@ impl Store {
         else {
             return Ok(None);
         };
+        // Another node may have compacted since this snapshot was loaded, and
+        // an overwrite of stale files conflicts with that compaction.
+        views.refresh().await?;
         let files = views.file_count()?;
         if files < self.config.views_compact_files.max(2) {
             return Ok(None);
