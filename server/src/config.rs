@@ -159,6 +159,8 @@ pub struct ViewsConfig {
     pub dedupe_id_window_secs: f64,
     /// Sightings from two sensors with one client, method and path this many seconds apart are one call; 0 disables.
     pub dedupe_match_window_secs: f64,
+    /// Merge the views table into one row per key once it has this many data files.
+    pub compact_files: usize,
 }
 
 impl Default for ViewsConfig {
@@ -169,6 +171,7 @@ impl Default for ViewsConfig {
             baseline_window_weeks: 4,
             dedupe_id_window_secs: dedupe.id_window as f64 / 1e6,
             dedupe_match_window_secs: dedupe.match_window as f64 / 1e6,
+            compact_files: 64,
         }
     }
 }
@@ -260,6 +263,10 @@ impl ServerConfig {
         if !self.flush_max_age_secs.is_finite() || self.flush_max_age_secs <= 0.0 {
             bail!("flush_max_age_secs must be a positive number of seconds");
         }
+        if self.views.compact_files < 2 {
+            bail!("[views] compact_files must be 2 or more");
+        }
+        config.views_compact_files = self.views.compact_files;
         config.flush_max_rows = self.flush_max_rows;
         config.flush_max_bytes = self.flush_max_bytes;
         config.flush_max_age = Duration::from_secs_f64(self.flush_max_age_secs);
