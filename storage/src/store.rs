@@ -58,7 +58,7 @@ pub use refresh::RefreshOutcome;
 pub struct StoreConfig {
     /// Local directory for the WAL, the rejects file, keys and the lock.
     pub data_dir: PathBuf,
-    /// Object store URL of the events table (`file:///...`, later `s3://...`).
+    /// Object store URL of the events table (`file:///...`, `s3://...`, `gs://...`, `az://...`).
     pub table_url: Url,
     /// Object store URL of the views table.
     pub views_url: Url,
