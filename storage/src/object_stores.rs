@@ -12,9 +12,9 @@
 //! `_delta_log/<N>.json` with `PutMode::Create`, a put-if-absent. object_store
 //! sends it to S3 as `PUT` with `If-None-Match: *`, to GCS with
 //! `x-goog-if-generation-match: 0` and to Azure with `If-None-Match: *`. Of two
-//! writers that race for one version, exactly one put succeeds; the other gets
-//! `AlreadyExists`, and deltalake checks the winner's commit for conflicts
-//! and retries at the next version. An S3-compatible server must therefore
+//! writers that race for one version, exactly one put succeeds. The other
+//! gets `AlreadyExists`, so deltalake checks the winner's commit for
+//! conflicts and retries at the next version. An S3-compatible server must therefore
 //! support conditional writes: one that ignores `If-None-Match` lets the
 //! second writer overwrite the first one's commit.
 //!

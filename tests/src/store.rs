@@ -1,6 +1,6 @@
 //! Helpers of the tests that point servers at one shared store: tagged
-//! Envoy records, configuration files and the answers compared between
-//! processes and engines.
+//! Envoy records, configuration files and the query results compared
+//! between processes and engines.
 
 use std::path::{Path, PathBuf};
 

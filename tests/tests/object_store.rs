@@ -1,6 +1,6 @@
 //! The store on an S3-compatible server (moto on 127.0.0.1): conditional
 //! writes of Delta commits, and a server that ingests, flushes, restarts and
-//! answers the same from the bucket alone.
+//! returns the same results from the bucket alone.
 
 use apitrail_ingest::{Event, EventBatchBuilder};
 use apitrail_storage::AppendTable;
@@ -25,7 +25,7 @@ fn events(paths: &[&str]) -> arrow::record_batch::RecordBatch {
     builder.finish()
 }
 
-/// moto answers a second `PutObject` with `If-None-Match: *` on one key with 412.
+/// moto rejects a second `PutObject` with `If-None-Match: *` on one key with 412.
 #[test]
 fn moto_rejects_second_put_if_absent() {
     let scratch = tempfile::tempdir().unwrap();
