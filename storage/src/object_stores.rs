@@ -199,6 +199,10 @@ pub fn open_url(
 
 /// Builds the store of a cloud URL's bucket or container: environment
 /// variables first, then `options` over them.
+///
+/// NOTE: the tests write to S3 only (moto); `gs://` and `az://` stores are
+/// built and their options checked, but no test writes to GCS or Azure or
+/// to an emulator of them.
 fn build_cloud_store(
     cloud: Cloud,
     url: &Url,
@@ -408,6 +412,14 @@ mod tests {
         ]);
         let (_store, path) = open_url(&url, &opts).unwrap();
         assert_eq!(path.as_ref(), "prefix/events");
+    }
+
+    #[test]
+    fn azure_store_from_abfss_url() {
+        let url = Url::parse("abfss://data@account.dfs.core.windows.net/apitrail/events/").unwrap();
+        let opts = options(&[("azure_storage_account_key", "a2V5")]);
+        let (_store, path) = open_url(&url, &opts).unwrap();
+        assert_eq!(path.as_ref(), "apitrail/events");
     }
 
     #[test]
