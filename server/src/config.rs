@@ -5,6 +5,7 @@
 //! flag names its variable in `--help`), so their precedence sits between the
 //! file and the flags.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +33,11 @@ pub struct ServerConfig {
     pub otlp_http_addr: SocketAddr,
     /// URL of the events table; `None` means `<data_dir>/table` on local disk.
     pub store: Option<String>,
+    /// object_store configuration keys of a cloud store, such as `aws_endpoint`;
+    /// they take precedence over the cloud's environment variables.
+    pub storage_options: StorageOptions,
+    /// How often other writers' commits to the store are loaded, in seconds.
+    pub refresh_interval_secs: f64,
     /// Largest accepted ingest body, in bytes as sent (before decompression).
     pub max_body_bytes: u64,
     /// Flush the write buffer at this many rows.
@@ -73,6 +79,19 @@ pub struct ServerConfig {
     pub tls: TlsConfig,
     /// Parsing settings shared by every format.
     pub ingest: IngestConfig,
+}
+
+/// The `[storage_options]` section: object_store configuration keys and values.
+///
+/// Values may be credentials, so `Debug` shows the keys only.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct StorageOptions(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// The `[ingest]` section.
@@ -143,6 +162,8 @@ pub struct ViewsConfig {
     pub dedupe_id_window_secs: f64,
     /// Sightings from two sensors with one client, method and path this many seconds apart are one call; 0 disables.
     pub dedupe_match_window_secs: f64,
+    /// Merge the views table into one row per key once it has this many data files.
+    pub compact_files: usize,
 }
 
 impl Default for ViewsConfig {
@@ -153,6 +174,7 @@ impl Default for ViewsConfig {
             baseline_window_weeks: 4,
             dedupe_id_window_secs: dedupe.id_window as f64 / 1e6,
             dedupe_match_window_secs: dedupe.match_window as f64 / 1e6,
+            compact_files: 64,
         }
     }
 }
@@ -168,6 +190,8 @@ impl Default for ServerConfig {
             otlp_grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
             otlp_http_addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
             store: None,
+            storage_options: StorageOptions::default(),
+            refresh_interval_secs: 5.0,
             max_body_bytes: 4 * 1024 * 1024 * 1024,
             flush_max_rows: 1_000_000,
             flush_max_bytes: 256 * 1024 * 1024,
@@ -222,6 +246,11 @@ impl ServerConfig {
                 .join("../views/")
                 .with_context(|| format!("cannot place the views table beside {store}"))?;
         }
+        config.storage_options = self.storage_options.0.clone().into_iter().collect();
+        apitrail_storage::object_stores::check_options(&config.table_url, &config.storage_options)?;
+        if !self.refresh_interval_secs.is_finite() || self.refresh_interval_secs <= 0.0 {
+            bail!("refresh_interval_secs must be a positive number of seconds");
+        }
         for (name, secs) in [
             ("dedupe_id_window_secs", self.views.dedupe_id_window_secs),
             (
@@ -238,6 +267,10 @@ impl ServerConfig {
         if !self.flush_max_age_secs.is_finite() || self.flush_max_age_secs <= 0.0 {
             bail!("flush_max_age_secs must be a positive number of seconds");
         }
+        if self.views.compact_files < 2 {
+            bail!("[views] compact_files must be 2 or more");
+        }
+        config.views_compact_files = self.views.compact_files;
         config.flush_max_rows = self.flush_max_rows;
         config.flush_max_bytes = self.flush_max_bytes;
         config.staging_max_bytes = self.staging_max_bytes;
@@ -246,14 +279,29 @@ impl ServerConfig {
     }
 }
 
-/// Accepts a URL (`file:///data/table`, `s3://bucket/prefix`) or a local path.
+/// Accepts a URL (`file:///data/table`, `s3://bucket/prefix/events/`, `gs://`,
+/// `az://`, `abfss://`) or a local path, and returns it as a directory URL.
+///
+/// The URL always ends with `/`, so that `../views/` resolves beside the
+/// events table and not beside its parent. A cloud URL needs a path below
+/// the bucket, since the views table sits one level up from it.
 pub fn parse_store_url(text: &str) -> anyhow::Result<Url> {
     if text.contains("://") {
-        let url = Url::parse(text).with_context(|| format!("invalid store URL {text:?}"))?;
-        if url.scheme() != "file" {
+        let mut url = Url::parse(text).with_context(|| format!("invalid store URL {text:?}"))?;
+        let scheme = url.scheme().to_string();
+        if !apitrail_storage::object_stores::is_supported_scheme(&scheme) || scheme == "memory" {
             bail!(
-                "store URL scheme {:?} is not supported by this build; use a local path or a file:// URL",
-                url.scheme()
+                "store URL scheme {scheme:?} is not supported; use a local path, file://, s3://, s3a://, gs://, az://, abfs:// or abfss://"
+            );
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        if scheme != "file" && url.path_segments().is_none_or(|s| s.count() < 2) {
+            bail!(
+                "store URL {} names a bucket without a path; write it as {scheme}://BUCKET/PREFIX/events/ so the views table fits beside it",
+                apitrail_storage::object_stores::redact_url(&url)
             );
         }
         return Ok(url);
@@ -345,5 +393,83 @@ mod tests {
         let url = parse_store_url("/tmp/table").unwrap();
         assert_eq!(url.as_str(), "file:///tmp/table/");
         assert!(parse_store_url("ftp://host/x").is_err());
+    }
+
+    #[test]
+    fn cloud_store_urls() {
+        for (text, table, views) in [
+            (
+                "s3://bucket/prefix/events/",
+                "s3://bucket/prefix/events/",
+                "s3://bucket/prefix/views/",
+            ),
+            (
+                "s3a://bucket/events",
+                "s3a://bucket/events/",
+                "s3a://bucket/views/",
+            ),
+            (
+                "gs://bucket/apitrail/events/",
+                "gs://bucket/apitrail/events/",
+                "gs://bucket/apitrail/views/",
+            ),
+            (
+                "az://container/events/",
+                "az://container/events/",
+                "az://container/views/",
+            ),
+            (
+                "abfss://data@account.dfs.core.windows.net/apitrail/events/",
+                "abfss://data@account.dfs.core.windows.net/apitrail/events/",
+                "abfss://data@account.dfs.core.windows.net/apitrail/views/",
+            ),
+            (
+                "file:///srv/apitrail/events",
+                "file:///srv/apitrail/events/",
+                "file:///srv/apitrail/views/",
+            ),
+        ] {
+            let config = ServerConfig {
+                store: Some(text.to_string()),
+                ..ServerConfig::default()
+            };
+            let store = config.store_config().unwrap();
+            assert_eq!(store.table_url.as_str(), table, "events table of {text}");
+            assert_eq!(store.views_url.as_str(), views, "views table of {text}");
+        }
+        assert!(
+            parse_store_url("s3://bucket").is_err(),
+            "a bare bucket leaves no room for the views table"
+        );
+        assert!(parse_store_url("memory:///events/").is_err());
+    }
+
+    #[test]
+    fn storage_options_section() {
+        let config: ServerConfig = toml::from_str(
+            "store = \"s3://bucket/apitrail/events/\"\n\
+             [storage_options]\naws_endpoint = \"http://127.0.0.1:9000\"\n\
+             aws_secret_access_key = \"hunter2\"\n",
+        )
+        .unwrap();
+        let store = config.store_config().unwrap();
+        assert_eq!(
+            store
+                .storage_options
+                .get("aws_endpoint")
+                .map(String::as_str),
+            Some("http://127.0.0.1:9000")
+        );
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "Debug shows a secret: {debug}");
+
+        let typo: ServerConfig = toml::from_str(
+            "store = \"s3://bucket/apitrail/events/\"\n[storage_options]\naws_endpiont = \"x\"\n",
+        )
+        .unwrap();
+        assert!(
+            typo.store_config().is_err(),
+            "a misspelt option is an error"
+        );
     }
 }

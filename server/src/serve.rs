@@ -10,6 +10,7 @@ use anyhow::Context;
 use apitrail_query::{QueryEngine, ViewOptions};
 use apitrail_storage::Store;
 use apitrail_storage::documents::DocumentStore;
+use apitrail_storage::object_stores::{redact_options, redact_url};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
@@ -173,6 +174,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .install_recorder()
         .context("installing the Prometheus metrics recorder")?;
 
+    tracing::info!(
+        events_table = %redact_url(&store_config.table_url),
+        views_table = %redact_url(&store_config.views_url),
+        storage_options = ?redact_options(&store_config.storage_options),
+        "opening the store"
+    );
     let documents = DocumentStore::open(&store_config.views_url, &store_config.storage_options)?;
     let store = Store::open(store_config).await?;
     let pipeline = Arc::new(IngestPipeline::load(&config, documents).await?);
@@ -189,6 +196,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let flusher = store.spawn_flusher();
+    let refresher = store.spawn_refresher(Duration::from_secs_f64(config.refresh_interval_secs));
     let saver = pipeline.spawn_saver();
 
     let tokens = Arc::new(TokenStore::open(&config.data_dir)?);
@@ -302,6 +310,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     otlp.stopped().await;
     flusher.abort();
+    refresher.abort();
     saver.abort();
     tracing::info!("stopping: flushing the write buffer");
     store.shutdown().await?;

@@ -20,7 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
 use crate::error::{Result, StorageError};
-use crate::table::redact_url;
+use crate::object_stores::redact_url;
 
 /// Directory of the documents inside the views table.
 const DOCUMENTS_DIR: &str = "_apitrail";
@@ -37,10 +37,9 @@ impl DocumentStore {
     /// Opens the document directory of the views table at `views_url`.
     pub fn open(views_url: &Url, storage_options: &HashMap<String, String>) -> Result<Self> {
         let location = redact_url(views_url);
-        let (store, path) = object_store::parse_url_opts(views_url, storage_options.iter())
-            .map_err(|e| StorageError::Config(format!("cannot open {location}: {e}")))?;
+        let (store, path) = crate::object_stores::open_url(views_url, storage_options)?;
         Ok(DocumentStore {
-            store: Arc::from(store),
+            store,
             prefix: path.join(DOCUMENTS_DIR),
             location,
         })

@@ -12,6 +12,7 @@
 //! - [`staging`]: flushed events kept on local disk while the object store is away.
 //! - [`buffer`]: acknowledged events waiting for a flush, queryable meanwhile.
 //! - [`table`]: the append-only Delta tables (events and views) on an object store.
+//! - [`object_stores`]: `s3://`, `gs://` and `az://` table URLs, their options and redaction.
 //! - [`views`]: partial aggregates of the continuous views, built per batch.
 //! - [`rejects`]: the file of input lines that could not be parsed.
 //! - [`secret_key`]: the key of the keyed hash that replaces secrets.
@@ -26,6 +27,7 @@ pub mod documents;
 pub mod error;
 pub mod failpoint;
 pub mod lock;
+pub mod object_stores;
 pub mod rejects;
 pub mod secret_key;
 pub mod sketch;

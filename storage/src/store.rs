@@ -56,12 +56,15 @@ use crate::table::{AppendTable, TableSpec, TableWriter};
 use crate::views::{DedupeConfig, SightingIndex, ViewPartials};
 use crate::wal::{Lsn, Wal, WalConfig, WalRecord};
 
+mod refresh;
+pub use refresh::RefreshOutcome;
+
 /// Settings of a store. Sizes are in bytes, durations as given.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// Local directory for the WAL, the rejects file, keys and the lock.
     pub data_dir: PathBuf,
-    /// Object store URL of the events table (`file:///...`, later `s3://...`).
+    /// Object store URL of the events table (`file:///...`, `s3://...`, `gs://...`, `az://...`).
     pub table_url: Url,
     /// Object store URL of the views table.
     pub views_url: Url,
@@ -904,6 +907,9 @@ impl Store {
         else {
             return Ok(None);
         };
+        // Another node may have compacted since this snapshot was loaded, and
+        // an overwrite of stale files conflicts with that compaction.
+        views.refresh().await?;
         let files = views.file_count()?;
         if files < self.config.views_compact_files.max(2) {
             return Ok(None);

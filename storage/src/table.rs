@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
@@ -34,6 +34,7 @@ use url::Url;
 
 use crate::error::{Result, StorageError};
 use crate::failpoint;
+pub use crate::object_stores::redact_url;
 
 /// Partition column of the events table.
 pub const PARTITION_COLUMN: &str = "day";
@@ -86,6 +87,9 @@ impl TableSpec {
     }
 }
 
+/// Attempts of one append commit that conflicts with other writers' commits.
+const COMMIT_ATTEMPTS: u32 = 5;
+
 /// Target size of one Parquet data file written by a flush.
 const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
 
@@ -104,50 +108,40 @@ impl AppendTable {
         storage_options: HashMap<String, String>,
         spec: TableSpec,
     ) -> Result<Self> {
+        crate::object_stores::register_cloud_schemes();
         let location = redact_url(url);
         let table_error = |action, source| StorageError::Table {
             location: location.clone(),
             action,
             source: Box::new(source),
         };
+        let mut exists = true;
         if url.scheme() == "file" {
             let dir = url
                 .to_file_path()
                 .map_err(|()| StorageError::Config(format!("{location} is not a local path")))?;
             std::fs::create_dir_all(&dir)
                 .map_err(|e| StorageError::io("creating table directory", &dir, e))?;
-            if !dir.join("_delta_log").exists() {
-                let table = DeltaTableBuilder::from_url(url.clone())
-                    .map_err(|e| table_error("resolving the table URL", e))?
-                    .with_storage_options(storage_options.clone())
-                    .build()
-                    .map_err(|e| table_error("opening", e))?;
-                let table = create_table(table, storage_options, &spec)
-                    .await
-                    .map_err(|e| table_error("creating", e))?;
-                tracing::info!(location = %location, table = spec.name, "created table");
-                return Ok(AppendTable {
-                    table,
-                    location,
-                    spec,
-                });
-            }
+            exists = dir.join("_delta_log").exists();
         }
 
-        let mut table = DeltaTableBuilder::from_url(url.clone())
-            .map_err(|e| table_error("resolving the table URL", e))?
-            .with_storage_options(storage_options.clone())
-            .build()
-            .map_err(|e| table_error("opening", e))?;
-        match table.load().await {
-            Ok(()) => {}
-            Err(DeltaTableError::NotATable(_)) => {
-                table = create_table(table, storage_options, &spec)
-                    .await
-                    .map_err(|e| table_error("creating", e))?;
+        let mut table =
+            build_table(url, storage_options.clone()).map_err(|e| table_error("opening", e))?;
+        if exists {
+            match table.load().await {
+                Ok(()) => {}
+                Err(DeltaTableError::NotATable(_)) => exists = false,
+                Err(e) => return Err(table_error("loading", e)),
+            }
+        }
+        if !exists {
+            let created;
+            (table, created) = create_or_join(url, storage_options, &spec)
+                .await
+                .map_err(|e| table_error("creating", e))?;
+            if created {
                 tracing::info!(location = %location, table = spec.name, "created table");
             }
-            Err(e) => return Err(table_error("loading", e)),
         }
         Ok(AppendTable {
             table,
@@ -162,17 +156,14 @@ impl AppendTable {
         storage_options: HashMap<String, String>,
         spec: TableSpec,
     ) -> Result<Option<Self>> {
+        crate::object_stores::register_cloud_schemes();
         let location = redact_url(url);
         let table_error = |action, source| StorageError::Table {
             location: location.clone(),
             action,
             source: Box::new(source),
         };
-        let mut table = DeltaTableBuilder::from_url(url.clone())
-            .map_err(|e| table_error("resolving the table URL", e))?
-            .with_storage_options(storage_options)
-            .build()
-            .map_err(|e| table_error("opening", e))?;
+        let mut table = build_table(url, storage_options).map_err(|e| table_error("opening", e))?;
         if url.scheme() == "file" && url.to_file_path().is_ok_and(|dir| !dir.exists()) {
             return Ok(None);
         }
@@ -252,24 +243,59 @@ impl AppendTable {
     }
 
     /// Commits files written by a [`TableWriter`] in one atomic table version.
+    ///
+    /// deltalake retries a commit that lost a race for a version number by
+    /// itself, unless the winning commit conflicts with this one. A commit
+    /// conflicts when another writer removed files that this handle's
+    /// snapshot contains, as a views compaction on another node does. Files
+    /// only added here read nothing, so such a commit is retried from a
+    /// reloaded snapshot, up to [`COMMIT_ATTEMPTS`] times. Before each retry,
+    /// a commit of `txn` that already landed (a write that failed after the
+    /// object store applied it) ends the loop, so nothing is committed twice.
     pub async fn commit(&mut self, actions: Vec<Action>, txn: Transaction) -> Result<u64> {
+        let mut attempt = 1;
+        loop {
+            let error = match self.try_commit(actions.clone(), txn.clone()).await {
+                Ok(version) => return Ok(version),
+                Err(e) => e,
+            };
+            if attempt >= COMMIT_ATTEMPTS || !is_commit_conflict(&error) {
+                return Err(self.error("committing", error));
+            }
+            tracing::warn!(
+                table = self.spec.name,
+                location = %self.location,
+                attempt,
+                error = %error,
+                "commit conflicted with another writer's; retrying from the latest version"
+            );
+            self.refresh().await?;
+            let committed = self.transaction_version(&txn.app_id).await?;
+            if committed.is_some_and(|version| version >= txn.version) {
+                return Ok(self.version().unwrap_or_default());
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn try_commit(
+        &mut self,
+        actions: Vec<Action>,
+        txn: Transaction,
+    ) -> Result<u64, DeltaTableError> {
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(vec![self.spec.partition_column.to_string()]),
             predicate: None,
         };
         let properties = CommitProperties::default().with_application_transaction(txn);
-        let snapshot = self
-            .table
-            .snapshot()
-            .map_err(|e| self.error("reading snapshot", e))?;
+        let snapshot = self.table.snapshot()?;
         let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), operation)
-            .await
-            .map_err(|e| self.error("committing", e))?;
+            .await?;
         let version = finalized.version();
-        self.refresh().await?;
+        self.table.update_state().await?;
         Ok(version)
     }
 
@@ -370,6 +396,50 @@ impl TableWriter {
     }
 }
 
+/// Checks whether a commit failed because another writer's commit conflicts with it.
+fn is_commit_conflict(error: &DeltaTableError) -> bool {
+    matches!(
+        error,
+        DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(_) | TransactionError::MaxCommitAttempts(_),
+        }
+    )
+}
+
+fn build_table(
+    url: &Url,
+    storage_options: HashMap<String, String>,
+) -> Result<DeltaTable, DeltaTableError> {
+    DeltaTableBuilder::from_url(url.clone())?
+        .with_storage_options(storage_options)
+        .build()
+}
+
+/// Creates the table; returns it and `true`, or, when another process
+/// created it first, the loaded table and `false`.
+///
+/// Two nodes that start on an empty store both find no table. Version 0 is
+/// written with put-if-absent, so only one creation takes it. deltalake
+/// 1.1 then commits the other creation's protocol and metadata as version
+/// 1: same schema and partitioning, a new table id. If that commit fails
+/// instead, this node loads the table the other one made.
+async fn create_or_join(
+    url: &Url,
+    storage_options: HashMap<String, String>,
+    spec: &TableSpec,
+) -> Result<(DeltaTable, bool), DeltaTableError> {
+    let table = build_table(url, storage_options.clone())?;
+    let create_error = match create_table(table, storage_options.clone(), spec).await {
+        Ok(table) => return Ok((table, true)),
+        Err(e) => e,
+    };
+    let mut table = build_table(url, storage_options)?;
+    match table.load().await {
+        Ok(()) => Ok((table, false)),
+        Err(_) => Err(create_error),
+    }
+}
+
 async fn create_table(
     table: DeltaTable,
     storage_options: HashMap<String, String>,
@@ -424,13 +494,4 @@ fn sort_by_columns(
     }
     let indices = lexsort_to_indices(&columns, None)?;
     take_record_batch(batch, &indices)
-}
-
-/// Removes credentials and the query from a URL, for logs and error messages.
-pub fn redact_url(url: &Url) -> String {
-    let mut redacted = url.clone();
-    let _ = redacted.set_password(None);
-    let _ = redacted.set_username("");
-    redacted.set_query(None);
-    redacted.to_string()
 }

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod s3;
+pub mod store;
+
 /// How long a server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a server may take to exit after SIGTERM or a crash point.
@@ -749,9 +752,24 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Prefixes of the environment variables with which object_store and the
+/// cloud SDKs find credentials and endpoints.
+const CLOUD_ENV_PREFIXES: &[&str] = &["AWS_", "GOOGLE_", "AZURE_"];
+
+/// Clears the cloud variables of a developer's shell, so that a test never
+/// reaches a real cloud with them.
+pub fn clear_cloud_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if CLOUD_ENV_PREFIXES.iter().any(|p| text.starts_with(p)) {
+            command.env_remove(&name);
+        }
+    }
+}
+
 /// Builds `apitrail serve --data-dir DIR` with every listener on
-/// `127.0.0.1:0` and no `APITRAIL_*` variables set, for tests that drive
-/// the process themselves.
+/// `127.0.0.1:0` and no `APITRAIL_*` or cloud variables set, for tests
+/// that drive the process themselves.
 pub fn serve_command(data_dir: &Path) -> Command {
     let mut command = Command::new(binary_path());
     command
@@ -766,6 +784,7 @@ pub fn serve_command(data_dir: &Path) -> Command {
     for name in APITRAIL_ENV {
         command.env_remove(name);
     }
+    clear_cloud_env(&mut command);
     command
 }
 
@@ -913,6 +932,7 @@ pub fn cli_command() -> Command {
     for name in APITRAIL_ENV {
         command.env_remove(name);
     }
+    clear_cloud_env(&mut command);
     command
 }
 

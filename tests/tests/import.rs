@@ -5,15 +5,15 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use apitrail_tests::s3::{S3Server, with_s3_credentials};
 use apitrail_tests::{
-    ServerOptions, TestServer, clf_line, cli_command, describe_exit, gzip, poll_until, python,
-    realdata, run_cli, run_command, send_signal,
+    ServerOptions, TestServer, clf_line, cli_command, describe_exit, gzip, poll_until, realdata,
+    run_cli, run_command, send_signal,
 };
 
 /// How long a follower may take to send what a test wrote.
@@ -731,77 +731,13 @@ fn ingest_numbers_lines_from_first_line() {
     }
 }
 
-/// A moto S3 server on a free port of 127.0.0.1, stopped when dropped.
-struct S3Server {
-    child: Child,
-    endpoint: String,
-}
-
-impl S3Server {
-    fn start(logs: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("finding a free port")
-            .port();
-        let moto = python().with_file_name("moto_server");
-        let log = File::create(logs).expect("creating the moto log");
-        let child = Command::new(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", moto.display()));
-        let endpoint = format!("http://127.0.0.1:{port}");
-        poll_until(Duration::from_secs(30), "moto to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(|_| ())
-        });
-        S3Server { child, endpoint }
-    }
-
-    /// Uploads `key=file` pairs into `bucket` with boto3.
-    fn put(&self, bucket: &str, objects: &[(&str, &Path)]) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/s3_put.py");
-        let mut command = Command::new(python());
-        command.arg(script).arg(&self.endpoint).arg(bucket);
-        for (key, path) in objects {
-            command.arg(format!("{key}={}", path.display()));
-        }
-        let output = run_command(with_s3_credentials(command));
-        assert_success(&output, "s3_put.py");
-    }
-
-    /// Builds `apitrail import --s3-endpoint ...` with test credentials.
-    fn import_command(&self, target: &[OsString]) -> Command {
-        let mut command = with_s3_credentials(cli_command());
-        command
-            .arg("import")
-            .args(target)
-            .args(["--s3-endpoint", &self.endpoint]);
-        command
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sets the fixed credentials that moto accepts, and clears every other AWS variable.
-fn with_s3_credentials(mut command: Command) -> Command {
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
+/// Builds `apitrail import --s3-endpoint ...` with test credentials.
+fn s3_import_command(s3: &S3Server, target: &[OsString]) -> Command {
+    let mut command = with_s3_credentials(cli_command());
     command
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1");
+        .arg("import")
+        .args(target)
+        .args(["--s3-endpoint", s3.endpoint()]);
     command
 }
 
@@ -834,7 +770,7 @@ fn s3_prefix_import_and_follow() {
     );
 
     let target = server_target(&server);
-    let mut command = s3.import_command(&target);
+    let mut command = s3_import_command(&s3, &target);
     command.arg("s3://logs/alb/");
     let output = run_command(command);
     assert_success(&output, "import s3://logs/alb/");
@@ -849,7 +785,7 @@ fn s3_prefix_import_and_follow() {
     );
     assert_each_line_once(&server, "s3", 6);
 
-    let mut command = s3.import_command(&target);
+    let mut command = s3_import_command(&s3, &target);
     command.arg("s3://logs/alb/").arg("s3://logs/alb/a.log");
     let output = run_command(command);
     assert_success(&output, "second import of s3://logs/alb/");
@@ -871,7 +807,7 @@ fn s3_prefix_import_and_follow() {
             "total: 0 files imported, 3 already imported, 0 failed; 0 accepted, 0 rejected, 0 skipped",
         ),
     ] {
-        let mut command = s3.import_command(&direct);
+        let mut command = s3_import_command(&s3, &direct);
         command.arg("s3://logs/alb/");
         let output = run_command(command);
         assert_success(
@@ -889,7 +825,7 @@ fn s3_prefix_import_and_follow() {
     // Follow a prefix: objects that appear are imported once, across a restart.
     let checkpoint = scratch.join("follow-s3.json");
     let follow = |s3: &S3Server| {
-        let mut command = s3.import_command(&target);
+        let mut command = s3_import_command(s3, &target);
         command
             .args(["--follow", "--poll-interval", "0.2", "--checkpoint"])
             .arg(&checkpoint)
