@@ -11,6 +11,9 @@
 //! - [`documents`]: shared JSON documents (templater, specs) beside the tables.
 //! - [`buffer`]: acknowledged events waiting for a flush, queryable meanwhile.
 //! - [`table`]: the append-only Delta tables (events and views) on an object store.
+//! - [`lifecycle`]: the background run of retention, compaction and vacuum,
+//!   with its settings; [`retention`] and [`compaction`] hold the two rules.
+//! - [`clock`]: the time source of the life cycle, fixed in tests.
 //! - [`views`]: partial aggregates of the continuous views, built per batch.
 //! - [`rejects`]: the file of input lines that could not be parsed.
 //! - [`secret_key`]: the key of the keyed hash that replaces secrets.
@@ -20,12 +23,16 @@
 
 pub mod batches;
 pub mod buffer;
+pub mod clock;
 pub mod codec;
+pub mod compaction;
 pub mod documents;
 pub mod error;
 pub mod failpoint;
+pub mod lifecycle;
 pub mod lock;
 pub mod rejects;
+pub mod retention;
 pub mod secret_key;
 pub mod sketch;
 pub mod store;
@@ -33,6 +40,8 @@ pub mod table;
 pub mod views;
 pub mod wal;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Result, StorageError};
+pub use lifecycle::LifecycleConfig;
 pub use store::{FlushOutcome, ImportWriter, Store, StoreConfig, StoreSnapshot};
 pub use table::AppendTable;
