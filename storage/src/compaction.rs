@@ -453,6 +453,116 @@ mod tests {
         assert!(plans.is_empty());
     }
 
+    /// `count` events on 2026-03-06 (or `day`), one a minute from `first_minute`.
+    fn events(day: &str, first_minute: i64, count: i64) -> RecordBatch {
+        let start = chrono::DateTime::parse_from_rfc3339(&format!("{day}T00:00:00Z"))
+            .expect("valid test day")
+            .timestamp_micros();
+        let mut builder = apitrail_ingest::EventBatchBuilder::new();
+        for i in first_minute..first_minute + count {
+            let mut event = apitrail_ingest::Event::new("clf", start + i * 60_000_000);
+            event.path = Some(format!("/v1/items/{i}"));
+            builder.push(&event);
+        }
+        builder.finish()
+    }
+
+    async fn store_at(
+        dir: &std::path::Path,
+        now: &str,
+        retention_days: Option<u32>,
+    ) -> (Arc<Store>, Arc<crate::clock::ManualClock>) {
+        let clock = crate::clock::ManualClock::new(
+            chrono::DateTime::parse_from_rfc3339(now)
+                .expect("valid test time")
+                .with_timezone(&chrono::Utc),
+        );
+        let config = crate::StoreConfig {
+            lifecycle: LifecycleConfig {
+                compaction_target_bytes: 1024 * 1024,
+                compaction_min_files: 3,
+                retention_days,
+                ..LifecycleConfig::default()
+            },
+            clock: Arc::clone(&clock) as Arc<dyn crate::clock::Clock>,
+            ..crate::StoreConfig::for_data_dir(dir.to_path_buf()).expect("test config")
+        };
+        (Store::open(config).await.expect("open store"), clock)
+    }
+
+    async fn flush(store: &Arc<Store>, batch: RecordBatch) {
+        store.append(batch).await.expect("append");
+        store.flush().await.expect("flush");
+    }
+
+    async fn row_count(store: &Store) -> usize {
+        let table = store.events_table().expect("events table");
+        table
+            .read_all()
+            .await
+            .expect("read")
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn append_during_compaction_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, _clock) = store_at(dir.path(), "2026-03-08T12:00:00Z", None).await;
+        for i in 0..3 {
+            flush(&store, events("2026-03-06", i * 10, 10)).await;
+        }
+        let planned = store.events_table().expect("events table");
+        let plans = plan(
+            files_by_day(&planned).expect("files"),
+            &store.config().lifecycle,
+            date("2026-03-08"),
+            None,
+        );
+        assert_eq!(plans.len(), 1);
+        // A blind append to the same day lands between planning and commit.
+        flush(&store, events("2026-03-06", 100, 10)).await;
+
+        store
+            .compact_partition(planned, &plans[0])
+            .await
+            .expect("no conflict with a blind append");
+
+        assert_eq!(row_count(&store).await, 40);
+        let table = store.events_table().expect("events table");
+        assert_eq!(table.file_count().expect("files"), 2, "output and the appended file");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removed_input_fails_commit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, clock) = store_at(dir.path(), "2026-02-21T12:00:00Z", Some(7)).await;
+        for i in 0..3 {
+            flush(&store, events("2026-02-20", i * 10, 10)).await;
+        }
+        let planned = store.events_table().expect("events table");
+        let plans = plan(
+            files_by_day(&planned).expect("files"),
+            &store.config().lifecycle,
+            date("2026-02-21"),
+            None,
+        );
+        assert_eq!(plans.len(), 1);
+        // Retention removes the day before the compaction commits.
+        clock.set(
+            chrono::DateTime::parse_from_rfc3339("2026-03-08T00:00:00Z")
+                .expect("valid test time")
+                .with_timezone(&chrono::Utc),
+        );
+        assert_eq!(store.expire_events().await.expect("retention").files, 3);
+
+        let result = store.compact_partition(planned, &plans[0]).await;
+
+        assert!(result.is_err(), "a commit over removed inputs must fail");
+        assert_eq!(row_count(&store).await, 0, "the removed day stays removed");
+    }
+
     #[test]
     fn plan_caps_input_bytes() {
         let mut days = BTreeMap::new();
