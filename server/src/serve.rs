@@ -189,6 +189,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let flusher = store.spawn_flusher();
+    let maintenance = store.spawn_maintenance();
     let saver = pipeline.spawn_saver();
 
     let tokens = Arc::new(TokenStore::open(&config.data_dir)?);
@@ -302,6 +303,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     otlp.stopped().await;
     flusher.abort();
+    maintenance.abort();
     saver.abort();
     tracing::info!("stopping: flushing the write buffer");
     store.shutdown().await?;

@@ -36,11 +36,11 @@ use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
+use deltalake::DeltaTableError;
 use deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use deltalake::datafusion::prelude::{SessionConfig, SessionContext, col};
 use deltalake::kernel::{Action, Remove, Transaction};
 use deltalake::protocol::DeltaOperation;
-use deltalake::DeltaTableError;
 use futures::TryStreamExt;
 
 use crate::error::{Result, StorageError};
@@ -184,7 +184,12 @@ impl Store {
         let lifecycle = &self.config().lifecycle;
         let now = self.config().clock.now();
         let first_kept = lifecycle.retention_days.map(|d| first_kept_day(now, d));
-        let plans = plan(files_by_day(&table)?, lifecycle, now.date_naive(), first_kept);
+        let plans = plan(
+            files_by_day(&table)?,
+            lifecycle,
+            now.date_naive(),
+            first_kept,
+        );
 
         for partition in plans {
             let started = Instant::now();
@@ -276,7 +281,9 @@ impl Store {
         let txn = Transaction::new(LIFECYCLE_APP_ID, now_millis);
 
         let _guard = self.lock_commits().await;
-        let version = table.commit_operation(actions, operation, Some(txn)).await?;
+        let version = table
+            .commit_operation(actions, operation, Some(txn))
+            .await?;
         self.install_events_table(table).await?;
         Ok(Rewrite {
             files,
@@ -433,7 +440,10 @@ mod tests {
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].day, closed);
         let names: Vec<&str> = plans[0].inputs.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(names, ["day=2026-03-06/a", "day=2026-03-06/b", "day=2026-03-06/c"]);
+        assert_eq!(
+            names,
+            ["day=2026-03-06/a", "day=2026-03-06/b", "day=2026-03-06/c"]
+        );
     }
 
     #[test]
@@ -448,8 +458,16 @@ mod tests {
     fn plan_skips_days_retention_removes() {
         let mut days = BTreeMap::new();
         let old = date("2026-02-27");
-        days.insert(old, (0..5).map(|i| file(old, &format!("o{i}"), 10)).collect());
-        let plans = plan(days, &config(), date("2026-03-07"), Some(date("2026-02-28")));
+        days.insert(
+            old,
+            (0..5).map(|i| file(old, &format!("o{i}"), 10)).collect(),
+        );
+        let plans = plan(
+            days,
+            &config(),
+            date("2026-03-07"),
+            Some(date("2026-02-28")),
+        );
         assert!(plans.is_empty());
     }
 
@@ -531,7 +549,11 @@ mod tests {
 
         assert_eq!(row_count(&store).await, 40);
         let table = store.events_table().expect("events table");
-        assert_eq!(table.file_count().expect("files"), 2, "output and the appended file");
+        assert_eq!(
+            table.file_count().expect("files"),
+            2,
+            "output and the appended file"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -126,14 +126,15 @@ impl Store {
         let txn = Transaction::new(LIFECYCLE_APP_ID, now_millis);
 
         let _guard = self.lock_commits().await;
-        let version = table.commit_operation(actions, operation, Some(txn)).await?;
+        let version = table
+            .commit_operation(actions, operation, Some(txn))
+            .await?;
         self.install_events_table(table).await?;
         outcome.table_version = Some(version);
 
         metrics::counter!("apitrail_retention_days_removed_total")
             .increment(outcome.days.len() as u64);
-        metrics::counter!("apitrail_retention_files_removed_total")
-            .increment(outcome.files as u64);
+        metrics::counter!("apitrail_retention_files_removed_total").increment(outcome.files as u64);
         metrics::counter!("apitrail_retention_bytes_removed_total").increment(outcome.bytes);
         tracing::info!(
             first_kept_day = %first_kept,

@@ -43,7 +43,11 @@ fn events(day: &str, first_minute: i64, count: i64) -> RecordBatch {
     builder.finish()
 }
 
-fn config(dir: &std::path::Path, clock: &Arc<ManualClock>, lifecycle: LifecycleConfig) -> StoreConfig {
+fn config(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    lifecycle: LifecycleConfig,
+) -> StoreConfig {
     StoreConfig {
         lifecycle,
         clock: Arc::clone(clock) as _,
@@ -156,7 +160,11 @@ async fn compaction_merges_closed_day() {
     assert_eq!(outcome.files_before, 5);
     assert_eq!(outcome.files_after, 1);
     assert_eq!(outcome.rows, 200);
-    assert_eq!(files_on_disk(&config, "2026-03-06").len(), 6, "inputs stay until vacuum");
+    assert_eq!(
+        files_on_disk(&config, "2026-03-06").len(),
+        6,
+        "inputs stay until vacuum"
+    );
     let after = events_table(&config).await;
     assert_eq!(after.file_count().unwrap(), 1 + 4);
     assert_eq!(rows(&after.read_all().await.unwrap()), rows_before);
@@ -167,7 +175,11 @@ async fn compaction_merges_closed_day() {
     );
     assert_eq!(store.snapshot().views.unwrap().version(), views_version);
     let snapshot_table = store.snapshot().table.unwrap();
-    assert_eq!(snapshot_table.version(), after.version(), "queries read the compacted version");
+    assert_eq!(
+        snapshot_table.version(),
+        after.version(),
+        "queries read the compacted version"
+    );
 
     let actions = last_commit_actions(&config, after.version().unwrap());
     let mut adds = 0;
@@ -176,7 +188,12 @@ async fn compaction_merges_closed_day() {
         for kind in ["add", "remove"] {
             if let Some(file) = action.get(kind) {
                 assert_eq!(file["dataChange"], false, "{kind} {file}");
-                assert!(file["path"].as_str().unwrap().starts_with("day=2026-03-06/"));
+                assert!(
+                    file["path"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("day=2026-03-06/")
+                );
                 if kind == "add" {
                     adds += 1;
                 } else {
@@ -203,11 +220,15 @@ async fn compacted_file_sorted_by_time() {
     assert_eq!(table.file_count().unwrap(), 1);
     let mut times = Vec::new();
     for batch in table.read_all().await.unwrap() {
-        let time = arrow::compute::cast(batch.column_by_name("time").unwrap(), &DataType::Int64).unwrap();
+        let time =
+            arrow::compute::cast(batch.column_by_name("time").unwrap(), &DataType::Int64).unwrap();
         times.extend(time.as_primitive::<Int64Type>().values().iter().copied());
     }
     assert_eq!(times.len(), 400);
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "rows are not sorted by time");
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "rows are not sorted by time"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +237,11 @@ async fn compaction_waits_for_min_files() {
     let clock = ManualClock::new(at("2026-03-08T12:00:00Z"));
     let config = config(dir.path(), &clock, compacting());
     let store = Store::open(config.clone()).await.unwrap();
-    flush_each(&store, &[events("2026-03-06", 0, 10), events("2026-03-06", 10, 10)]).await;
+    flush_each(
+        &store,
+        &[events("2026-03-06", 0, 10), events("2026-03-06", 10, 10)],
+    )
+    .await;
     let outcome = store.compact_events().await.unwrap();
     assert_eq!(outcome.partitions, 0);
     assert_eq!(events_table(&config).await.file_count().unwrap(), 2);
@@ -245,7 +270,12 @@ async fn slow_query_across_compaction() {
     );
     old.update_datafusion_session(&ctx.state()).unwrap();
     let provider = old.table_provider().await.unwrap();
-    let mut stream = ctx.read_table(provider).unwrap().execute_stream().await.unwrap();
+    let mut stream = ctx
+        .read_table(provider)
+        .unwrap()
+        .execute_stream()
+        .await
+        .unwrap();
     let mut read = vec![stream.try_next().await.unwrap().expect("a first batch")];
 
     let compaction = store.compact_events().await.unwrap();
@@ -257,7 +287,10 @@ async fn slow_query_across_compaction() {
 
     clock.advance(chrono::Duration::minutes(61));
     let deleted = store.vacuum_events().await.unwrap();
-    assert_eq!(deleted, 6, "the six compacted inputs are deleted after the grace period");
+    assert_eq!(
+        deleted, 6,
+        "the six compacted inputs are deleted after the grace period"
+    );
     let left = files_on_disk(&config, "2026-03-06");
     assert_eq!(left.len(), 1);
     assert!(old_files.iter().all(|f| !left.contains(f)));
@@ -287,19 +320,31 @@ async fn vacuum_deletes_old_orphans_only() {
         .unwrap()
         .join("day=2026-03-06/part-00000-orphan-c000.zstd.parquet");
     std::fs::copy(
-        config.table_url.to_file_path().unwrap().join("day=2026-03-06").join(&committed[0]),
+        config
+            .table_url
+            .to_file_path()
+            .unwrap()
+            .join("day=2026-03-06")
+            .join(&committed[0]),
         &orphan,
     )
     .unwrap();
 
-    assert_eq!(store.vacuum_events().await.unwrap(), 0, "a fresh orphan may be a write in progress");
+    assert_eq!(
+        store.vacuum_events().await.unwrap(),
+        0,
+        "a fresh orphan may be a write in progress"
+    );
     assert!(orphan.exists());
 
     clock.advance(chrono::Duration::minutes(61));
     assert_eq!(store.vacuum_events().await.unwrap(), 1);
     assert!(!orphan.exists());
     assert_eq!(files_on_disk(&config, "2026-03-06"), committed);
-    assert_eq!(rows(&events_table(&config).await.read_all().await.unwrap()).len(), 10);
+    assert_eq!(
+        rows(&events_table(&config).await.read_all().await.unwrap()).len(),
+        10
+    );
 }
 
 fn retaining(days: u32, views_days: Option<u32>) -> LifecycleConfig {
@@ -321,7 +366,11 @@ async fn retention_cutoff_at_midnight() {
     clock.set(at("2026-02-28T12:00:00Z"));
     flush_each(
         &store,
-        &[events("2026-02-27", 0, 5), events("2026-02-28", 0, 6), events("2026-03-01", 0, 7)],
+        &[
+            events("2026-02-27", 0, 5),
+            events("2026-02-28", 0, 6),
+            events("2026-03-01", 0, 7),
+        ],
     )
     .await;
     clock.set(at("2026-03-08T00:00:00Z"));
@@ -333,8 +382,15 @@ async fn retention_cutoff_at_midnight() {
     assert_eq!(outcome.files, 2);
     let kept = rows(&events_table(&config).await.read_all().await.unwrap());
     assert_eq!(kept.len(), 7);
-    assert!(kept.iter().all(|(time, _)| *time >= micros_of("2026-03-01")));
-    assert_eq!(files_on_disk(&config, "2026-02-28").len(), 1, "files wait for vacuum");
+    assert!(
+        kept.iter()
+            .all(|(time, _)| *time >= micros_of("2026-03-01"))
+    );
+    assert_eq!(
+        files_on_disk(&config, "2026-02-28").len(),
+        1,
+        "files wait for vacuum"
+    );
 
     clock.advance(chrono::Duration::minutes(61));
     assert_eq!(store.vacuum_events().await.unwrap(), 2);
@@ -393,7 +449,10 @@ async fn view_buckets(config: &StoreConfig) -> (Vec<i64>, usize) {
     let mut buckets: Vec<i64> = partials.rows().filter_map(|(key, _)| key.bucket).collect();
     buckets.sort();
     buckets.dedup();
-    let all = partials.rows().filter(|(key, _)| key.bucket.is_none()).count();
+    let all = partials
+        .rows()
+        .filter(|(key, _)| key.bucket.is_none())
+        .count();
     (buckets, all)
 }
 
@@ -403,7 +462,11 @@ async fn views_outlive_events() {
     let clock = ManualClock::new(at("2026-02-20T12:00:00Z"));
     let config = config(dir.path(), &clock, retaining(7, Some(30)));
     let store = Store::open(config.clone()).await.unwrap();
-    flush_each(&store, &[events("2026-02-20", 0, 3), events("2026-03-05", 0, 3)]).await;
+    flush_each(
+        &store,
+        &[events("2026-02-20", 0, 3), events("2026-03-05", 0, 3)],
+    )
+    .await;
     let (buckets, all_rows) = view_buckets(&config).await;
     assert_eq!(buckets.len(), 2, "one hour bucket a day");
     assert!(all_rows > 0);
@@ -411,8 +474,16 @@ async fn views_outlive_events() {
     clock.set(at("2026-03-08T00:00:00Z"));
     store.maintain().await.unwrap();
     let kept = rows(&events_table(&config).await.read_all().await.unwrap());
-    assert_eq!(kept.len(), 3, "the events of 2026-02-20 are past their 7 days");
-    assert_eq!(view_buckets(&config).await.0, buckets, "the views keep 30 days");
+    assert_eq!(
+        kept.len(),
+        3,
+        "the events of 2026-02-20 are past their 7 days"
+    );
+    assert_eq!(
+        view_buckets(&config).await.0,
+        buckets,
+        "the views keep 30 days"
+    );
 
     // 30 days after 2026-03-23 is 2026-02-21: the views drop 2026-02-20's hours.
     clock.set(at("2026-03-23T00:00:00Z"));
@@ -421,7 +492,11 @@ async fn views_outlive_events() {
     let (after, all_after) = view_buckets(&config).await;
     assert_eq!(after, vec![micros_of("2026-03-05")]);
     assert_eq!(all_after, all_rows, "the all-grain totals stay");
-    assert_eq!(store.expire_views().await.unwrap(), None, "nothing left to drop");
+    assert_eq!(
+        store.expire_views().await.unwrap(),
+        None,
+        "nothing left to drop"
+    );
 }
 
 fn app_id(config: &StoreConfig) -> String {
@@ -461,5 +536,15 @@ async fn maintenance_task_runs() {
     }
     task.abort();
     assert_eq!(files, 1, "the background task compacted the day");
-    assert_eq!(store.snapshot().table.unwrap().snapshot().unwrap().log_data().num_files(), 1);
+    assert_eq!(
+        store
+            .snapshot()
+            .table
+            .unwrap()
+            .snapshot()
+            .unwrap()
+            .log_data()
+            .num_files(),
+        1
+    );
 }
