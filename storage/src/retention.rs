@@ -100,12 +100,20 @@ impl Store {
 
     /// Removes every file of the days that retention no longer keeps, in one commit.
     pub async fn expire_events(&self) -> Result<RetentionOutcome> {
-        let mut outcome = RetentionOutcome::default();
-        let (Some(first_kept), Some(mut table)) =
-            (self.events_first_kept_day(), self.events_table())
+        let (Some(first_kept), Some(table)) = (self.events_first_kept_day(), self.events_table())
         else {
-            return Ok(outcome);
+            return Ok(RetentionOutcome::default());
         };
+        self.remove_days_before(table, first_kept).await
+    }
+
+    /// Removes the files of `table`'s loaded version on days before `first_kept`.
+    async fn remove_days_before(
+        &self,
+        mut table: AppendTable,
+        first_kept: NaiveDate,
+    ) -> Result<RetentionOutcome> {
+        let mut outcome = RetentionOutcome::default();
         let started = Instant::now();
         let now_millis = self.config().clock.now().timestamp_millis();
         let mut actions = Vec::new();
@@ -311,6 +319,59 @@ mod tests {
         assert_eq!(epoch_days(date("1970-01-01")), 0);
         assert_eq!(epoch_days(date("1970-01-02")), 1);
         assert_eq!(day_start_micros(date("1970-01-02")), 86_400_000_000);
+    }
+
+    fn events(day: &str, count: i64) -> RecordBatch {
+        let start = micros_at(&format!("{day}T00:00:00Z"));
+        let mut builder = apitrail_ingest::EventBatchBuilder::new();
+        for i in 0..count {
+            builder.push(&apitrail_ingest::Event::new("clf", start + i * 60_000_000));
+        }
+        builder.finish()
+    }
+
+    fn micros_at(text: &str) -> i64 {
+        at(text).timestamp_micros()
+    }
+
+    async fn flush(store: &Arc<Store>, batch: RecordBatch) {
+        store.append(batch).await.expect("append");
+        store.flush().await.expect("flush");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removal_commits_over_concurrent_append() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = crate::clock::ManualClock::new(at("2026-03-08T00:00:00Z"));
+        let config = crate::StoreConfig {
+            lifecycle: crate::LifecycleConfig {
+                retention_days: Some(7),
+                ..crate::LifecycleConfig::default()
+            },
+            clock: Arc::clone(&clock) as Arc<dyn crate::clock::Clock>,
+            ..crate::StoreConfig::for_data_dir(dir.path().to_path_buf()).expect("test config")
+        };
+        let store = Store::open(config).await.expect("open store");
+        flush(&store, events("2026-02-20", 4)).await;
+        let planned = store.events_table().expect("events table");
+        // Another commit lands between the version retention read and its commit.
+        flush(&store, events("2026-03-05", 3)).await;
+
+        let outcome = store
+            .remove_days_before(planned, date("2026-03-01"))
+            .await
+            .expect("a blind append to a kept day does not conflict");
+
+        assert_eq!(outcome.days, vec![date("2026-02-20")]);
+        let table = store.events_table().expect("events table");
+        let rows: usize = table
+            .read_all()
+            .await
+            .expect("read")
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        assert_eq!(rows, 3, "the appended day stays, the expired one is gone");
     }
 
     #[test]
