@@ -4,11 +4,11 @@
 //! frequent flushes ends with hundreds of files and a query pays one open and
 //! one footer read per file. Compaction rewrites them, per `day` partition:
 //!
-//! 1. plan on one loaded table version: a partition qualifies when its day
-//!    is over by the clock (the current UTC day still receives most appends),
-//!    it is not removed by retention, and it has at least
-//!    [`LifecycleConfig::compaction_min_files`] files smaller than half of
-//!    [`LifecycleConfig::compaction_target_bytes`];
+//! 1. plan on one loaded table version. A partition qualifies when its day
+//!    is over by the clock, because the current UTC day still receives most
+//!    appends. Retention must also keep the day, and the day must have at
+//!    least [`LifecycleConfig::compaction_min_files`] files smaller than half
+//!    of [`LifecycleConfig::compaction_target_bytes`];
 //! 2. read those files with a DataFusion scan of that version, sort the rows
 //!    by `time` (spilling to local disk beyond [`SORT_MEMORY_BYTES`]) and
 //!    write them with the table's writer, so the new files have the same
@@ -66,7 +66,7 @@ pub(crate) struct DataFile {
 }
 
 impl DataFile {
-    /// The remove action of this file, stamped with the clock's time.
+    /// Builds the remove action of this file, stamped with the clock's time.
     ///
     /// Vacuum's grace period counts from this deletion timestamp.
     pub(crate) fn remove_action(&self, data_change: bool, now_millis: i64) -> Action {
@@ -178,7 +178,7 @@ impl Store {
     /// next run; the other partitions still go ahead.
     pub async fn compact_events(&self) -> Result<CompactionOutcome> {
         let mut outcome = CompactionOutcome::default();
-        let Some(table) = self.events_table() else {
+        let Some(table) = self.events_table().filter(|_| self.is_writable()) else {
             return Ok(outcome);
         };
         let lifecycle = &self.config().lifecycle;
@@ -471,7 +471,7 @@ mod tests {
         assert!(plans.is_empty());
     }
 
-    /// `count` events on 2026-03-06 (or `day`), one a minute from `first_minute`.
+    /// Builds `count` events on `day`, one a minute from `first_minute`.
     fn events(day: &str, first_minute: i64, count: i64) -> RecordBatch {
         let start = chrono::DateTime::parse_from_rfc3339(&format!("{day}T00:00:00Z"))
             .expect("valid test day")

@@ -6,7 +6,7 @@
 //! 1. retention removes the events of expired days ([`crate::retention`]);
 //! 2. compaction merges small files of closed days ([`crate::compaction`]);
 //! 3. the views table is rewritten without hour rows past the views'
-//!    retention, if it holds any;
+//!    retention, if it contains any;
 //! 4. vacuum deletes, from both tables, the files that a commit removed
 //!    more than [`LifecycleConfig::grace_period`] ago, and the Parquet files
 //!    that no commit names (left by a crash between writing and committing,
@@ -123,6 +123,7 @@ pub struct MaintenanceOutcome {
 
 impl Store {
     /// Runs retention, compaction, the views' retention and vacuum once.
+    /// A store opened read-only changes nothing.
     ///
     /// A failing step is logged and counted, and the later steps still run;
     /// the first error is returned after all of them.
@@ -190,11 +191,17 @@ impl Store {
     }
 
     async fn vacuum(&self, mut table: AppendTable, events: bool) -> Result<usize> {
+        if !self.is_writable() {
+            return Ok(0);
+        }
         let started = Instant::now();
         let grace = chrono::Duration::from_std(self.config().lifecycle.grace_period)
             .map_err(|e| StorageError::Config(format!("the grace period is too long: {e}")))?;
         // An import writes its files before it commits them, outside the
         // flush lock, so while one runs its files look like orphans.
+        // NOTE: only imports of this process are seen. Another writer sharing
+        // the table whose write takes longer than the grace period loses its
+        // uncommitted files to the orphan check.
         let mode = if self.imports_in_progress() == 0 {
             VacuumMode::Full
         } else {

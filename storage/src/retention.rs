@@ -8,8 +8,8 @@
 //! 2026-03-08T00:00:00Z and 7 days, the cutoff is 2026-03-01T00:00:00Z:
 //! 2026-02-28 goes and 2026-03-01 stays. A day that straddles the cutoff stays.
 //!
-//! Removal is one Delta `DELETE` commit of `remove` actions (with
-//! `dataChange=true`) for every file of the expired days; vacuum deletes the
+//! Removal is one Delta `DELETE` commit of `remove` actions, with
+//! `dataChange=true`, for every file of the expired days. Vacuum deletes the
 //! files after the grace period. Ingest applies the same rule to arriving
 //! events ([`Store::drop_expired_events`]): an event of an expired day is
 //! reported as skipped instead of being stored and removed later.
@@ -39,7 +39,7 @@ use crate::table::{AppendTable, PARTITION_COLUMN};
 /// Reason recorded in an ingest report for an event of a day retention has removed.
 pub const EXPIRED_REASON: &str = "older_than_retention";
 
-/// The first day a retention of `retention_days` keeps at `now`: the UTC date of the cutoff.
+/// Computes the first day a retention of `retention_days` keeps at `now`, which is the UTC date of the cutoff.
 pub fn first_kept_day(now: DateTime<Utc>, retention_days: u32) -> NaiveDate {
     (now - chrono::Duration::days(i64::from(retention_days))).date_naive()
 }
@@ -100,8 +100,8 @@ impl Store {
 
     /// Removes every file of the days that retention no longer keeps, in one commit.
     pub async fn expire_events(&self) -> Result<RetentionOutcome> {
-        let (Some(first_kept), Some(table)) = (self.events_first_kept_day(), self.events_table())
-        else {
+        let table = self.events_table().filter(|_| self.is_writable());
+        let (Some(first_kept), Some(table)) = (self.events_first_kept_day(), table) else {
             return Ok(RetentionOutcome::default());
         };
         self.remove_days_before(table, first_kept).await
@@ -161,8 +161,8 @@ impl Store {
     /// Rewrites the views table without the hour rows past the views' retention,
     /// if its file statistics show any; returns the new version, if any.
     pub async fn expire_views(&self) -> Result<Option<u64>> {
-        let (Some(first_kept), Some(views)) = (self.views_first_kept_day(), self.views_table())
-        else {
+        let views = self.views_table().filter(|_| self.is_writable());
+        let (Some(first_kept), Some(views)) = (self.views_first_kept_day(), views) else {
             return Ok(None);
         };
         if !has_buckets_before(&views, day_start_micros(first_kept))? {

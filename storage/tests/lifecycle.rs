@@ -297,7 +297,7 @@ async fn slow_query_across_compaction() {
     let table = events_table(&config).await;
     assert_eq!(table.file_count().unwrap(), 1);
     assert_eq!(rows(&table.read_all().await.unwrap()), expected);
-    // The store's own snapshot reads the same answer after vacuum.
+    // The store's own snapshot returns the same rows after vacuum.
     let current = store.snapshot().table.unwrap();
     let ctx = SessionContext::new();
     current.update_datafusion_session(&ctx.state()).unwrap();
@@ -525,6 +525,7 @@ async fn maintenance_task_runs() {
     let store = Store::open(config.clone()).await.unwrap();
     let batches: Vec<RecordBatch> = (0..3).map(|i| events("2026-03-06", i * 10, 10)).collect();
     flush_each(&store, &batches).await;
+
     let task = store.spawn_maintenance();
     let mut files = 3;
     for _ in 0..100 {
@@ -535,6 +536,7 @@ async fn maintenance_task_runs() {
         }
     }
     task.abort();
+
     assert_eq!(files, 1, "the background task compacted the day");
     assert_eq!(
         store

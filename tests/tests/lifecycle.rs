@@ -1,13 +1,16 @@
 //! The `[lifecycle]` settings through a running server: events of days past
-//! retention are reported as skipped at ingest, and a views retention shorter
-//! than the events' stops the server from starting.
+//! retention are reported as skipped at ingest, the background task compacts
+//! a closed day, and a views retention shorter than the events' stops the
+//! server from starting.
 //!
 //! Compaction, vacuum and the retention cutoffs themselves are tested with a
 //! fixed clock in `storage/tests/lifecycle.rs`; a server reads the system clock.
 
 use tempfile::TempDir;
 
-use apitrail_tests::{ServerOptions, TestServer, clf_line, run_cli};
+use std::time::Duration;
+
+use apitrail_tests::{ServerOptions, TestServer, clf_line, poll_until, run_cli};
 
 /// Starts a server with `toml` as its configuration file; the file's directory must outlive it.
 fn start_with_config(toml: &str) -> (TestServer, TempDir) {
@@ -21,7 +24,7 @@ fn start_with_config(toml: &str) -> (TestServer, TempDir) {
     (TestServer::start(options), dir)
 }
 
-/// The CLF time of a moment `days_ago` days before now.
+/// Formats the moment `days_ago` days before now as a CLF time.
 fn clf_time(days_ago: i64) -> String {
     (chrono::Utc::now() - chrono::Duration::days(days_ago))
         .format("%d/%b/%Y:%H:%M:%S +0000")
@@ -66,6 +69,38 @@ fn ingest_keeps_old_days_without_retention() {
             .is_none_or(|reasons| !reasons.contains_key("older_than_retention")),
         "{report}"
     );
+}
+
+#[test]
+fn server_compacts_closed_day() {
+    let (server, _config) = start_with_config(
+        "[lifecycle]\ncompaction_target_bytes = 1048576\ncompaction_min_files = 3\ninterval_secs = 1\n",
+    );
+    // Three flushes make three small files of the day before yesterday.
+    for flush in 0..3 {
+        let body: String = (0..5)
+            .map(|n| clf_line(&clf_time(2), &format!("/closed/{flush}/{n}"), 200))
+            .collect();
+        let (status, report) = server.ingest(Some("clf"), body);
+        assert_eq!(status, 200, "{report}");
+        server.api().wait_for_flushed_rows(5 * (flush + 1));
+    }
+
+    let api = server.api();
+    poll_until(Duration::from_secs(30), "a compaction", || {
+        api.metric("apitrail_compactions_total")
+            .filter(|n| *n >= 1.0)
+    });
+
+    assert_eq!(
+        api.metric("apitrail_compaction_files_before_total"),
+        Some(3.0)
+    );
+    assert_eq!(
+        api.metric("apitrail_compaction_files_after_total"),
+        Some(1.0)
+    );
+    assert_eq!(server.count("path LIKE '/closed/%'"), 15);
 }
 
 #[test]
