@@ -550,3 +550,24 @@ async fn maintenance_task_runs() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_store_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at("2026-03-08T12:00:00Z"));
+    let config = config(dir.path(), &clock, compacting());
+    let store = Store::open(config.clone()).await.unwrap();
+    let batches: Vec<RecordBatch> = (0..3).map(|i| events("2026-03-06", i * 10, 10)).collect();
+    flush_each(&store, &batches).await;
+
+    let reader = Store::open_read_only(config.clone()).await.unwrap();
+    let outcome = reader.maintain().await.unwrap();
+
+    assert_eq!(outcome.compaction.partitions, 0);
+    assert_eq!(events_table(&config).await.file_count().unwrap(), 3);
+    assert_eq!(
+        store.compact_events().await.unwrap().partitions,
+        1,
+        "the writer compacts"
+    );
+}
