@@ -195,7 +195,13 @@ impl Store {
             let started = Instant::now();
             let files_before = partition.inputs.len();
             let bytes_before: u64 = partition.inputs.iter().map(|f| f.bytes).sum();
-            match self.compact_partition(table.clone(), &partition).await {
+            // Each partition reads the version the previous one committed:
+            // from the planned version, the previous commit's lifecycle
+            // transaction would be a conflict.
+            let Some(latest) = self.events_table() else {
+                break;
+            };
+            match self.compact_partition(latest, &partition).await {
                 Ok(rewrite) => {
                     outcome.partitions += 1;
                     outcome.files_before += files_before;

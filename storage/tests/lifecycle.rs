@@ -206,6 +206,28 @@ async fn compaction_merges_closed_day() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_of_several_days_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at("2026-03-08T12:00:00Z"));
+    let config = config(dir.path(), &clock, compacting());
+    let store = Store::open(config.clone()).await.unwrap();
+    for day in ["2026-03-04", "2026-03-05", "2026-03-06"] {
+        let batches: Vec<RecordBatch> = (0..3).map(|i| events(day, i * 10, 10)).collect();
+        flush_each(&store, &batches).await;
+    }
+
+    let outcome = store.compact_events().await.unwrap();
+
+    assert_eq!(outcome.partitions, 3, "{outcome:?}");
+    assert_eq!(outcome.failed, 0, "{outcome:?}");
+    assert_eq!(events_table(&config).await.file_count().unwrap(), 3);
+    assert_eq!(
+        rows(&events_table(&config).await.read_all().await.unwrap()).len(),
+        90
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compacted_file_sorted_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at("2026-03-08T12:00:00Z"));
