@@ -252,6 +252,21 @@ impl Store {
         mut table: AppendTable,
         partition: &PartitionPlan,
     ) -> Result<Rewrite> {
+        // Delta checks conflicts only from `table`'s version on, so the
+        // inputs must still be in it.
+        let active: std::collections::HashSet<String> = files_by_day(&table)?
+            .remove(&partition.day)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        if let Some(gone) = partition.inputs.iter().find(|f| !active.contains(&f.path)) {
+            return Err(StorageError::Config(format!(
+                "input file {} of day {} was removed after compaction planned it; nothing was committed",
+                gone.path, partition.day
+            )));
+        }
+
         let (adds, rows) = rewrite_sorted(&table, &partition.inputs).await?;
         let expected: Option<u64> = partition.inputs.iter().map(|f| f.rows).sum();
         if let Some(expected) = expected
@@ -301,6 +316,7 @@ impl Store {
 }
 
 /// Counts of one committed partition rewrite.
+#[derive(Debug)]
 struct Rewrite {
     files: usize,
     bytes: u64,
@@ -588,6 +604,41 @@ mod tests {
         let result = store.compact_partition(planned, &plans[0]).await;
 
         assert!(result.is_err(), "a commit over removed inputs must fail");
+        assert_eq!(row_count(&store).await, 0, "the removed day stays removed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inputs_removed_before_read_rejected() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, clock) = store_at(dir.path(), "2026-02-21T12:00:00Z", Some(7)).await;
+        for i in 0..3 {
+            flush(&store, events("2026-02-20", i * 10, 10)).await;
+        }
+        let plans = plan(
+            files_by_day(&store.events_table().expect("events table")).expect("files"),
+            &store.config().lifecycle,
+            date("2026-02-21"),
+            None,
+        );
+        clock.set(
+            chrono::DateTime::parse_from_rfc3339("2026-03-08T00:00:00Z")
+                .expect("valid test time")
+                .with_timezone(&chrono::Utc),
+        );
+        store.expire_events().await.expect("retention");
+        let latest = store.events_table().expect("events table");
+
+        let error = store
+            .compact_partition(latest, &plans[0])
+            .await
+            .expect_err("the inputs are gone from the version read");
+
+        assert!(
+            error
+                .to_string()
+                .contains("was removed after compaction planned it"),
+            "{error}"
+        );
         assert_eq!(row_count(&store).await, 0, "the removed day stays removed");
     }
 
