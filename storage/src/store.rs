@@ -616,7 +616,7 @@ impl Store {
         Ok(Some(version))
     }
 
-    /// The events table as queries read it now; `None` when closed or read-only without a table.
+    /// Returns the events table as queries read it now; `None` when closed or read-only without a table.
     pub(crate) fn events_table(&self) -> Option<AppendTable> {
         self.state
             .read()
@@ -625,7 +625,7 @@ impl Store {
             .clone()
     }
 
-    /// The views table as queries read it now.
+    /// Returns the views table as queries read it now.
     pub(crate) fn views_table(&self) -> Option<AppendTable> {
         self.state
             .read()
@@ -650,7 +650,7 @@ impl Store {
 
     /// Makes `table`, loaded after a life cycle commit, the version queries read.
     ///
-    /// Call with [`Store::lock_commits`] held. When the table holds WAL
+    /// Call with [`Store::lock_commits`] held. When the table contains WAL
     /// records that memory still buffers (a flush reported as failed that
     /// was committed), the buffer catches up as in a reconciliation.
     pub(crate) async fn install_events_table(&self, table: AppendTable) -> Result<()> {

@@ -326,7 +326,7 @@ impl AppendTable {
     /// Replaces every row with `batches` in one commit; returns the new version.
     ///
     /// The replaced files are only marked removed in the log, so queries
-    /// still reading the older version finish undisturbed; vacuum deletes
+    /// still reading the older version finish undisturbed. Vacuum deletes
     /// them after the grace period.
     pub async fn overwrite(&mut self, batches: Vec<RecordBatch>) -> Result<u64> {
         let batches = batches
