@@ -128,6 +128,12 @@ impl Store {
     /// A failing step is logged and counted, and the later steps still run;
     /// the first error is returned after all of them.
     pub async fn maintain(&self) -> Result<MaintenanceOutcome> {
+        self.run_maintenance(true).await
+    }
+
+    /// Runs the steps of [`Store::maintain`]; `scan_orphans` lets vacuum
+    /// list the tables' files to find orphans, besides reading the log.
+    async fn run_maintenance(&self, scan_orphans: bool) -> Result<MaintenanceOutcome> {
         let started = Instant::now();
         let mut outcome = MaintenanceOutcome::default();
         let mut first_error = None;
@@ -149,13 +155,17 @@ impl Store {
             Ok(version) => outcome.views_version = version,
             Err(e) => failed("views_retention", e),
         }
-        match self.vacuum_events().await {
-            Ok(deleted) => outcome.events_files_deleted = deleted,
-            Err(e) => failed("vacuum", e),
+        if let Some(table) = self.events_table() {
+            match self.vacuum(table, true, scan_orphans).await {
+                Ok(deleted) => outcome.events_files_deleted = deleted,
+                Err(e) => failed("vacuum", e),
+            }
         }
-        match self.vacuum_views().await {
-            Ok(deleted) => outcome.views_files_deleted = deleted,
-            Err(e) => failed("vacuum", e),
+        if let Some(views) = self.views_table() {
+            match self.vacuum(views, false, scan_orphans).await {
+                Ok(deleted) => outcome.views_files_deleted = deleted,
+                Err(e) => failed("vacuum", e),
+            }
         }
 
         metrics::histogram!("apitrail_lifecycle_duration_seconds")
@@ -179,7 +189,7 @@ impl Store {
         let Some(table) = self.events_table() else {
             return Ok(0);
         };
-        self.vacuum(table, true).await
+        self.vacuum(table, true, true).await
     }
 
     /// Deletes the views files removed or orphaned more than the grace period ago; returns how many.
@@ -187,10 +197,17 @@ impl Store {
         let Some(views) = self.views_table() else {
             return Ok(0);
         };
-        self.vacuum(views, false).await
+        self.vacuum(views, false, true).await
     }
 
-    async fn vacuum(&self, mut table: AppendTable, events: bool) -> Result<usize> {
+    /// Vacuums `table`, the events table when `events` is set; `scan_orphans`
+    /// also lists its files for orphans, which costs one listing of the table.
+    async fn vacuum(
+        &self,
+        mut table: AppendTable,
+        events: bool,
+        scan_orphans: bool,
+    ) -> Result<usize> {
         if !self.is_writable() {
             return Ok(0);
         }
@@ -202,16 +219,16 @@ impl Store {
         // NOTE: only imports of this process are seen. Another writer sharing
         // the table whose write takes longer than the grace period loses its
         // uncommitted files to the orphan check.
-        let mode = if self.imports_in_progress() == 0 {
+        let mode = if scan_orphans && self.imports_in_progress() == 0 {
             VacuumMode::Full
         } else {
             VacuumMode::Lite
         };
         let clock = Arc::new(VacuumClock(Arc::clone(&self.config().clock)));
 
-        // Vacuum commits two versions (start and end), so it runs under the
-        // flush lock like every other commit of this store.
-        let _guard = self.lock_commits().await;
+        // Vacuum runs without the flush lock, since listing a large table
+        // can take long. Its two commits (start and end) carry no file
+        // actions, so a flush committing at the same time does not conflict.
         table.refresh().await?;
         let (_, metrics) = table
             .delta()
@@ -231,8 +248,9 @@ impl Store {
         if deleted == 0 {
             return Ok(0);
         }
-        table.refresh().await?;
         let name = table.spec().name;
+        let _guard = self.lock_commits().await;
+        table.refresh().await?;
         if events {
             self.install_events_table(table).await?;
         } else {
@@ -260,13 +278,21 @@ impl Store {
             if !store.is_writable() {
                 return;
             }
-            let interval = store.config().lifecycle.interval;
+            let lifecycle = &store.config().lifecycle;
+            let (interval, grace) = (lifecycle.interval, lifecycle.grace_period);
+            // Orphans only become old enough once per grace period, so the
+            // listing of the tables for them runs at most that often.
+            let mut last_orphan_scan: Option<Instant> = None;
             loop {
                 tokio::time::sleep(interval).await;
+                let scan_orphans = last_orphan_scan.is_none_or(|at| at.elapsed() >= grace);
+                if scan_orphans {
+                    last_orphan_scan = Some(Instant::now());
+                }
                 // Each run is its own task, so aborting the loop never cuts a
                 // commit and its table swap apart.
                 let run = Arc::clone(&store);
-                let _ = tokio::spawn(async move { run.maintain().await }).await;
+                let _ = tokio::spawn(async move { run.run_maintenance(scan_orphans).await }).await;
             }
         })
     }
