@@ -79,6 +79,63 @@ pub struct ServerConfig {
     pub tls: TlsConfig,
     /// Parsing settings shared by every format.
     pub ingest: IngestConfig,
+    /// Compaction, grace period and retention of the tables.
+    pub lifecycle: LifecycleSection,
+}
+
+/// The `[lifecycle]` section: compaction, vacuum's grace period and retention.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleSection {
+    /// Size in bytes that compaction writes data files up to; smaller than half of it is small.
+    pub compaction_target_bytes: u64,
+    /// Small files a closed day needs before it is compacted.
+    pub compaction_min_files: usize,
+    /// Seconds a removed or orphaned data file stays before vacuum deletes it.
+    pub grace_period_secs: u64,
+    /// Days of events kept; unset keeps every day.
+    pub retention_days: Option<u32>,
+    /// Days of view hour buckets kept, at least `retention_days`; unset keeps every bucket.
+    pub views_retention_days: Option<u32>,
+    /// Seconds between two maintenance runs.
+    pub interval_secs: u64,
+}
+
+impl Default for LifecycleSection {
+    fn default() -> Self {
+        let defaults = apitrail_storage::LifecycleConfig::default();
+        LifecycleSection {
+            compaction_target_bytes: defaults.compaction_target_bytes,
+            compaction_min_files: defaults.compaction_min_files,
+            grace_period_secs: defaults.grace_period.as_secs(),
+            retention_days: defaults.retention_days,
+            views_retention_days: defaults.views_retention_days,
+            interval_secs: defaults.interval.as_secs(),
+        }
+    }
+}
+
+impl LifecycleSection {
+    /// Converts the section to the store's settings, checking them.
+    pub fn to_config(&self) -> anyhow::Result<apitrail_storage::LifecycleConfig> {
+        if self.grace_period_secs == 0 {
+            bail!(
+                "[lifecycle] grace_period_secs must be at least 1: vacuum would delete files that running queries still read"
+            );
+        }
+        let config = apitrail_storage::LifecycleConfig {
+            compaction_target_bytes: self.compaction_target_bytes,
+            compaction_min_files: self.compaction_min_files,
+            grace_period: Duration::from_secs(self.grace_period_secs),
+            retention_days: self.retention_days,
+            views_retention_days: self.views_retention_days,
+            interval: Duration::from_secs(self.interval_secs),
+        };
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("[lifecycle] {e}"))?;
+        Ok(config)
+    }
 }
 
 /// The `[storage_options]` section: object_store configuration keys and values.
@@ -211,6 +268,7 @@ impl Default for ServerConfig {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             ingest: IngestConfig::default(),
+            lifecycle: LifecycleSection::default(),
         }
     }
 }
@@ -275,6 +333,7 @@ impl ServerConfig {
         config.flush_max_bytes = self.flush_max_bytes;
         config.staging_max_bytes = self.staging_max_bytes;
         config.flush_max_age = Duration::from_secs_f64(self.flush_max_age_secs);
+        config.lifecycle = self.lifecycle.to_config()?;
         Ok(config)
     }
 }
@@ -386,6 +445,48 @@ mod tests {
             Some(PathBuf::from("/etc/apitrail/key.pem"))
         );
         assert_eq!(ServerConfig::default().tls, TlsConfig::default());
+    }
+
+    #[test]
+    fn lifecycle_section_reaches_store() {
+        let config: ServerConfig = toml::from_str(
+            "data_dir = \"/tmp/apitrail-test\"\n[lifecycle]\nretention_days = 30\n\
+             views_retention_days = 400\ngrace_period_secs = 600\n\
+             compaction_target_bytes = 67108864\ncompaction_min_files = 4\ninterval_secs = 60\n",
+        )
+        .unwrap();
+        let lifecycle = config.store_config().unwrap().lifecycle;
+        assert_eq!(lifecycle.retention_days, Some(30));
+        assert_eq!(lifecycle.views_retention_days, Some(400));
+        assert_eq!(lifecycle.grace_period, Duration::from_secs(600));
+        assert_eq!(lifecycle.compaction_target_bytes, 64 * 1024 * 1024);
+        assert_eq!(lifecycle.compaction_min_files, 4);
+        assert_eq!(lifecycle.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn lifecycle_defaults_keep_everything() {
+        let lifecycle = ServerConfig::default().lifecycle.to_config().unwrap();
+        assert_eq!(lifecycle.retention_days, None);
+        assert_eq!(lifecycle.views_retention_days, None);
+        assert_eq!(lifecycle.grace_period, Duration::from_secs(3600));
+        assert_eq!(lifecycle.compaction_target_bytes, 128 * 1024 * 1024);
+    }
+
+    #[test]
+    fn lifecycle_rejects_short_views_retention() {
+        let config: ServerConfig =
+            toml::from_str("[lifecycle]\nretention_days = 30\nviews_retention_days = 7\n").unwrap();
+        let message = format!("{:#}", config.store_config().unwrap_err());
+        assert!(message.contains("[lifecycle]"), "{message}");
+        assert!(message.contains("views retention (7 days)"), "{message}");
+    }
+
+    #[test]
+    fn lifecycle_rejects_zero_grace_period() {
+        let config: ServerConfig = toml::from_str("[lifecycle]\ngrace_period_secs = 0\n").unwrap();
+        let message = format!("{:#}", config.store_config().unwrap_err());
+        assert!(message.contains("grace_period_secs"), "{message}");
     }
 
     #[test]

@@ -325,14 +325,20 @@ async fn ingest_group(
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(storage_unavailable)?;
-    if parsed.batch.num_rows() > 0 {
+    // Events of a day that retention has removed are reported as skipped, not stored.
+    let (batch, expired) = state
+        .store
+        .drop_expired_events(parsed.batch)
+        .map_err(storage_unavailable)?;
+    if batch.num_rows() > 0 {
         state
             .store
-            .append(parsed.batch)
+            .append(batch)
             .await
             .map_err(storage_unavailable)?;
     }
     let mut report = parsed.report;
+    apitrail_storage::retention::report_expired(&mut report, expired);
     // Errors in the report name lines of the request body, as the rejects file does.
     for error in &mut report.errors {
         if let Some((body_line, _)) = documents.get((error.line as usize).saturating_sub(1)) {

@@ -314,9 +314,12 @@ async fn write_parsed(
     };
     let ParsedChunk {
         batch,
-        report,
+        mut report,
         rejects,
     } = parsed;
+    // Events of a day that retention has removed are reported, not stored.
+    let (batch, expired) = store.drop_expired_events(batch)?;
+    apitrail_storage::retention::report_expired(&mut report, expired);
 
     let rejects_file = store.rejects().clone();
     let origin = options.origin.clone();

@@ -197,6 +197,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .await?;
     let flusher = store.spawn_flusher();
     let refresher = store.spawn_refresher(Duration::from_secs_f64(config.refresh_interval_secs));
+    let maintenance = store.spawn_maintenance();
     let saver = pipeline.spawn_saver();
 
     let tokens = Arc::new(TokenStore::open(&config.data_dir)?);
@@ -311,6 +312,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     otlp.stopped().await;
     flusher.abort();
     refresher.abort();
+    maintenance.abort();
     saver.abort();
     tracing::info!("stopping: flushing the write buffer");
     store.shutdown().await?;

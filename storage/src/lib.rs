@@ -13,6 +13,9 @@
 //! - [`buffer`]: acknowledged events waiting for a flush, queryable meanwhile.
 //! - [`table`]: the append-only Delta tables (events and views) on an object store.
 //! - [`object_stores`]: `s3://`, `gs://` and `az://` table URLs, their options and redaction.
+//! - [`lifecycle`]: the background run of retention, compaction and vacuum,
+//!   with its settings; [`retention`] and [`compaction`] hold the two rules.
+//! - [`clock`]: the time source of the life cycle, fixed in tests.
 //! - [`views`]: partial aggregates of the continuous views, built per batch.
 //! - [`rejects`]: the file of input lines that could not be parsed.
 //! - [`secret_key`]: the key of the keyed hash that replaces secrets.
@@ -22,13 +25,17 @@
 
 pub mod batches;
 pub mod buffer;
+pub mod clock;
 pub mod codec;
+pub mod compaction;
 pub mod documents;
 pub mod error;
 pub mod failpoint;
+pub mod lifecycle;
 pub mod lock;
 pub mod object_stores;
 pub mod rejects;
+pub mod retention;
 pub mod secret_key;
 pub mod sketch;
 pub mod staging;
@@ -37,6 +44,8 @@ pub mod table;
 pub mod views;
 pub mod wal;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Result, StorageError};
+pub use lifecycle::LifecycleConfig;
 pub use store::{FlushOutcome, ImportWriter, Store, StoreConfig, StoreSnapshot};
 pub use table::AppendTable;

@@ -35,6 +35,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -46,9 +47,11 @@ use url::Url;
 
 use crate::batches::{BatchLedger, BatchProgress};
 use crate::buffer::{BufferedBatch, WriteBuffer};
+use crate::clock::{Clock, SystemClock};
 use crate::codec::{decode_record, encode_batch_with_note};
 use crate::error::{Result, StorageError};
 use crate::failpoint;
+use crate::lifecycle::LifecycleConfig;
 use crate::lock::DirLock;
 use crate::rejects::RejectsFile;
 use crate::staging::{RETIRE_AFTER, StagedFile, StagedKind, StagingArea, write_staged};
@@ -85,6 +88,10 @@ pub struct StoreConfig {
     /// Disk budget of the local staging files that hold flushes while the
     /// object store cannot take them; beyond it new events are rejected.
     pub staging_max_bytes: u64,
+    /// Compaction, retention and vacuum of the tables.
+    pub lifecycle: LifecycleConfig,
+    /// Time source of the life cycle: retention cutoffs and the grace period.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl StoreConfig {
@@ -108,6 +115,8 @@ impl StoreConfig {
             wal_segment_max_bytes: 64 * 1024 * 1024,
             views_compact_files: 64,
             staging_max_bytes: 10 * 1024 * 1024 * 1024,
+            lifecycle: LifecycleConfig::default(),
+            clock: Arc::new(SystemClock),
         })
     }
 }
@@ -214,6 +223,8 @@ pub struct Store {
     batches: BatchLedger,
     /// Shared with imports, so sightings in different files deduplicate too.
     sightings: Arc<std::sync::Mutex<SightingIndex>>,
+    /// Imports that have written files they have not committed yet.
+    imports_in_progress: Arc<AtomicUsize>,
     _lock: Option<DirLock>,
 }
 
@@ -231,6 +242,7 @@ impl Store {
     /// table, and replays the WAL records the table does not cover yet.
     pub async fn open(config: StoreConfig) -> Result<Arc<Self>> {
         let started = Instant::now();
+        config.lifecycle.validate()?;
         let lock = DirLock::acquire(&config.data_dir)?;
         let app_id = format!("apitrail-wal-{}", node_id(&config.data_dir)?);
         let options = &config.storage_options;
@@ -301,6 +313,7 @@ impl Store {
             flush_needed: Notify::new(),
             commit_retry: std::sync::Mutex::new(CommitRetry::default()),
             sightings: Arc::new(std::sync::Mutex::new(sightings)),
+            imports_in_progress: Arc::default(),
             _lock: Some(lock),
         }))
     }
@@ -365,6 +378,7 @@ impl Store {
             flush_needed: Notify::new(),
             commit_retry: std::sync::Mutex::new(CommitRetry::default()),
             sightings: Arc::new(std::sync::Mutex::new(sightings)),
+            imports_in_progress: Arc::default(),
             _lock: None,
         }))
     }
@@ -897,6 +911,12 @@ impl Store {
     /// or the merged ones. It runs under the flush lock, so no flush commits
     /// partials in between.
     pub async fn compact_views(&self) -> Result<Option<u64>> {
+        self.rewrite_views(false).await
+    }
+
+    /// Merges the views table like [`Store::compact_views`], and drops hour
+    /// rows past the views' retention; `force` rewrites it whatever its file count.
+    pub(crate) async fn rewrite_views(&self, force: bool) -> Result<Option<u64>> {
         let _guard = self.flush_lock.lock().await;
         let Some(mut views) = self
             .state
@@ -911,7 +931,7 @@ impl Store {
         // an overwrite of stale files conflicts with that compaction.
         views.refresh().await?;
         let files = views.file_count()?;
-        if files < self.config.views_compact_files.max(2) {
+        if !force && files < self.config.views_compact_files.max(2) {
             return Ok(None);
         }
         let started = Instant::now();
@@ -924,6 +944,10 @@ impl Store {
             })?;
             merged.merge(&partials);
         }
+        let expired_rows = match self.views_first_kept_day() {
+            Some(day) => merged.drop_buckets_before(crate::retention::day_start_micros(day)),
+            None => 0,
+        };
         let rows_after = merged.len();
         let version = views.overwrite(vec![merged.to_record_batch()]).await?;
         self.state.write().expect("store state lock poisoned").views = Some(views);
@@ -932,11 +956,68 @@ impl Store {
             files_before = files,
             rows_before,
             rows_after,
+            expired_rows,
             views_version = version,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "compacted the views table"
         );
         Ok(Some(version))
+    }
+
+    /// Returns the events table as queries read it now; `None` when closed or read-only without a table.
+    pub(crate) fn events_table(&self) -> Option<AppendTable> {
+        self.state
+            .read()
+            .expect("store state lock poisoned")
+            .table
+            .clone()
+    }
+
+    /// Returns the views table as queries read it now.
+    pub(crate) fn views_table(&self) -> Option<AppendTable> {
+        self.state
+            .read()
+            .expect("store state lock poisoned")
+            .views
+            .clone()
+    }
+
+    pub(crate) fn is_writable(&self) -> bool {
+        self.wal.is_some()
+    }
+
+    pub(crate) fn imports_in_progress(&self) -> usize {
+        self.imports_in_progress.load(Ordering::SeqCst)
+    }
+
+    /// Takes the lock that every commit of this store holds, so a flush
+    /// never swaps in a table version older than another commit's.
+    pub(crate) async fn lock_commits(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.flush_lock.lock().await
+    }
+
+    /// Makes `table`, loaded after a life cycle commit, the version queries read.
+    ///
+    /// Call with [`Store::lock_commits`] held. When the table contains WAL
+    /// records that memory still buffers (a flush reported as failed that
+    /// was committed), the buffer catches up as in a reconciliation.
+    pub(crate) async fn install_events_table(&self, table: AppendTable) -> Result<()> {
+        let committed = committed_lsn(&table, &self.app_id).await?;
+        let mut state = self.state.write().expect("store state lock poisoned");
+        if committed > state.committed_lsn {
+            state.committed_lsn = committed;
+            state.buffer.release_through(committed);
+        }
+        state.table = Some(table);
+        Ok(())
+    }
+
+    /// Makes `views`, loaded after a life cycle commit, the version queries read.
+    ///
+    /// Call with [`Store::lock_commits`] held. Vacuum's commits add no rows,
+    /// so the views' committed LSN stays as it is.
+    pub(crate) fn install_views_table(&self, views: AppendTable) {
+        self.state.write().expect("store state lock poisoned").views = Some(views);
     }
 
     /// Runs flushes by size and age until the returned task is aborted.
@@ -1045,6 +1126,7 @@ impl Store {
             events,
             partials: ViewPartials::default(),
             sightings: Arc::clone(&self.sightings),
+            _in_progress: ImportInProgress::new(&self.imports_in_progress),
         }))
     }
 
@@ -1116,6 +1198,23 @@ pub struct ImportWriter {
     /// same calls imported before the failed one is retried loses those
     /// calls from the views until the retry.
     sightings: Arc<std::sync::Mutex<SightingIndex>>,
+    _in_progress: ImportInProgress,
+}
+
+/// Counts an import as in progress from its first write until it is committed or dropped.
+struct ImportInProgress(Arc<AtomicUsize>);
+
+impl ImportInProgress {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        ImportInProgress(Arc::clone(count))
+    }
+}
+
+impl Drop for ImportInProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ImportWriter {

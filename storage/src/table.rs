@@ -9,8 +9,8 @@
 //!
 //! Each commit is atomic: a file written to the object store but not named by
 //! a committed log entry is invisible to readers. A crash between writing
-//! Parquet and committing leaves such orphans.
-//! NOTE: apitrail does not remove orphaned files yet; Delta's vacuum would.
+//! Parquet and committing leaves such orphans; vacuum deletes them once they
+//! are older than the grace period (see [`crate::lifecycle`]).
 //!
 //! A flush commit carries a Delta application transaction `(app_id, version)`
 //! where the version is the last WAL LSN the commit covers. After a crash the
@@ -299,6 +299,34 @@ impl AppendTable {
         Ok(version)
     }
 
+    /// Commits `actions` as `operation`, read from the loaded version; returns the new version.
+    ///
+    /// Delta checks the commit against every version committed since the
+    /// loaded one and fails it on a conflict, such as a removed input file.
+    pub async fn commit_operation(
+        &mut self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        txn: Option<Transaction>,
+    ) -> Result<u64> {
+        let mut properties = CommitProperties::default();
+        if let Some(txn) = txn {
+            properties = properties.with_application_transaction(txn);
+        }
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(|e| self.error("reading snapshot", e))?;
+        let finalized = CommitBuilder::from(properties)
+            .with_actions(actions)
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await
+            .map_err(|e| self.error("committing", e))?;
+        let version = finalized.version();
+        self.refresh().await?;
+        Ok(version)
+    }
+
     /// Number of data files in the loaded version.
     pub fn file_count(&self) -> Result<usize> {
         Ok(self
@@ -323,9 +351,9 @@ impl AppendTable {
 
     /// Replaces every row with `batches` in one commit; returns the new version.
     ///
-    /// The replaced files are only marked removed in the log, never deleted,
-    /// so queries still reading the older version finish undisturbed.
-    /// NOTE: nothing deletes removed files yet; Delta's vacuum would.
+    /// The replaced files are only marked removed in the log, so queries
+    /// still reading the older version finish undisturbed. Vacuum deletes
+    /// them after the grace period.
     pub async fn overwrite(&mut self, batches: Vec<RecordBatch>) -> Result<u64> {
         let batches = batches
             .iter()

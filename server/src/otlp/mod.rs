@@ -237,6 +237,12 @@ impl Receiver {
             skipped,
             rejects,
         } = mapped;
+        // Events of a day that retention has removed are counted as skipped, not stored.
+        let (batch, expired) = self
+            .store
+            .drop_expired_events(batch)
+            .map_err(ReceiveError::Unavailable)?;
+        let skipped = skipped + expired as u64;
         let accepted = batch.num_rows() as u64;
         let error_message = partial_success_message(signal, items, &rejects);
         let rejected = rejects.len() as u64;

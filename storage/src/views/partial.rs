@@ -371,6 +371,17 @@ impl ViewPartials {
         }
     }
 
+    /// Drops the hour rows whose bucket starts before `first_micros`; returns how many.
+    ///
+    /// Rows of the `all` grain have no bucket and stay, so the endpoint and
+    /// consumer totals still count the dropped hours.
+    pub fn drop_buckets_before(&mut self, first_micros: i64) -> usize {
+        let before = self.rows.len();
+        self.rows
+            .retain(|key, _| key.bucket.is_none_or(|bucket| bucket >= first_micros));
+        before - self.rows.len()
+    }
+
     /// Number of rows held; with the `all` grain implied, hour rows only.
     pub fn len(&self) -> usize {
         self.rows.len()
