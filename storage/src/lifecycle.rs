@@ -8,24 +8,24 @@
 //! 3. the views table is rewritten without hour rows past the views'
 //!    retention, if it contains any;
 //! 4. vacuum deletes, from both tables, the files that a commit removed
-//!    more than [`LifecycleConfig::grace_period`] ago, and the Parquet files
-//!    that no commit names (left by a crash between writing and committing,
-//!    or by a compaction whose commit failed) once they are older than the
-//!    grace period.
+//!    more than [`LifecycleConfig::grace_period`] ago. Once per grace period
+//!    it also lists the tables and deletes the Parquet files that no commit
+//!    names and that are older than the grace period. A crash between
+//!    writing and committing leaves such orphans, and so does a compaction
+//!    whose commit failed.
 //!
 //! The grace period protects readers: a query plans on one table version
 //! and reads its files afterwards, so a file removed by a later commit must
 //! stay until every query planned before that commit has finished. A query
 //! that runs longer than the grace period can fail with a missing file.
-//! Vacuum is Delta's own (`VacuumBuilder` in full mode), with the grace
-//! period as its retention and the store's [`crate::clock::Clock`] as its
-//! time source.
+//! Vacuum is Delta's own `VacuumBuilder`, with the grace period as its
+//! retention and the store's [`crate::clock::Clock`] as its time source.
 //!
-//! Every commit of the life cycle carries the application transaction
-//! [`LIFECYCLE_APP_ID`], so two writers running it on one table at once
-//! conflict instead of both rewriting the same files. It never touches the
-//! WAL transactions `(app_id, lsn)`: those are read from the last commit
-//! that set them, which the life cycle's commits leave in place.
+//! Every compaction and retention commit carries the application
+//! transaction [`LIFECYCLE_APP_ID`], so two writers running them on one
+//! table at once conflict instead of both rewriting the same files. They
+//! leave the WAL transactions `(app_id, lsn)` in place: those are read from
+//! the last commit that set them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
