@@ -43,10 +43,19 @@ fn failing_store_stages_then_rejects_when_full() {
     let (status, report) = server.ingest(Some("clf"), lines("first", 5));
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["accepted"], 5, "{report}");
+    // The gauge changes once the store counts the file against the budget,
+    // which is after the file appears on disk.
     poll_until(
         Duration::from_secs(30),
         "the failed flush to be staged",
-        || (staged_events_files(&server) >= 1).then_some(()),
+        || {
+            let staged = server.api().metric("apitrail_staged_files").unwrap_or(0.0);
+            (staged >= 1.0).then_some(())
+        },
+    );
+    assert!(
+        staged_events_files(&server) >= 1,
+        "the staged events file is in the data directory"
     );
     assert_eq!(
         server.count("path LIKE '/first/%'"),
