@@ -3,7 +3,7 @@
 //!
 //! `tests/setup.sh` installs Azurite with npm into `tests/node/`. Each
 //! server keeps its blobs in its own temporary directory and runs with
-//! telemetry off, so it sends nothing anywhere.
+//! `--disableTelemetry`, because Azurite collects telemetry by default.
 //!
 //! The stores reach it through the account endpoint
 //! `http://127.0.0.1:<port>/devstoreaccount1` (`azure_storage_endpoint`),
@@ -113,7 +113,7 @@ impl AzureServer {
         .collect()
     }
 
-    /// The `[storage_options]` section of a server configuration for this service.
+    /// Builds the `[storage_options]` section of a server configuration for this service.
     pub fn storage_options_toml(&self) -> String {
         let mut options: Vec<_> = self.storage_options().into_iter().collect();
         options.sort();

@@ -1,5 +1,5 @@
 //! Helpers of the tests that point servers at one shared store: tagged
-//! Envoy records, configuration files, the answers compared between
+//! Envoy records, configuration files, the query results compared between
 //! processes and engines, and a race of two commits to one table version.
 
 use std::collections::HashMap;

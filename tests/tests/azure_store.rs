@@ -1,7 +1,7 @@
 //! The store on Azure Blob Storage, emulated by Azurite on 127.0.0.1:
 //! conditional writes of Delta commits, a race of two commits, and a server
-//! that ingests, flushes, restarts and answers the same from the container
-//! alone.
+//! that ingests, flushes, restarts and returns the same query results from
+//! the container alone.
 
 use apitrail_storage::object_stores::open_url;
 use apitrail_tests::azure::{ACCOUNT_KEY, AzureServer};
