@@ -754,8 +754,9 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 /// Prefixes of the environment variables with which object_store and the
-/// cloud SDKs find credentials and endpoints.
-const CLOUD_ENV_PREFIXES: &[&str] = &["AWS_", "GOOGLE_", "AZURE_"];
+/// cloud SDKs find credentials and endpoints. object_store reads Azurite's
+/// address from `AZURITE_BLOB_STORAGE_URL`.
+const CLOUD_ENV_PREFIXES: &[&str] = &["AWS_", "GOOGLE_", "AZURE_", "AZURITE_"];
 
 /// Clears the cloud variables of a developer's shell, so that a test never
 /// reaches a real cloud with them.
