@@ -97,9 +97,10 @@ def connect() -> duckdb.DuckDBPyConnection:
             f"AccountKey={os.environ['AZURE_STORAGE_ACCOUNT_KEY']};BlobEndpoint={azure};"
         )
         con.execute("CREATE SECRET store (TYPE azure, CONNECTION_STRING ?)", [connection_string])
-        # The delta extension 1.5.5 takes the devstoreaccount1 account as
-        # Azurite, ignores BlobEndpoint and reads the emulator's address
-        # from this variable, as the object_store crate inside it does.
+        # With this secret, the delta extension 1.5.5 sends its requests to
+        # 127.0.0.1:10000, Azurite's default port, and not to BlobEndpoint.
+        # The object_store crate inside it takes the emulator's address
+        # from this variable instead.
         parsed = urlparse(azure)
         os.environ["AZURITE_BLOB_STORAGE_URL"] = f"{parsed.scheme}://{parsed.netloc}"
     return con
