@@ -5,12 +5,13 @@
 //! server keeps its blobs in its own temporary directory and runs with
 //! `--disableTelemetry`, because Azurite collects telemetry by default.
 //!
-//! The stores reach it through the account endpoint
-//! `http://127.0.0.1:<port>/devstoreaccount1` (`azure_storage_endpoint`),
-//! path-style as Azurite expects, with the account key set explicitly.
-//! object_store's emulator mode (`azure_storage_use_emulator`) would take
-//! the port only from the `AZURITE_BLOB_STORAGE_URL` environment variable,
-//! so the tests do not use it.
+//! [`AzureServer::storage_options`] point a store at it through the account
+//! endpoint `http://127.0.0.1:<port>/devstoreaccount1`
+//! (`azure_storage_endpoint`), path-style as Azurite expects, with the
+//! account key set explicitly. object_store's emulator mode
+//! (`azure_storage_use_emulator`) takes the port only from the
+//! `AZURITE_BLOB_STORAGE_URL` environment variable, which
+//! [`AzureServer::service_url`] gives.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,6 +34,7 @@ pub const ACCOUNT_KEY: &str =
 /// An Azurite blob service, stopped when dropped.
 pub struct AzureServer {
     child: Child,
+    service_url: String,
     endpoint: String,
     // Azurite's blob data and metadata, removed after the process stops.
     _workspace: TempDir,
@@ -67,9 +69,16 @@ impl AzureServer {
         });
         AzureServer {
             child,
+            service_url: format!("http://127.0.0.1:{port}"),
             endpoint: format!("http://127.0.0.1:{port}/{ACCOUNT}"),
             _workspace: workspace,
         }
+    }
+
+    /// URL of the blob service, such as `http://127.0.0.1:40123`: the value
+    /// of `AZURITE_BLOB_STORAGE_URL` for object_store's emulator mode.
+    pub fn service_url(&self) -> &str {
+        &self.service_url
     }
 
     /// Account URL, such as `http://127.0.0.1:40123/devstoreaccount1`.

@@ -221,6 +221,9 @@ pub struct ServerOptions {
     pub tls: Option<TlsFiles>,
     /// Further command-line arguments after the ones above.
     pub extra_args: Vec<String>,
+    /// Environment variables of the server process, set after the harness
+    /// has cleared the `APITRAIL_*` and cloud variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerOptions {
@@ -841,6 +844,7 @@ fn spawn_server(
     if let Some(failpoint) = &options.failpoint {
         command.env("APITRAIL_FAILPOINT", failpoint);
     }
+    command.envs(options.env.iter().map(|(name, value)| (name, value)));
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,7 +1,8 @@
 //! The store on Azure Blob Storage, emulated by Azurite on 127.0.0.1:
-//! conditional writes of Delta commits, a race of two commits, and a server
-//! that ingests, flushes, restarts and returns the same query results from
-//! the container alone.
+//! conditional writes of Delta commits, a race of two commits, and servers
+//! that ingest, flush, restart and return the same query results from the
+//! container alone, configured with the account endpoint or with
+//! object_store's emulator mode.
 
 use apitrail_storage::object_stores::open_url;
 use apitrail_tests::azure::{ACCOUNT_KEY, AzureServer};
@@ -163,5 +164,52 @@ fn azure_store_survives_restart() {
     assert!(
         !stderr.contains(ACCOUNT_KEY),
         "the server logged the account key"
+    );
+}
+
+/// A server on an `az://` store with only `azure_storage_use_emulator` set
+/// finds Azurite through `AZURITE_BLOB_STORAGE_URL`, and after a restart
+/// without its WAL returns every row from the container.
+#[test]
+fn azure_emulator_mode_store() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let azure = AzureServer::start(&config_dir.path().join("azurite.log"));
+    azure.create_container("emulated");
+    let config = write_config(
+        config_dir.path(),
+        "apitrail.toml",
+        "az://emulated/trial/events/",
+        "[storage_options]\nazure_storage_use_emulator = \"true\"\n",
+    );
+    let options = ServerOptions {
+        extra_args: vec!["--config".into(), config.display().to_string()],
+        env: vec![(
+            "AZURITE_BLOB_STORAGE_URL".into(),
+            azure.service_url().to_string(),
+        )],
+        ..ServerOptions::quick_flush()
+    };
+    let mut server = TestServer::start(options);
+
+    let (status, report) = server.ingest(Some("envoy_json"), envoy_lines("emu", 0..30));
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 30, "{report}");
+    server.api().wait_for_flushed_rows(30);
+
+    server.stop();
+    std::fs::remove_dir_all(server.data_dir().join("wal")).unwrap();
+    server.restart();
+    assert_eq!(
+        server.count(""),
+        30,
+        "every row comes back from the container"
+    );
+    assert_endpoints_match_events(server.api());
+    let events = azure.list("emulated", "trial/events/");
+    assert!(
+        events
+            .iter()
+            .any(|k| k.starts_with("trial/events/day=") && k.ends_with(".parquet")),
+        "{events:?}"
     );
 }
