@@ -12,9 +12,9 @@
 //! `_delta_log/<N>.json` with `PutMode::Create`, a put-if-absent. object_store
 //! sends it to S3 as `PUT` with `If-None-Match: *`, to GCS with
 //! `x-goog-if-generation-match: 0` and to Azure with `If-None-Match: *`. Of two
-//! writers that race for one version, exactly one put succeeds; the other gets
-//! `AlreadyExists`, and deltalake checks the winner's commit for conflicts
-//! and retries at the next version. An S3-compatible server must therefore
+//! writers that race for one version, exactly one put succeeds. The other
+//! gets `AlreadyExists`, so deltalake checks the winner's commit for
+//! conflicts and retries at the next version. An S3-compatible server must therefore
 //! support conditional writes: one that ignores `If-None-Match` lets the
 //! second writer overwrite the first one's commit.
 //!
@@ -212,6 +212,11 @@ pub fn open_url(
 
 /// Builds the store of a cloud URL's bucket or container: environment
 /// variables first, then `options` over them.
+///
+/// The tests write to S3 through moto and to Azure through Azurite.
+/// NOTE: `gs://` stores are built and their options checked, but no test
+/// writes to GCS, because the GCS emulator tried lacks the XML API listing
+/// and conditional puts that object_store uses.
 fn build_cloud_store(
     cloud: Cloud,
     url: &Url,
@@ -454,6 +459,14 @@ mod tests {
         ]);
         let (_store, path) = open_url(&url, &opts).unwrap();
         assert_eq!(path.as_ref(), "prefix/events");
+    }
+
+    #[test]
+    fn azure_store_from_abfss_url() {
+        let url = Url::parse("abfss://data@account.dfs.core.windows.net/apitrail/events/").unwrap();
+        let opts = options(&[("azure_storage_account_key", "a2V5")]);
+        let (_store, path) = open_url(&url, &opts).unwrap();
+        assert_eq!(path.as_ref(), "apitrail/events");
     }
 
     #[test]

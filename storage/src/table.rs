@@ -419,8 +419,10 @@ fn build_table(
 /// created it first, the loaded table and `false`.
 ///
 /// Two nodes that start on an empty store both find no table. Version 0 is
-/// written with put-if-absent, so one creation fails, and that node loads
-/// the table the other one made.
+/// written with put-if-absent, so only one creation takes it. deltalake
+/// 1.1 then commits the other creation's protocol and metadata as version
+/// 1: same schema and partitioning, a new table id. If that commit fails
+/// instead, this node loads the table the other one made.
 async fn create_or_join(
     url: &Url,
     storage_options: HashMap<String, String>,

@@ -73,7 +73,7 @@ impl S3Server {
     }
 
     /// Puts `text` at `key` with `If-None-Match: *`; returns whether the
-    /// server created it (`false` when it answered 412 because the key exists).
+    /// server created it (`false` when it rejected the put with 412 because the key exists).
     pub fn put_if_absent(&self, bucket: &str, key: &str, text: &str) -> bool {
         match self.tool(&["put-if-absent", bucket, key, text]).trim() {
             "created" => true,
@@ -112,7 +112,7 @@ impl S3Server {
         .collect()
     }
 
-    /// The `[storage_options]` section of a server configuration for this server.
+    /// Returns the `[storage_options]` section of a server configuration for this server.
     pub fn storage_options_toml(&self) -> String {
         let mut options: Vec<_> = self.storage_options().into_iter().collect();
         options.sort();

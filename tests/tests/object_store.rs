@@ -1,7 +1,9 @@
 //! The store on an S3-compatible server (moto on 127.0.0.1): conditional
 //! writes of Delta commits, and a server that ingests, flushes, restarts and
-//! answers the same from the bucket alone.
+//! returns the same results from the bucket alone.
 
+use apitrail_storage::AppendTable;
+use apitrail_storage::table::TableSpec;
 use apitrail_tests::s3::S3Server;
 use apitrail_tests::store::{
     assert_endpoints_match_events, envoy_lines, race_two_commits, store_answers, write_config,
@@ -9,7 +11,7 @@ use apitrail_tests::store::{
 use apitrail_tests::{ServerOptions, TestServer};
 use url::Url;
 
-/// moto answers a second `PutObject` with `If-None-Match: *` on one key with 412.
+/// moto rejects a second `PutObject` with `If-None-Match: *` on one key with 412.
 #[test]
 fn moto_rejects_second_put_if_absent() {
     let scratch = tempfile::tempdir().unwrap();
@@ -50,6 +52,57 @@ fn commit_race_has_one_winner() {
     let log = s3.list("race", "store/events/_delta_log/");
     let commits: Vec<&String> = log.iter().filter(|k| k.ends_with(".json")).collect();
     assert_eq!(commits.len(), 3, "versions 0, 1 and 2: {log:?}");
+}
+
+/// Two processes that start on an empty prefix at once both create the
+/// table. One creation wins version 0. deltalake commits the other one's
+/// protocol and metadata again as version 1 when it loses the race, so the
+/// table may have one commit or two, and both processes then use it.
+#[test]
+fn concurrent_creation_joins_one_table() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&scratch.path().join("moto.log"));
+    s3.create_bucket("create");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = Url::parse("s3://create/store/views/").unwrap();
+    let options = s3.storage_options();
+
+    let (a, b) = runtime.block_on(async {
+        tokio::join!(
+            AppendTable::open_or_create(&url, options.clone(), TableSpec::views()),
+            AppendTable::open_or_create(&url, options.clone(), TableSpec::views()),
+        )
+    });
+    let (mut a, mut b) = (a.unwrap(), b.unwrap());
+    runtime.block_on(async {
+        a.refresh().await.unwrap();
+        b.refresh().await.unwrap();
+    });
+    assert_eq!(a.version(), b.version(), "both use one table version");
+    assert!(
+        a.version().is_some_and(|v| v <= 1),
+        "at most the two creations were committed: {:?}",
+        a.version()
+    );
+    let partitions = a
+        .delta()
+        .snapshot()
+        .unwrap()
+        .metadata()
+        .partition_columns()
+        .to_vec();
+    assert_eq!(partitions, vec!["grain".to_string()]);
+
+    let log = s3.list("create", "store/views/_delta_log/");
+    assert!(
+        log.contains(&"store/views/_delta_log/00000000000000000000.json".to_string()),
+        "{log:?}"
+    );
+    assert!(log.len() <= 2, "{log:?}");
 }
 
 /// A server on an `s3://` store ingests and flushes, and after a restart

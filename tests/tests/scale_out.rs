@@ -1,6 +1,6 @@
-//! Several apitrail servers on one store, each with its own data directory:
-//! two ingest at once while both flush and compact the views table, and
-//! every server, including one started afterwards, then returns each event
+//! Several apitrail servers on one store, each with its own data directory.
+//! Two ingest at once while both flush and compact the views table. Every
+//! server, including one started afterwards, must then return each event
 //! exactly once and the same `endpoints` rows.
 
 use std::thread;
@@ -32,30 +32,30 @@ fn ingest_tag(api: Api, tag: &'static str) {
 }
 
 /// Checks that `api` returns each event of both tags exactly once.
-fn assert_each_event_once(api: &Api, who: &str) {
+fn assert_each_event_once(api: &Api, node: &str) {
     let expected = (BATCHES * BATCH_ROWS) as i64;
     for tag in ["node-a", "node-b"] {
         assert_eq!(
             api.count(&format!("request_id LIKE '{tag}-%'")),
             expected,
-            "{who}: events of {tag}"
+            "{node}: events of {tag}"
         );
     }
     let rows = api.query("SELECT count(*) AS n, count(DISTINCT request_id) AS ids FROM events");
-    assert_eq!(rows[0]["n"], 2 * expected, "{who}: all events");
+    assert_eq!(rows[0]["n"], 2 * expected, "{node}: all events");
     assert_eq!(
         rows[0]["ids"],
         2 * expected,
-        "{who}: a request id appears twice"
+        "{node}: a request id appears twice"
     );
 }
 
 /// Waits until `api` returns every event of both tags, loaded from the store.
-fn wait_for_all_events(api: &Api, who: &str) {
+fn wait_for_all_events(api: &Api, node: &str) {
     let expected = 2 * (BATCHES * BATCH_ROWS) as i64;
     poll_until(
         Duration::from_secs(30),
-        &format!("{who} to return {expected} events"),
+        &format!("{node} to return {expected} events"),
         || (api.count("") >= expected).then_some(()),
     );
 }
@@ -78,11 +78,11 @@ fn run_two_nodes(store: &str, extra: &str) {
     for sender in senders {
         sender.join().expect("an ingest thread panicked");
     }
-    for (server, who) in [(&a, "a"), (&b, "b")] {
+    for (server, node) in [(&a, "a"), (&b, "b")] {
         server
             .api()
             .wait_for_flushed_rows((BATCHES * BATCH_ROWS) as u64);
-        wait_for_all_events(server.api(), who);
+        wait_for_all_events(server.api(), node);
     }
     a.api().wait_for_empty_buffer();
     b.api().wait_for_empty_buffer();
@@ -97,8 +97,8 @@ fn run_two_nodes(store: &str, extra: &str) {
             (from_a == store_answers(b.api())).then_some(from_a)
         },
     );
-    for (server, who) in [(&a, "a"), (&b, "b")] {
-        assert_each_event_once(server.api(), who);
+    for (server, node) in [(&a, "a"), (&b, "b")] {
+        assert_each_event_once(server.api(), node);
         assert_endpoints_match_events(server.api());
     }
     let compactions: f64 = [&a, &b]

@@ -64,12 +64,16 @@ impl Store {
     }
 
     /// Refreshes a copy of `table`; returns it with this node's committed LSN in it.
+    ///
+    /// The LSN is read only when the version moved, since reading an
+    /// application transaction can replay the table's log.
     async fn reload(&self, table: Option<AppendTable>) -> Result<Option<(AppendTable, u64)>> {
         let Some(mut table) = table else {
             return Ok(None);
         };
+        let before = table.version();
         table.refresh().await?;
-        let committed = if self.app_id.is_empty() {
+        let committed = if self.app_id.is_empty() || table.version() == before {
             0
         } else {
             committed_lsn(&table, &self.app_id).await?
