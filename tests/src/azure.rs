@@ -26,8 +26,8 @@ use crate::{clear_cloud_env, poll_until, python, run_command};
 
 /// Azurite's development account, the same in every installation.
 pub const ACCOUNT: &str = "devstoreaccount1";
-/// Key of [`ACCOUNT`], published in Azurite's documentation; it opens
-/// nothing outside a local emulator.
+/// Well-known key of [`ACCOUNT`], the same in Azurite and in object_store's
+/// emulator mode. It opens nothing outside a local emulator.
 pub const ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
