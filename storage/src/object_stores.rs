@@ -53,6 +53,7 @@ const REDACTED: &str = "<redacted>";
 const PUBLIC_OPTIONS: &[&str] = &[
     "endpoint",
     "endpoint_url",
+    "base_url",
     "region",
     "default_region",
     "allow_http",
@@ -95,6 +96,17 @@ impl Cloud {
             Cloud::S3 => key.parse::<AmazonS3ConfigKey>().is_ok(),
             Cloud::Gcs => key.parse::<GoogleConfigKey>().is_ok(),
             Cloud::Azure => key.parse::<AzureConfigKey>().is_ok(),
+        }
+    }
+
+    /// Configuration keys named as examples in error messages.
+    fn example_keys(self) -> &'static str {
+        match self {
+            Cloud::S3 => "aws_endpoint, aws_region or aws_allow_http",
+            Cloud::Gcs => "google_service_account, google_service_account_key or google_base_url",
+            Cloud::Azure => {
+                "azure_storage_account_name, azure_storage_endpoint or azure_storage_use_emulator"
+            }
         }
     }
 
@@ -162,13 +174,14 @@ pub fn check_options(url: &Url, options: &HashMap<String, String>) -> Result<()>
     unknown.sort_unstable();
     if !unknown.is_empty() {
         return Err(StorageError::Config(format!(
-            "unknown storage option {} for {} ({scheme}://); use object_store's configuration keys, such as aws_endpoint, aws_region or aws_allow_http",
+            "unknown storage option {} for {} ({scheme}://); use object_store's configuration keys, such as {}",
             unknown
                 .iter()
                 .map(|k| format!("{k:?}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            cloud.name()
+            cloud.name(),
+            cloud.example_keys()
         )));
     }
     Ok(())
@@ -200,9 +213,10 @@ pub fn open_url(
 /// Builds the store of a cloud URL's bucket or container: environment
 /// variables first, then `options` over them.
 ///
-/// NOTE: the tests write to S3 only (moto); `gs://` and `az://` stores are
-/// built and their options checked, but no test writes to GCS or Azure or
-/// to an emulator of them.
+/// The tests write to S3 through moto and to Azure through Azurite.
+/// NOTE: `gs://` stores are built and their options checked, but no test
+/// writes to GCS, because the GCS emulator tried lacks the XML API listing
+/// and conditional puts that object_store uses.
 fn build_cloud_store(
     cloud: Cloud,
     url: &Url,
@@ -354,6 +368,27 @@ mod tests {
 
         let az = Url::parse("abfss://data@account.dfs.core.windows.net/events/").unwrap();
         assert!(check_options(&az, &options(&[("azure_storage_account_key", "k")])).is_ok());
+
+        // Settings that point the stores at local emulators.
+        let azurite = options(&[
+            ("azure_storage_use_emulator", "true"),
+            (
+                "azure_storage_endpoint",
+                "http://127.0.0.1:10000/devstoreaccount1",
+            ),
+            ("azure_allow_http", "true"),
+        ]);
+        assert!(check_options(&az, &azurite).is_ok());
+        let message = check_options(&az, &options(&[("azure_use_emulator", "true")]))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("\"azure_use_emulator\""), "{message}");
+        assert!(message.contains("azure_storage_use_emulator"), "{message}");
+        let gcs_emulator = options(&[
+            ("google_base_url", "http://127.0.0.1:4443"),
+            ("google_allow_http", "true"),
+        ]);
+        assert!(check_options(&gs, &gcs_emulator).is_ok());
     }
 
     #[test]
@@ -375,8 +410,19 @@ mod tests {
             ("aws_session_token", "token"),
             ("azure_storage_sas_key", "sig=abc"),
             ("google_service_account_key", "{...}"),
+            ("google_base_url", "http://127.0.0.1:4443"),
+            (
+                "azure_storage_endpoint",
+                "http://127.0.0.1:10000/devstoreaccount1",
+            ),
+            ("azure_storage_account_key", "a2V5"),
         ]));
         assert_eq!(redacted["aws_endpoint"], "http://127.0.0.1:9000");
+        assert_eq!(redacted["google_base_url"], "http://127.0.0.1:4443");
+        assert_eq!(
+            redacted["azure_storage_endpoint"],
+            "http://127.0.0.1:10000/devstoreaccount1"
+        );
         assert_eq!(redacted["aws_region"], "eu-west-1");
         for key in [
             "aws_secret_access_key",
@@ -384,6 +430,7 @@ mod tests {
             "aws_session_token",
             "azure_storage_sas_key",
             "google_service_account_key",
+            "azure_storage_account_key",
         ] {
             assert_eq!(redacted[key], REDACTED, "{key}");
         }

@@ -3,13 +3,16 @@ and with the deltalake package, and prints what each engine computes as JSON.
 
 Usage: read_tables.py EVENTS_URI VIEWS_URI REQUEST_ID [REQUEST_ID ...]
 
-The URIs are local paths or s3:// URLs. For s3:// the environment gives
-the server and the credentials: S3_ENDPOINT (http://host:port),
-AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION.
+The URIs are local paths, s3:// or az:// URLs. For s3:// the environment
+gives the server and the credentials: S3_ENDPOINT (http://host:port),
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION. For az:// on
+Azurite it gives AZURE_BLOB_ENDPOINT, the account URL in path style
+(http://host:port/devstoreaccount1), and AZURE_STORAGE_ACCOUNT_KEY.
 
 The extensions are loaded from the files that the PyPI packages
-duckdb-extension-delta and duckdb-extension-httpfs ship, with unsigned
-extensions allowed and automatic installs off, so nothing is downloaded.
+duckdb-extension-delta, duckdb-extension-httpfs and duckdb-extension-azure
+ship, with unsigned extensions allowed and automatic installs off, so
+nothing is downloaded.
 
 Output: {"duckdb": RESULT, "deltalake": RESULT}, where RESULT has "days"
 (events, bytes and status classes per day), "endpoints" (the views table's
@@ -24,6 +27,7 @@ import sys
 from urllib.parse import urlparse
 
 import duckdb
+import duckdb_extension_azure
 import duckdb_extension_delta
 import duckdb_extension_httpfs
 from deltalake import DeltaTable
@@ -70,6 +74,7 @@ def connect() -> duckdb.DuckDBPyConnection:
         }
     )
     con.execute(f"LOAD '{extension(duckdb_extension_httpfs)}'")
+    con.execute(f"LOAD '{extension(duckdb_extension_azure)}'")
     con.execute(f"LOAD '{extension(duckdb_extension_delta)}'")
     endpoint = os.environ.get("S3_ENDPOINT")
     if endpoint:
@@ -84,6 +89,20 @@ def connect() -> duckdb.DuckDBPyConnection:
                 host,
             ],
         )
+    azure = os.environ.get("AZURE_BLOB_ENDPOINT")
+    if azure:
+        account = azure.rstrip("/").rsplit("/", 1)[-1]
+        connection_string = (
+            f"DefaultEndpointsProtocol=http;AccountName={account};"
+            f"AccountKey={os.environ['AZURE_STORAGE_ACCOUNT_KEY']};BlobEndpoint={azure};"
+        )
+        con.execute("CREATE SECRET store (TYPE azure, CONNECTION_STRING ?)", [connection_string])
+        # With this secret, the delta extension 1.5.5 sends its requests to
+        # 127.0.0.1:10000, Azurite's default port, and not to BlobEndpoint.
+        # The object_store crate inside it takes the emulator's address
+        # from this variable instead.
+        parsed = urlparse(azure)
+        os.environ["AZURITE_BLOB_STORAGE_URL"] = f"{parsed.scheme}://{parsed.netloc}"
     return con
 
 
@@ -109,6 +128,14 @@ def queries(con, events: str, views: str, ids: str) -> dict:
 
 
 def deltalake_options() -> dict:
+    azure = os.environ.get("AZURE_BLOB_ENDPOINT")
+    if azure:
+        return {
+            "azure_storage_account_name": azure.rstrip("/").rsplit("/", 1)[-1],
+            "azure_storage_account_key": os.environ["AZURE_STORAGE_ACCOUNT_KEY"],
+            "azure_storage_endpoint": azure,
+            "azure_allow_http": "true",
+        }
     endpoint = os.environ.get("S3_ENDPOINT")
     if not endpoint:
         return {}

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod azure;
 pub mod s3;
 pub mod store;
 
@@ -220,6 +221,9 @@ pub struct ServerOptions {
     pub tls: Option<TlsFiles>,
     /// Further command-line arguments after the ones above.
     pub extra_args: Vec<String>,
+    /// Environment variables of the server process, set after the harness
+    /// has cleared the `APITRAIL_*` and cloud variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerOptions {
@@ -753,8 +757,9 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 /// Prefixes of the environment variables with which object_store and the
-/// cloud SDKs find credentials and endpoints.
-const CLOUD_ENV_PREFIXES: &[&str] = &["AWS_", "GOOGLE_", "AZURE_"];
+/// cloud SDKs find credentials and endpoints. object_store reads Azurite's
+/// address from `AZURITE_BLOB_STORAGE_URL`.
+const CLOUD_ENV_PREFIXES: &[&str] = &["AWS_", "GOOGLE_", "AZURE_", "AZURITE_"];
 
 /// Clears the cloud variables of a developer's shell, so that a test never
 /// reaches a real cloud with them.
@@ -839,6 +844,7 @@ fn spawn_server(
     if let Some(failpoint) = &options.failpoint {
         command.env("APITRAIL_FAILPOINT", failpoint);
     }
+    command.envs(options.env.iter().map(|(name, value)| (name, value)));
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

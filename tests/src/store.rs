@@ -1,10 +1,17 @@
 //! Helpers of the tests that point servers at one shared store: tagged
-//! Envoy records, configuration files and the query results compared
-//! between processes and engines.
+//! Envoy records, configuration files, the query results compared between
+//! processes and engines, and a race of two commits to one table version.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use apitrail_ingest::{Event, EventBatchBuilder};
+use apitrail_storage::AppendTable;
+use apitrail_storage::table::TableSpec;
+use arrow::record_batch::RecordBatch;
+use deltalake::kernel::Transaction;
 use serde_json::Value;
+use url::Url;
 
 use crate::Api;
 
@@ -90,4 +97,106 @@ pub fn assert_endpoints_match_events(api: &Api) {
         from_view, from_events,
         "the endpoints view disagrees with the events"
     );
+}
+
+/// Result of [`race_two_commits`].
+#[derive(Debug)]
+pub struct CommitRace {
+    /// Table versions that the commits of writer a and writer b took.
+    pub versions: (u64, u64),
+    /// Rows in the table after both commits.
+    pub rows: usize,
+    /// Versions of the application transactions `writer-a` and `writer-b`
+    /// that a fresh reader finds in the table.
+    pub transactions: (Option<i64>, Option<i64>),
+}
+
+/// Creates an events table at `url`, then lets two writers that both
+/// loaded version 0 commit to it at the same time: writer a two rows,
+/// writer b one. Returns what a fresh reader sees afterwards.
+///
+/// With put-if-absent commits, one writer takes version 1 and the other is
+/// retried at version 2, so both writers' rows are in the table.
+pub fn race_two_commits(url: &Url, options: &HashMap<String, String>) -> CommitRace {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime");
+    runtime.block_on(async {
+        let mut a = AppendTable::open_or_create(url, options.clone(), TableSpec::events())
+            .await
+            .expect("creating the table");
+        let mut b = AppendTable::open_existing(url, options.clone(), TableSpec::events())
+            .await
+            .expect("opening the table")
+            .expect("the table exists after a created it");
+        assert_eq!(
+            a.version(),
+            b.version(),
+            "both writers start at one version"
+        );
+
+        let mut writer_a = a.writer().expect("a Parquet writer for a");
+        writer_a
+            .write(race_events(&["/a/1", "/a/2"]))
+            .await
+            .expect("writing a's rows");
+        let actions_a = writer_a.finish().await.expect("finishing a's files");
+        let mut writer_b = b.writer().expect("a Parquet writer for b");
+        writer_b
+            .write(race_events(&["/b/1"]))
+            .await
+            .expect("writing b's rows");
+        let actions_b = writer_b.finish().await.expect("finishing b's files");
+
+        let (va, vb) = tokio::join!(
+            a.commit(actions_a, Transaction::new("writer-a", 1)),
+            b.commit(actions_b, Transaction::new("writer-b", 1)),
+        );
+        let versions = (
+            va.expect("committing a's files"),
+            vb.expect("committing b's files"),
+        );
+
+        let reader = AppendTable::open_existing(url, options.clone(), TableSpec::events())
+            .await
+            .expect("opening the table again")
+            .expect("the table exists");
+        let rows = reader
+            .read_all()
+            .await
+            .expect("reading the table")
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        let transactions = (
+            reader
+                .transaction_version("writer-a")
+                .await
+                .expect("reading a's transaction"),
+            reader
+                .transaction_version("writer-b")
+                .await
+                .expect("reading b's transaction"),
+        );
+        CommitRace {
+            versions,
+            rows,
+            transactions,
+        }
+    })
+}
+
+/// Builds one event per path, a second apart, on 2024-03-04.
+fn race_events(paths: &[&str]) -> RecordBatch {
+    let mut builder = EventBatchBuilder::new();
+    for (i, path) in paths.iter().enumerate() {
+        let mut event = Event::new("clf", 1_709_510_400_000_000 + i as i64 * 1_000_000);
+        event.method = Some("GET".to_string());
+        event.path = Some(path.to_string());
+        event.status = Some(200);
+        builder.push(&event);
+    }
+    builder.finish()
 }

@@ -2,28 +2,14 @@
 //! writes of Delta commits, and a server that ingests, flushes, restarts and
 //! returns the same results from the bucket alone.
 
-use apitrail_ingest::{Event, EventBatchBuilder};
 use apitrail_storage::AppendTable;
 use apitrail_storage::table::TableSpec;
 use apitrail_tests::s3::S3Server;
 use apitrail_tests::store::{
-    assert_endpoints_match_events, envoy_lines, store_answers, write_config,
+    assert_endpoints_match_events, envoy_lines, race_two_commits, store_answers, write_config,
 };
 use apitrail_tests::{ServerOptions, TestServer};
-use deltalake::kernel::Transaction;
 use url::Url;
-
-fn events(paths: &[&str]) -> arrow::record_batch::RecordBatch {
-    let mut builder = EventBatchBuilder::new();
-    for (i, path) in paths.iter().enumerate() {
-        let mut event = Event::new("clf", 1_709_510_400_000_000 + i as i64 * 1_000_000);
-        event.method = Some("GET".to_string());
-        event.path = Some(path.to_string());
-        event.status = Some(200);
-        builder.push(&event);
-    }
-    builder.finish()
-}
 
 /// moto rejects a second `PutObject` with `If-None-Match: *` on one key with 412.
 #[test]
@@ -49,68 +35,19 @@ fn commit_race_has_one_winner() {
     let scratch = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(&scratch.path().join("moto.log"));
     s3.create_bucket("race");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let url = Url::parse("s3://race/store/events/").unwrap();
-    let options = s3.storage_options();
+    let race = race_two_commits(&url, &s3.storage_options());
 
-    let (versions, rows) = runtime.block_on(async {
-        let mut a = AppendTable::open_or_create(&url, options.clone(), TableSpec::events())
-            .await
-            .unwrap();
-        let mut b = AppendTable::open_existing(&url, options.clone(), TableSpec::events())
-            .await
-            .unwrap()
-            .expect("the table exists after a created it");
-        assert_eq!(
-            a.version(),
-            b.version(),
-            "both writers start at one version"
-        );
-
-        let mut writer_a = a.writer().unwrap();
-        writer_a.write(events(&["/a/1", "/a/2"])).await.unwrap();
-        let actions_a = writer_a.finish().await.unwrap();
-        let mut writer_b = b.writer().unwrap();
-        writer_b.write(events(&["/b/1"])).await.unwrap();
-        let actions_b = writer_b.finish().await.unwrap();
-
-        let (va, vb) = tokio::join!(
-            a.commit(actions_a, Transaction::new("writer-a", 1)),
-            b.commit(actions_b, Transaction::new("writer-b", 1)),
-        );
-        let versions = (va.unwrap(), vb.unwrap());
-
-        let reader = AppendTable::open_existing(&url, options, TableSpec::events())
-            .await
-            .unwrap()
-            .expect("the table exists");
-        let rows: usize = reader
-            .read_all()
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.num_rows())
-            .sum();
-        assert_eq!(
-            reader.transaction_version("writer-a").await.unwrap(),
-            Some(1)
-        );
-        assert_eq!(
-            reader.transaction_version("writer-b").await.unwrap(),
-            Some(1)
-        );
-        (versions, rows)
-    });
-
-    let (va, vb) = versions;
+    assert_eq!(
+        race.transactions,
+        (Some(1), Some(1)),
+        "both writers' transactions are in the table"
+    );
+    let (va, vb) = race.versions;
     assert_ne!(va, vb, "two commits took one version");
     assert_eq!(va.min(vb), 1, "one writer took version 1");
     assert_eq!(va.max(vb), 2, "the other was retried at version 2");
-    assert_eq!(rows, 3, "the table has both writers' rows");
+    assert_eq!(race.rows, 3, "the table has both writers' rows");
 
     let log = s3.list("race", "store/events/_delta_log/");
     let commits: Vec<&String> = log.iter().filter(|k| k.ends_with(".json")).collect();

@@ -1,12 +1,13 @@
 //! Other engines read apitrail's tables: DuckDB's delta extension and the
 //! deltalake Python package compute per-day counts and sums of `events`,
 //! the `endpoints` rows of `views` and single events, and each must equal
-//! what apitrail returns over HTTP. Runs on a local store and on an `s3://`
-//! store on moto.
+//! what apitrail returns over HTTP. Runs on a local store, on an `s3://`
+//! store on moto and on an `az://` store on Azurite.
 
 use std::path::Path;
 use std::process::Command;
 
+use apitrail_tests::azure::{ACCOUNT_KEY, AzureServer};
 use apitrail_tests::s3::{S3Server, with_s3_credentials};
 use apitrail_tests::store::{
     DAY_SUMMARY_SQL, ENDPOINTS_SQL, assert_endpoints_match_events, envoy_lines, write_config,
@@ -128,6 +129,37 @@ fn engines_read_s3_store() {
         command,
         "s3://lake/apitrail/events/",
         "s3://lake/apitrail/views/",
+        &expected,
+    );
+}
+
+#[test]
+fn engines_read_azure_store() {
+    let scratch = tempfile::tempdir().unwrap();
+    let azure = AzureServer::start(&scratch.path().join("azurite.log"));
+    azure.create_container("lake");
+    let config = write_config(
+        scratch.path(),
+        "apitrail.toml",
+        "az://lake/apitrail/events/",
+        &azure.storage_options_toml(),
+    );
+    let server = TestServer::start(ServerOptions {
+        extra_args: vec!["--config".into(), config.display().to_string()],
+        ..ServerOptions::quick_flush()
+    });
+    ingest_and_flush(&server);
+    let expected = apitrail_answers(server.api());
+
+    let mut command = Command::new(python());
+    clear_cloud_env(&mut command);
+    command
+        .env("AZURE_BLOB_ENDPOINT", azure.endpoint())
+        .env("AZURE_STORAGE_ACCOUNT_KEY", ACCOUNT_KEY);
+    assert_engines_agree(
+        command,
+        "az://lake/apitrail/events/",
+        "az://lake/apitrail/views/",
         &expected,
     );
 }

@@ -6,6 +6,7 @@
 use std::thread;
 use std::time::Duration;
 
+use apitrail_tests::azure::AzureServer;
 use apitrail_tests::s3::S3Server;
 use apitrail_tests::store::{
     assert_endpoints_match_events, envoy_lines, store_answers, write_config,
@@ -132,4 +133,15 @@ fn two_nodes_share_s3_store() {
     let s3 = S3Server::start(&scratch.path().join("moto.log"));
     s3.create_bucket("shared");
     run_two_nodes("s3://shared/apitrail/events/", &s3.storage_options_toml());
+}
+
+#[test]
+fn two_nodes_share_azure_store() {
+    let scratch = tempfile::tempdir().unwrap();
+    let azure = AzureServer::start(&scratch.path().join("azurite.log"));
+    azure.create_container("shared");
+    run_two_nodes(
+        "az://shared/apitrail/events/",
+        &azure.storage_options_toml(),
+    );
 }
