@@ -1,6 +1,7 @@
 //! Helpers of the tests that point servers at one shared store: tagged
 //! Envoy records, configuration files, the query results compared between
-//! processes and engines, and a race of two commits to one table version.
+//! processes and engines, a race of two commits to one table version, and
+//! the restart check that every cloud store passes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -199,4 +200,98 @@ fn race_events(paths: &[&str]) -> RecordBatch {
         builder.push(&event);
     }
     builder.finish()
+}
+
+/// A cloud bucket or container, as the restart check sees it.
+pub struct CloudStore<'a> {
+    /// URL of the events table, such as `s3://apitrail/prod/events/`.
+    pub store_url: &'a str,
+    /// The `[storage_options]` lines that reach the emulator.
+    pub options_toml: &'a str,
+    /// Lists the object keys under a prefix of the bucket or container.
+    pub list: &'a dyn Fn(&str) -> Vec<String>,
+    /// A credential that the server must never write to its log.
+    pub secret: &'a str,
+}
+
+/// Runs a server on `store`, ingests 120 rows over three days, and restarts
+/// it without its WAL: the counts, the day summaries and the view rows must
+/// come back from the store, whose keys must show the Delta log, a Parquet
+/// file per day and the views table. `tag` names the rows.
+pub fn check_store_survives_restart(store: &CloudStore<'_>, tag: &str) {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        config_dir.path(),
+        "apitrail.toml",
+        store.store_url,
+        store.options_toml,
+    );
+    let options = crate::ServerOptions {
+        extra_args: vec!["--config".into(), config.display().to_string()],
+        ..crate::ServerOptions::quick_flush()
+    };
+    let mut server = crate::TestServer::start(options);
+
+    for batch in 0..3 {
+        let (status, report) = server.ingest(
+            Some("envoy_json"),
+            envoy_lines(tag, batch * 40..batch * 40 + 40),
+        );
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["accepted"], 40, "{report}");
+    }
+    server.api().wait_for_flushed_rows(120);
+    assert_eq!(server.count(""), 120);
+    let before = store_answers(server.api());
+    assert_eq!(before.0.len(), 3, "three days: {:?}", before.0);
+    assert_endpoints_match_events(server.api());
+
+    server.stop();
+    std::fs::remove_dir_all(server.data_dir().join("wal")).unwrap();
+    server.restart();
+    assert_eq!(server.count(""), 120, "every row comes back from the store");
+    assert_eq!(store_answers(server.api()), before);
+    assert_endpoints_match_events(server.api());
+
+    let url = Url::parse(store.store_url).unwrap();
+    let events_prefix = url.path().trim_start_matches('/').to_string();
+    let views_prefix = events_prefix.replace("/events/", "/views/");
+    let events = (store.list)(&events_prefix);
+    assert!(
+        events
+            .iter()
+            .any(|k| k.starts_with(&format!("{events_prefix}_delta_log/")) && k.ends_with(".json")),
+        "{events:?}"
+    );
+    for day in DAYS {
+        assert!(
+            events
+                .iter()
+                .any(|k| k.starts_with(&format!("{events_prefix}day={day}/"))
+                    && k.ends_with(".parquet")),
+            "no Parquet file of {day}: {events:?}"
+        );
+    }
+    let views = (store.list)(&views_prefix);
+    assert!(
+        views
+            .iter()
+            .any(|k| k.starts_with(&format!("{views_prefix}_delta_log/"))),
+        "{views:?}"
+    );
+    assert!(
+        views
+            .iter()
+            .any(|k| k.starts_with(&format!("{views_prefix}grain=all/"))),
+        "{views:?}"
+    );
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("opening the store"),
+        "the store is logged at start-up"
+    );
+    assert!(
+        !stderr.contains(store.secret),
+        "the server logged a credential"
+    );
 }

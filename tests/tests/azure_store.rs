@@ -7,7 +7,8 @@
 use apitrail_storage::object_stores::open_url;
 use apitrail_tests::azure::{ACCOUNT_KEY, AzureServer};
 use apitrail_tests::store::{
-    assert_endpoints_match_events, envoy_lines, race_two_commits, store_answers, write_config,
+    CloudStore, assert_endpoints_match_events, check_store_survives_restart, envoy_lines,
+    race_two_commits, write_config,
 };
 use apitrail_tests::{ServerOptions, TestServer};
 use object_store::path::Path;
@@ -88,82 +89,17 @@ fn azure_commit_race_has_one_winner() {
 /// returns the same counts and view rows, read back from the container.
 #[test]
 fn azure_store_survives_restart() {
-    let config_dir = tempfile::tempdir().unwrap();
-    let azure = AzureServer::start(&config_dir.path().join("azurite.log"));
+    let log_dir = tempfile::tempdir().unwrap();
+    let azure = AzureServer::start(&log_dir.path().join("azurite.log"));
     azure.create_container("apitrail");
-    let config = write_config(
-        config_dir.path(),
-        "apitrail.toml",
-        "az://apitrail/prod/events/",
-        &azure.storage_options_toml(),
-    );
-    let options = ServerOptions {
-        extra_args: vec!["--config".into(), config.display().to_string()],
-        ..ServerOptions::quick_flush()
-    };
-    let mut server = TestServer::start(options);
-
-    for batch in 0..3 {
-        let (status, report) = server.ingest(
-            Some("envoy_json"),
-            envoy_lines("az", batch * 40..batch * 40 + 40),
-        );
-        assert_eq!(status, 200, "{report}");
-        assert_eq!(report["accepted"], 40, "{report}");
-    }
-    server.api().wait_for_flushed_rows(120);
-    assert_eq!(server.count(""), 120);
-    let before = store_answers(server.api());
-    assert_eq!(before.0.len(), 3, "three days: {:?}", before.0);
-    assert_endpoints_match_events(server.api());
-
-    server.stop();
-    let wal = server.data_dir().join("wal");
-    std::fs::remove_dir_all(&wal).unwrap();
-    server.restart();
-    assert_eq!(
-        server.count(""),
-        120,
-        "every row comes back from the container"
-    );
-    assert_eq!(store_answers(server.api()), before);
-    assert_endpoints_match_events(server.api());
-
-    let events = azure.list("apitrail", "prod/events/");
-    assert!(
-        events
-            .iter()
-            .any(|k| k.starts_with("prod/events/_delta_log/") && k.ends_with(".json")),
-        "{events:?}"
-    );
-    for day in apitrail_tests::store::DAYS {
-        assert!(
-            events
-                .iter()
-                .any(|k| k.starts_with(&format!("prod/events/day={day}/"))
-                    && k.ends_with(".parquet")),
-            "no Parquet file of {day}: {events:?}"
-        );
-    }
-    let views = azure.list("apitrail", "prod/views/");
-    assert!(
-        views
-            .iter()
-            .any(|k| k.starts_with("prod/views/_delta_log/")),
-        "{views:?}"
-    );
-    assert!(
-        views.iter().any(|k| k.starts_with("prod/views/grain=all/")),
-        "{views:?}"
-    );
-    let stderr = server.stderr();
-    assert!(
-        stderr.contains("opening the store"),
-        "the store is logged at start-up"
-    );
-    assert!(
-        !stderr.contains(ACCOUNT_KEY),
-        "the server logged the account key"
+    check_store_survives_restart(
+        &CloudStore {
+            store_url: "az://apitrail/prod/events/",
+            options_toml: &azure.storage_options_toml(),
+            list: &|prefix| azure.list("apitrail", prefix),
+            secret: ACCOUNT_KEY,
+        },
+        "az",
     );
 }
 

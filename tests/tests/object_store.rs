@@ -5,10 +5,7 @@
 use apitrail_storage::AppendTable;
 use apitrail_storage::table::TableSpec;
 use apitrail_tests::s3::S3Server;
-use apitrail_tests::store::{
-    assert_endpoints_match_events, envoy_lines, race_two_commits, store_answers, write_config,
-};
-use apitrail_tests::{ServerOptions, TestServer};
+use apitrail_tests::store::{CloudStore, check_store_survives_restart, race_two_commits};
 use url::Url;
 
 /// moto rejects a second `PutObject` with `If-None-Match: *` on one key with 412.
@@ -109,81 +106,16 @@ fn concurrent_creation_joins_one_table() {
 /// returns the same counts and view rows, read back from the bucket.
 #[test]
 fn s3_store_survives_restart() {
-    let config_dir = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&config_dir.path().join("moto.log"));
+    let log_dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&log_dir.path().join("moto.log"));
     s3.create_bucket("apitrail");
-    let config = write_config(
-        config_dir.path(),
-        "apitrail.toml",
-        "s3://apitrail/prod/events/",
-        &s3.storage_options_toml(),
-    );
-    let options = ServerOptions {
-        extra_args: vec!["--config".into(), config.display().to_string()],
-        ..ServerOptions::quick_flush()
-    };
-    let mut server = TestServer::start(options);
-
-    for batch in 0..3 {
-        let (status, report) = server.ingest(
-            Some("envoy_json"),
-            envoy_lines("s3", batch * 40..batch * 40 + 40),
-        );
-        assert_eq!(status, 200, "{report}");
-        assert_eq!(report["accepted"], 40, "{report}");
-    }
-    server.api().wait_for_flushed_rows(120);
-    assert_eq!(server.count(""), 120);
-    let before = store_answers(server.api());
-    assert_eq!(before.0.len(), 3, "three days: {:?}", before.0);
-    assert_endpoints_match_events(server.api());
-
-    server.stop();
-    let wal = server.data_dir().join("wal");
-    std::fs::remove_dir_all(&wal).unwrap();
-    server.restart();
-    assert_eq!(
-        server.count(""),
-        120,
-        "every row comes back from the bucket"
-    );
-    assert_eq!(store_answers(server.api()), before);
-    assert_endpoints_match_events(server.api());
-
-    let events = s3.list("apitrail", "prod/events/");
-    assert!(
-        events
-            .iter()
-            .any(|k| k.starts_with("prod/events/_delta_log/") && k.ends_with(".json")),
-        "{events:?}"
-    );
-    for day in apitrail_tests::store::DAYS {
-        assert!(
-            events
-                .iter()
-                .any(|k| k.starts_with(&format!("prod/events/day={day}/"))
-                    && k.ends_with(".parquet")),
-            "no Parquet file of {day}: {events:?}"
-        );
-    }
-    let views = s3.list("apitrail", "prod/views/");
-    assert!(
-        views
-            .iter()
-            .any(|k| k.starts_with("prod/views/_delta_log/")),
-        "{views:?}"
-    );
-    assert!(
-        views.iter().any(|k| k.starts_with("prod/views/grain=all/")),
-        "{views:?}"
-    );
-    let stderr = server.stderr();
-    assert!(
-        stderr.contains("opening the store"),
-        "the store is logged at start-up"
-    );
-    assert!(
-        !stderr.contains(apitrail_tests::s3::SECRET_KEY),
-        "the server logged the secret access key"
+    check_store_survives_restart(
+        &CloudStore {
+            store_url: "s3://apitrail/prod/events/",
+            options_toml: &s3.storage_options_toml(),
+            list: &|prefix| s3.list("apitrail", prefix),
+            secret: apitrail_tests::s3::SECRET_KEY,
+        },
+        "s3",
     );
 }
