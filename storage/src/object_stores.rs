@@ -210,6 +210,20 @@ pub fn open_url(
     }
 }
 
+/// Sets on `$builder` every option whose key parses as `$key`, and builds
+/// the store. The three builders share no trait, hence a macro.
+macro_rules! configured {
+    ($builder:expr, $key:ty, $keys:expr) => {{
+        let mut builder = $builder;
+        for (key, value) in $keys {
+            if let Ok(key) = key.parse::<$key>() {
+                builder = builder.with_config(key, value);
+            }
+        }
+        Arc::new(builder.build()?) as Arc<dyn ObjectStore>
+    }};
+}
+
 /// Builds the store of a cloud URL's bucket or container: environment
 /// variables first, then `options` over them.
 ///
@@ -227,34 +241,25 @@ fn build_cloud_store(
     let keys = options
         .iter()
         .map(|(key, value)| (key.to_ascii_lowercase(), value));
-    let store: Arc<dyn ObjectStore> = match cloud {
+    let url = url.as_str();
+    let store = match cloud {
         Cloud::S3 => {
-            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-            for (key, value) in keys {
-                if let Ok(key) = key.parse::<AmazonS3ConfigKey>() {
-                    builder = builder.with_config(key, value);
-                }
-            }
-            Arc::new(builder.build()?)
+            configured!(
+                AmazonS3Builder::from_env().with_url(url),
+                AmazonS3ConfigKey,
+                keys
+            )
         }
-        Cloud::Gcs => {
-            let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-            for (key, value) in keys {
-                if let Ok(key) = key.parse::<GoogleConfigKey>() {
-                    builder = builder.with_config(key, value);
-                }
-            }
-            Arc::new(builder.build()?)
-        }
-        Cloud::Azure => {
-            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-            for (key, value) in keys {
-                if let Ok(key) = key.parse::<AzureConfigKey>() {
-                    builder = builder.with_config(key, value);
-                }
-            }
-            Arc::new(builder.build()?)
-        }
+        Cloud::Gcs => configured!(
+            GoogleCloudStorageBuilder::from_env().with_url(url),
+            GoogleConfigKey,
+            keys
+        ),
+        Cloud::Azure => configured!(
+            MicrosoftAzureBuilder::from_env().with_url(url),
+            AzureConfigKey,
+            keys
+        ),
     };
     Ok(store)
 }
