@@ -695,3 +695,40 @@ async fn commits_back_off_on_failure() {
     let engine = engine_for(Arc::clone(&store)).await;
     assert_eq!(counts(&engine).await, (9, 9));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_store_stages_after_timeout() {
+    let setup = setup("hung");
+    let config = StoreConfig {
+        commit_timeout: Duration::from_millis(500),
+        ..setup.config.clone()
+    };
+    let store = Store::open(config).await.unwrap();
+    // A store that answers after a minute, like one whose client retries.
+    setup
+        .faults
+        .set(Op::Put, Fault::Slow(Duration::from_secs(60)));
+
+    store.append(batch("a", 0, 4)).await.unwrap();
+    let started = std::time::Instant::now();
+    let outcome = store.flush().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(outcome.staged_rows, 4, "the flush is staged: {outcome:?}");
+    assert!(
+        outcome
+            .commit_error
+            .as_deref()
+            .is_some_and(|e| e.contains("commit timeout")),
+        "the reason is the timeout: {outcome:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(20),
+        "staging waited {waited:?}, not the store's minute"
+    );
+
+    setup.faults.set(Op::Put, Fault::Healthy);
+    flush_until_committed(&store).await;
+    let engine = engine_for(Arc::clone(&store)).await;
+    assert_eq!(counts(&engine).await, (4, 4));
+    assert_eq!(view_calls(&engine).await, 4);
+}

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     /// Disk budget, in bytes, of the local staging files that hold flushes
     /// while the object store cannot take them; beyond it ingest answers 503.
     pub staging_max_bytes: u64,
+    /// Seconds one commit to the object store may take before its flush is staged.
+    pub commit_timeout_secs: f64,
     /// Memory all running queries may use together, in bytes.
     pub query_memory_bytes: usize,
     /// Time limit of one query, in seconds.
@@ -254,6 +256,7 @@ impl Default for ServerConfig {
             flush_max_bytes: 256 * 1024 * 1024,
             flush_max_age_secs: 30.0,
             staging_max_bytes: 10 * 1024 * 1024 * 1024,
+            commit_timeout_secs: 60.0,
             query_memory_bytes: 2 * 1024 * 1024 * 1024,
             query_timeout_secs: 300,
             query_max_memory_bytes: 1024 * 1024 * 1024,
@@ -332,6 +335,10 @@ impl ServerConfig {
         config.flush_max_rows = self.flush_max_rows;
         config.flush_max_bytes = self.flush_max_bytes;
         config.staging_max_bytes = self.staging_max_bytes;
+        if !self.commit_timeout_secs.is_finite() || self.commit_timeout_secs <= 0.0 {
+            bail!("commit_timeout_secs must be a positive number of seconds");
+        }
+        config.commit_timeout = Duration::from_secs_f64(self.commit_timeout_secs);
         config.flush_max_age = Duration::from_secs_f64(self.flush_max_age_secs);
         config.lifecycle = self.lifecycle.to_config()?;
         Ok(config)

@@ -53,6 +53,10 @@ pub enum StorageError {
     )]
     Locked { path: PathBuf, lock: PathBuf },
 
+    /// A commit or read-back of a table took longer than the commit timeout.
+    #[error("the {table} table did not answer within the commit timeout of {secs} s")]
+    CommitTimeout { table: &'static str, secs: f64 },
+
     /// A flush could not be written to the local staging directory.
     #[error("staged file {path}: {reason}")]
     Staging { path: PathBuf, reason: String },

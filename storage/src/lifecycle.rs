@@ -230,6 +230,37 @@ impl Store {
         // can take long. Its two commits (start and end) carry no file
         // actions, so a flush committing at the same time does not conflict.
         table.refresh().await?;
+        let name = table.spec().name;
+        let vacuum_error = |e| StorageError::Table {
+            location: table.location().to_string(),
+            action: "vacuuming",
+            source: Box::new(e),
+        };
+        // A removed file stays in the log as a tombstone until Delta expires
+        // it, so vacuum plans it again on every run once it is deleted. A
+        // dry run first: when every candidate is a file this process has
+        // deleted already, nothing is left to do, and the run commits nothing.
+        let (_, planned) = table
+            .delta()
+            .clone()
+            .vacuum()
+            .with_retention_period(grace)
+            .with_enforce_retention_duration(false)
+            .with_mode(mode.clone())
+            .with_clock(Arc::clone(&clock) as _)
+            .with_dry_run(true)
+            .await
+            .map_err(vacuum_error)?;
+        {
+            let mut vacuumed = self.vacuumed.lock().expect("vacuumed paths lock poisoned");
+            let done = vacuumed.entry(name).or_default();
+            // Paths no longer planned have left the log, so the set stays
+            // as small as the table's tombstones.
+            done.retain(|path| planned.files_deleted.contains(path));
+            if planned.files_deleted.iter().all(|path| done.contains(path)) {
+                return Ok(0);
+            }
+        }
         let (_, metrics) = table
             .delta()
             .clone()
@@ -239,16 +270,19 @@ impl Store {
             .with_mode(mode.clone())
             .with_clock(clock)
             .await
-            .map_err(|e| StorageError::Table {
-                location: table.location().to_string(),
-                action: "vacuuming",
-                source: Box::new(e),
-            })?;
-        let deleted = metrics.files_deleted.len();
+            .map_err(vacuum_error)?;
+        let deleted = {
+            let mut vacuumed = self.vacuumed.lock().expect("vacuumed paths lock poisoned");
+            let done = vacuumed.entry(name).or_default();
+            metrics
+                .files_deleted
+                .iter()
+                .filter(|path| done.insert((*path).clone()))
+                .count()
+        };
         if deleted == 0 {
             return Ok(0);
         }
-        let name = table.spec().name;
         let _guard = self.lock_commits().await;
         table.refresh().await?;
         if events {

@@ -292,7 +292,7 @@ impl StagingArea {
 
     fn publish_metrics(&self) {
         metrics::gauge!("apitrail_staged_files").set((self.events.len() + self.views.len()) as f64);
-        metrics::gauge!("apitrail_staged_bytes").set(self.bytes() as f64);
+        metrics::gauge!("apitrail_staged_bytes").set(self.uncommitted_bytes() as f64);
     }
 }
 

@@ -88,6 +88,11 @@ pub struct StoreConfig {
     /// Disk budget of the local staging files that hold flushes while the
     /// object store cannot take them; beyond it new events are rejected.
     pub staging_max_bytes: u64,
+    /// Longest wait for one commit to the object store. A commit that takes
+    /// longer counts as failed and its flush is staged, so a store that
+    /// hangs delays staging by this much, not by the object store client's
+    /// own retries, which can last minutes.
+    pub commit_timeout: Duration,
     /// Compaction, retention and vacuum of the tables.
     pub lifecycle: LifecycleConfig,
     /// Time source of the life cycle: retention cutoffs and the grace period.
@@ -115,6 +120,7 @@ impl StoreConfig {
             wal_segment_max_bytes: 64 * 1024 * 1024,
             views_compact_files: 64,
             staging_max_bytes: 10 * 1024 * 1024 * 1024,
+            commit_timeout: Duration::from_secs(60),
             lifecycle: LifecycleConfig::default(),
             clock: Arc::new(SystemClock),
         })
@@ -178,6 +184,9 @@ impl State {
     }
 }
 
+/// Paths that vacuum deleted, by table name.
+pub(crate) type VacuumedPaths = HashMap<&'static str, std::collections::HashSet<String>>;
+
 /// When the next commit may be tried after failed ones.
 ///
 /// While the object store is failing, flushes go straight to staging until
@@ -225,6 +234,9 @@ pub struct Store {
     sightings: Arc<std::sync::Mutex<SightingIndex>>,
     /// Imports that have written files they have not committed yet.
     imports_in_progress: Arc<AtomicUsize>,
+    /// Paths that vacuum deleted, by table, so a run whose only candidates
+    /// are files already gone commits nothing (see [`crate::lifecycle`]).
+    pub(crate) vacuumed: std::sync::Mutex<VacuumedPaths>,
     _lock: Option<DirLock>,
 }
 
@@ -314,6 +326,7 @@ impl Store {
             commit_retry: std::sync::Mutex::new(CommitRetry::default()),
             sightings: Arc::new(std::sync::Mutex::new(sightings)),
             imports_in_progress: Arc::default(),
+            vacuumed: std::sync::Mutex::default(),
             _lock: Some(lock),
         }))
     }
@@ -379,6 +392,7 @@ impl Store {
             commit_retry: std::sync::Mutex::new(CommitRetry::default()),
             sightings: Arc::new(std::sync::Mutex::new(sightings)),
             imports_in_progress: Arc::default(),
+            vacuumed: std::sync::Mutex::default(),
             _lock: None,
         }))
     }
@@ -518,6 +532,9 @@ impl Store {
                 Ok(version) => views_version = version,
                 Err(e) => commit_error = Some(e),
             }
+            if let Some(e) = &commit_error {
+                tracing::warn!(error = %e, "committing to the tables failed; the flush is staged and the commit retried after a back-off");
+            }
             let mut retry = self
                 .commit_retry
                 .lock()
@@ -566,7 +583,12 @@ impl Store {
             views_version = ?views_version,
             wal_segments_removed = removed,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "flushed buffer to table"
+            "{}",
+            if outcome.staged_rows > 0 {
+                "flushed the buffer to local staging"
+            } else {
+                "flushed buffer to table"
+            }
         );
         Ok(outcome)
     }
@@ -588,6 +610,25 @@ impl Store {
         self.flush_views().await
     }
 
+    /// Runs `operation` on a table of the object store, or fails with
+    /// [`StorageError::CommitTimeout`] after [`StoreConfig::commit_timeout`].
+    ///
+    /// A commit cut off by the timeout may still land; the next attempt
+    /// reads the table back first and finds it by its transaction.
+    async fn within_commit_timeout<T>(
+        &self,
+        table: &'static str,
+        operation: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
+        let limit = self.config.commit_timeout;
+        tokio::time::timeout(limit, operation)
+            .await
+            .map_err(|_| StorageError::CommitTimeout {
+                table,
+                secs: limit.as_secs_f64(),
+            })
+    }
+
     /// Commits the staged events files in LSN order.
     ///
     /// Before each, the table is read back: a commit whose request failed
@@ -607,7 +648,8 @@ impl Store {
                     .expect("a writable store always has a table");
                 (file, table)
             };
-            table.refresh().await?;
+            self.within_commit_timeout("events", table.refresh())
+                .await??;
             let landed = committed_lsn(&table, &self.app_id).await?;
             if landed >= file.through_lsn {
                 tracing::info!(path = %file.path.display(), committed_lsn = landed, "a staged file was committed by an earlier attempt");
@@ -638,7 +680,8 @@ impl Store {
                 })??;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let txn = Transaction::new(&self.app_id, file.through_lsn as i64);
-            let version = match table.append(batches, txn).await {
+            let committing = self.within_commit_timeout("events", table.append(batches, txn));
+            let version = match committing.await.and_then(|result| result) {
                 Ok(version) => version,
                 Err(e) => {
                     metrics::counter!("apitrail_flush_errors_total").increment(1);
@@ -798,12 +841,14 @@ impl Store {
         failpoint::hit("flush_before_write");
 
         let txn = Transaction::new(&self.app_id, through_lsn as i64);
-        let version = match table.append(batches, txn).await {
+        let committing = self.within_commit_timeout("events", table.append(batches, txn));
+        let version = match committing.await.and_then(|result| result) {
             Ok(version) => version,
             Err(e) => {
                 metrics::counter!("apitrail_flush_errors_total").increment(1);
                 tracing::warn!(error = %e, rows, through_lsn, "flush failed; the events stay in the WAL and buffer and the flush is retried");
-                self.reconcile(table, Committed::Events).await;
+                let reconciling = self.reconcile(table, Committed::Events);
+                let _ = self.within_commit_timeout("events", reconciling).await;
                 return Err(e);
             }
         };
@@ -838,12 +883,15 @@ impl Store {
         failpoint::hit("flush_before_views");
 
         let txn = Transaction::new(&self.app_id, through_lsn as i64);
-        let version = match views.append(vec![partials.to_record_batch()], txn).await {
+        let committing = self
+            .within_commit_timeout("views", views.append(vec![partials.to_record_batch()], txn));
+        let version = match committing.await.and_then(|result| result) {
             Ok(version) => version,
             Err(e) => {
                 metrics::counter!("apitrail_flush_errors_total").increment(1);
                 tracing::warn!(error = %e, through_lsn, "committing view partials failed; they stay in memory and the WAL and the commit is retried");
-                self.reconcile(views, Committed::Views).await;
+                let reconciling = self.reconcile(views, Committed::Views);
+                let _ = self.within_commit_timeout("views", reconciling).await;
                 return Err(e);
             }
         };
