@@ -18,8 +18,8 @@ partners), waits until every event is queryable, and records:
 - the median time of two queries, over one day and over thirty days.
 
 Then it restarts the server with compaction every few seconds and a grace
-period of one second, waits until compaction and vacuum have run on every
-closed day, and records the same figures again, with the compaction
+period of one second, and waits until compaction and vacuum have run on
+every closed day. It records the same figures again, with the compaction
 throughput (input bytes per second of maintenance time). The queries are
 timed on a third start, with maintenance idle as in the first.
 
