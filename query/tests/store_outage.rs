@@ -704,7 +704,7 @@ async fn hung_store_stages_after_timeout() {
         ..setup.config.clone()
     };
     let store = Store::open(config).await.unwrap();
-    // A store that answers after a minute, like one whose client retries.
+    // A store that responds after a minute, like one whose client retries.
     setup
         .faults
         .set(Op::Put, Fault::Slow(Duration::from_secs(60)));

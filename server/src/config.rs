@@ -47,7 +47,7 @@ pub struct ServerConfig {
     /// Flush the write buffer when its oldest event has waited this many seconds.
     pub flush_max_age_secs: f64,
     /// Disk budget, in bytes, of the local staging files that hold flushes
-    /// while the object store cannot take them; beyond it ingest answers 503.
+    /// while the object store cannot take them. Beyond it, ingest returns 503.
     pub staging_max_bytes: u64,
     /// Seconds one commit to the object store may take before its flush is staged.
     pub commit_timeout_secs: f64,

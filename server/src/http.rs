@@ -397,11 +397,11 @@ async fn ingest(
                 BATCH_REPLAYED_HEADER,
                 axum::http::HeaderValue::from_static("true"),
             );
-            // A replay is answered from the batch log without parsing the
-            // body, but the body is still read to its end: a server that
-            // answers and closes while the client is still sending makes the
-            // client's TCP stack reset the connection, and the client can
-            // lose the answer. Only when the body cannot be read does the
+            // A replay is served from the batch log without parsing the body,
+            // but the body is still read to its end. A server that responds
+            // and closes while the client is still sending makes the client's
+            // TCP stack reset the connection, so the client can lose the
+            // response. Only when the body cannot be read does the
             // connection close after the answer.
             let drained = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
             if let Err(error) = drained {

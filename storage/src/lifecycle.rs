@@ -240,17 +240,18 @@ impl Store {
         // it, so vacuum plans it again on every run once it is deleted. A
         // dry run first: when every candidate is a file this process has
         // deleted already, nothing is left to do, and the run commits nothing.
-        let (_, planned) = table
-            .delta()
-            .clone()
-            .vacuum()
-            .with_retention_period(grace)
-            .with_enforce_retention_duration(false)
-            .with_mode(mode.clone())
-            .with_clock(Arc::clone(&clock) as _)
-            .with_dry_run(true)
-            .await
-            .map_err(vacuum_error)?;
+        let vacuum = |dry_run: bool| {
+            table
+                .delta()
+                .clone()
+                .vacuum()
+                .with_retention_period(grace)
+                .with_enforce_retention_duration(false)
+                .with_mode(mode.clone())
+                .with_clock(Arc::clone(&clock) as _)
+                .with_dry_run(dry_run)
+        };
+        let (_, planned) = vacuum(true).await.map_err(vacuum_error)?;
         {
             let mut vacuumed = self.vacuumed.lock().expect("vacuumed paths lock poisoned");
             let done = vacuumed.entry(name).or_default();
@@ -261,16 +262,7 @@ impl Store {
                 return Ok(0);
             }
         }
-        let (_, metrics) = table
-            .delta()
-            .clone()
-            .vacuum()
-            .with_retention_period(grace)
-            .with_enforce_retention_duration(false)
-            .with_mode(mode.clone())
-            .with_clock(clock)
-            .await
-            .map_err(vacuum_error)?;
+        let (_, metrics) = vacuum(false).await.map_err(vacuum_error)?;
         let deleted = {
             let mut vacuumed = self.vacuumed.lock().expect("vacuumed paths lock poisoned");
             let done = vacuumed.entry(name).or_default();

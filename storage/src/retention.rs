@@ -67,7 +67,7 @@ pub struct RetentionOutcome {
 }
 
 impl Store {
-    /// The first day of events that retention keeps now; `None` keeps every day.
+    /// Returns the first day of events that retention keeps now; `None` keeps every day.
     pub fn events_first_kept_day(&self) -> Option<NaiveDate> {
         let config = self.config();
         let now = config.clock.now();
@@ -77,7 +77,7 @@ impl Store {
             .map(|days| first_kept_day(now, days))
     }
 
-    /// The first day of view hour buckets that retention keeps now; `None` keeps every bucket.
+    /// Returns the first day of view hour buckets that retention keeps now; `None` keeps every bucket.
     pub fn views_first_kept_day(&self) -> Option<NaiveDate> {
         let config = self.config();
         let now = config.clock.now();

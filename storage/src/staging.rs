@@ -6,9 +6,9 @@
 //! events to a Parquet file here instead. The view partials of the same WAL
 //! records go to a second file. Both are fsynced before the WAL records
 //! they cover are deleted, so a staged file is as durable as the WAL was.
-//! Memory then holds only what arrived since the last flush, however long
-//! the store stays away, plus the merged view partials of the staged
-//! records, which queries of the views read from memory as before; they
+//! Memory then contains only what arrived since the last flush, however
+//! long the store stays away, plus the merged view partials of the staged
+//! records, which queries of the views read from memory as before. Those
 //! are aggregates per consumer, endpoint and hour, far smaller than the
 //! events.
 //!

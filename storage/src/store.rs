@@ -21,9 +21,9 @@
 //!    the two committed LSNs.
 //!
 //! When step 2 fails (the object store is down or rejects writes), the run
-//! goes to a local staging file instead, with its view partials, and later
-//! flushes commit the staged files in LSN order before anything newer; see
-//! [`crate::staging`]. Staged files count as durable for step 5.
+//! goes to a local staging file instead, with its view partials. Later
+//! flushes commit the staged files in LSN order before anything newer (see
+//! [`crate::staging`]). Staged files count as durable for step 5.
 //!
 //! A crash before step 2 commits loses nothing (the WAL still has the
 //! records); after it, recovery reads `n` back from each table and replays
@@ -88,7 +88,7 @@ pub struct StoreConfig {
     /// Disk budget of the local staging files that hold flushes while the
     /// object store cannot take them; beyond it new events are rejected.
     pub staging_max_bytes: u64,
-    /// Longest wait for one commit to the object store. A commit that takes
+    /// Maximum wait for one commit to the object store. A commit that takes
     /// longer counts as failed and its flush is staged, so a store that
     /// hangs delays staging by this much, not by the object store client's
     /// own retries, which can last minutes.
@@ -154,7 +154,7 @@ pub struct FlushOutcome {
     pub table_version: Option<u64>,
     /// Rows written to local staging because the table could not take them.
     pub staged_rows: usize,
-    /// Why the table could not take them, when it could not.
+    /// The reason the table could not take them, when it could not.
     pub commit_error: Option<String>,
 }
 
@@ -187,11 +187,11 @@ impl State {
 /// Paths that vacuum deleted, by table name.
 pub(crate) type VacuumedPaths = HashMap<&'static str, std::collections::HashSet<String>>;
 
-/// When the next commit may be tried after failed ones.
+/// The time after which a commit may be tried again following failed ones.
 ///
 /// While the object store is failing, flushes go straight to staging until
-/// the back-off has passed, so a store that answers only after long
-/// timeouts does not hold every flush up for as long.
+/// the back-off has passed, so a store that responds only after long
+/// timeouts does not delay every flush by as long.
 #[derive(Debug, Default)]
 struct CommitRetry {
     failures: u32,

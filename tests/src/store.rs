@@ -1,7 +1,7 @@
-//! Helpers of the tests that point servers at one shared store: tagged
-//! Envoy records, configuration files, the query results compared between
-//! processes and engines, a race of two commits to one table version, and
-//! the restart check that every cloud store passes.
+//! Helpers of the tests that point servers at one shared store. They write
+//! tagged Envoy records and configuration files, hold the query results
+//! compared between processes and engines, race two commits to one table
+//! version, and run the restart check that every cloud store passes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -202,7 +202,7 @@ fn race_events(paths: &[&str]) -> RecordBatch {
     builder.finish()
 }
 
-/// A cloud bucket or container, as the restart check sees it.
+/// A cloud bucket or container, with what the restart check needs of it.
 pub struct CloudStore<'a> {
     /// URL of the events table, such as `s3://apitrail/prod/events/`.
     pub store_url: &'a str,
@@ -215,8 +215,8 @@ pub struct CloudStore<'a> {
 }
 
 /// Runs a server on `store`, ingests 120 rows over three days, and restarts
-/// it without its WAL: the counts, the day summaries and the view rows must
-/// come back from the store, whose keys must show the Delta log, a Parquet
+/// it without its WAL. The counts, the day summaries and the view rows must
+/// come back from the store. Its keys must include the Delta log, a Parquet
 /// file per day and the views table. `tag` names the rows.
 pub fn check_store_survives_restart(store: &CloudStore<'_>, tag: &str) {
     let config_dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! A server whose object store fails: ingest goes on into local staging,
-//! answers 503 once staging fills its budget, and commits everything when
+//! returns 503 once staging fills its budget, and commits everything when
 //! the store works again.
 //!
 //! The fault is real, on the local disk that serves as the object store: a
