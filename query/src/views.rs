@@ -12,19 +12,22 @@
 //!   ([`crate::baselines`]).
 //!
 //! Merging happens at query time, so a view reads as many rows as the
-//! partials table holds for its grain, never the events.
+//! partials table holds for its grain, never the events. The `all` grain,
+//! which `endpoints` and `consumers` read, is held in memory already merged
+//! by key ([`AllGrainCache`]), so those two views merge one row per key
+//! instead of one per key and flush.
 
 use std::sync::Arc;
 
 use apitrail_storage::Store;
-use apitrail_storage::views::{ViewPartials, partials_schema};
+use apitrail_storage::views::{AllGrainCache, GRAIN_ALL, GRAIN_COLUMN, ViewPartials, partials_schema};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::Result;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -38,12 +41,31 @@ use crate::inventory::Inventory;
 #[derive(Debug)]
 pub struct ViewPartialsTable {
     store: Arc<Store>,
+    all_grain: AllGrainCache,
 }
 
 impl ViewPartialsTable {
-    pub fn new(store: Arc<Store>) -> Self {
-        ViewPartialsTable { store }
+    /// Reads `store`, holding up to `all_grain_bytes` of merged `all` rows in memory.
+    pub fn new(store: Arc<Store>, all_grain_bytes: usize) -> Self {
+        ViewPartialsTable {
+            store,
+            all_grain: AllGrainCache::new(all_grain_bytes),
+        }
     }
+}
+
+/// True when one of `filters` is `grain = 'all'`, so the scan needs only that grain.
+fn asks_for_all_grain(filters: &[Expr]) -> bool {
+    filters.iter().any(|filter| match filter {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) if *op == Operator::Eq => {
+            let is_grain = |e: &Expr| matches!(e, Expr::Column(c) if c.name == GRAIN_COLUMN);
+            let is_all = |e: &Expr| {
+                matches!(e, Expr::Literal(value, _) if value.try_as_str().flatten() == Some(GRAIN_ALL))
+            };
+            (is_grain(left) && is_all(right)) || (is_all(left) && is_grain(right))
+        }
+        _ => false,
+    })
 }
 
 #[async_trait]
@@ -74,8 +96,25 @@ impl TableProvider for ViewPartialsTable {
         let schema = partials_schema();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if let Some(views) = &snapshot.views {
-            let plan = committed_scan(views, "views", state, filters).await?;
-            inputs.push(conform_to_schema(plan, &schema)?);
+            let merged = match asks_for_all_grain(filters) {
+                true => self
+                    .all_grain
+                    .batch(views)
+                    .await
+                    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
+                false => None,
+            };
+            match merged {
+                Some(batch) => inputs.push(MemorySourceConfig::try_new_exec(
+                    &[vec![batch]],
+                    schema.clone(),
+                    None,
+                )?),
+                None => {
+                    let plan = committed_scan(views, "views", state, filters).await?;
+                    inputs.push(conform_to_schema(plan, &schema)?);
+                }
+            }
         }
         if !snapshot.pending_partials.is_empty() {
             // Merging first keeps one row per key however many flushes are pending.
@@ -200,6 +239,9 @@ pub struct ViewOptions {
     pub orphan_window_days: u32,
     /// Trailing window of `consumer_baselines`, in weeks.
     pub baseline_window_weeks: u32,
+    /// Memory for the merged `all` grain of the views table; beyond it, the
+    /// views that read that grain read the table on every query.
+    pub all_grain_cache_bytes: usize,
 }
 
 impl Default for ViewOptions {
@@ -207,6 +249,7 @@ impl Default for ViewOptions {
         ViewOptions {
             orphan_window_days: 30,
             baseline_window_weeks: 4,
+            all_grain_cache_bytes: 256 << 20,
         }
     }
 }
@@ -223,7 +266,10 @@ pub async fn register_views(
 ) -> Result<()> {
     ctx.register_table(
         "view_partials",
-        Arc::new(ViewPartialsTable::new(Arc::clone(&store))),
+        Arc::new(ViewPartialsTable::new(
+            Arc::clone(&store),
+            options.all_grain_cache_bytes,
+        )),
     )?;
     let timezones = Arc::clone(inventory);
     let baselines = ConsumerBaselinesTable::new(

@@ -223,6 +223,9 @@ pub struct ViewsConfig {
     pub dedupe_match_window_secs: f64,
     /// Merge the views table into one row per key once it has this many data files.
     pub compact_files: usize,
+    /// Memory for the `all` grain of the views table, held merged by key for
+    /// `endpoints` and `consumers`; a larger grain is read from the table per query.
+    pub all_grain_cache_bytes: usize,
 }
 
 impl Default for ViewsConfig {
@@ -234,6 +237,7 @@ impl Default for ViewsConfig {
             dedupe_id_window_secs: dedupe.id_window as f64 / 1e6,
             dedupe_match_window_secs: dedupe.match_window as f64 / 1e6,
             compact_files: 64,
+            all_grain_cache_bytes: 256 << 20,
         }
     }
 }

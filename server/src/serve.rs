@@ -187,6 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let view_options = ViewOptions {
         orphan_window_days: config.views.orphan_window_days,
         baseline_window_weeks: config.views.baseline_window_weeks,
+        all_grain_cache_bytes: config.views.all_grain_cache_bytes,
     };
     let engine = QueryEngine::new(
         Arc::clone(&store),

@@ -8,8 +8,11 @@
 //! application transaction. The module [`partial`] describes the rows,
 //! [`dedupe`] the cross-sensor rule.
 
+pub mod all_grain;
 pub mod dedupe;
 pub mod partial;
+
+pub use all_grain::AllGrainCache;
 
 pub use dedupe::{DedupeConfig, SightingIndex};
 pub use partial::{

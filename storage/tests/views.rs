@@ -277,3 +277,87 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// The rows of `batch` (in the views schema) at the `all` grain.
+fn all_rows(batch: &RecordBatch) -> RecordBatch {
+    let grain = batch.column_by_name("grain").expect("a grain column");
+    let keep = arrow::compute::kernels::cmp::eq(
+        grain,
+        &arrow::array::StringArray::new_scalar(apitrail_storage::views::GRAIN_ALL),
+    )
+    .unwrap();
+    arrow::compute::filter_record_batch(batch, &keep).unwrap()
+}
+
+/// Data files of the views table's `all` partition on disk.
+fn all_grain_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|path| {
+            path.extension().is_some_and(|e| e == "parquet")
+                && path.to_string_lossy().contains("grain=all")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_grain_cache_reads_only_new_files_and_rereads_after_compaction() {
+    use apitrail_storage::views::AllGrainCache;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let store = Store::open(config.clone()).await.unwrap();
+    let cache = AllGrainCache::new(64 << 20);
+    let views = |store: &Store| store.snapshot().views.expect("the views table exists");
+
+    let batches: Vec<RecordBatch> = (0..5).map(|i| batch(i * 40, 40)).collect();
+    store.append(batches[0].clone()).await.unwrap();
+    store.flush().await.unwrap();
+    let first = cache.batch(&views(&store)).await.unwrap().expect("held");
+    assert_eq!(first, all_rows(&expected(&batches[..1])));
+
+    // With the first flush's file gone from disk, only a cache that reads
+    // nothing but the files added since can answer.
+    let views_dir = dir.path().join("views");
+    let old_files = all_grain_files(&views_dir);
+    assert_eq!(old_files.len(), 1, "one all-grain file after one flush");
+    let hidden = old_files[0].with_extension("hidden");
+    std::fs::rename(&old_files[0], &hidden).unwrap();
+    for batch in &batches[1..3] {
+        store.append(batch.clone()).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    let merged = cache.batch(&views(&store)).await.unwrap().expect("held");
+    assert_eq!(
+        merged,
+        all_rows(&expected(&batches[..3])),
+        "rows of the files added since, merged with the rows held"
+    );
+    assert_eq!(
+        cache.batch(&views(&store)).await.unwrap().expect("held"),
+        merged,
+        "the same version gives the same rows"
+    );
+    std::fs::rename(&hidden, &old_files[0]).unwrap();
+
+    // A compaction replaces the files, so the grain is read whole again.
+    store.append(batches[3].clone()).await.unwrap();
+    store.flush().await.unwrap();
+    assert!(store.compact_views().await.unwrap().is_some(), "4 files reach the threshold");
+    let compacted = cache.batch(&views(&store)).await.unwrap().expect("held");
+    assert_eq!(compacted, all_rows(&expected(&batches[..4])));
+    store.append(batches[4].clone()).await.unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(
+        cache.batch(&views(&store)).await.unwrap().expect("held"),
+        all_rows(&expected(&batches)),
+        "a flush after the compaction adds its rows"
+    );
+
+    let small = AllGrainCache::new(1);
+    assert_eq!(
+        small.batch(&views(&store)).await.unwrap(),
+        None,
+        "rows beyond the memory budget are not held"
+    );
+}

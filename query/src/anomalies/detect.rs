@@ -188,6 +188,34 @@ impl Dense {
     fn sum(values: &[i64], hour: usize, hours: usize) -> i64 {
         values[(hour + 1).saturating_sub(hours)..=hour].iter().sum()
     }
+
+    /// Coefficient of variation of the response bytes of one call, estimated
+    /// from the hours in `hours`, or `None` without calls or bytes there.
+    ///
+    /// The views keep only sums of bytes, so the spread of single calls is
+    /// recovered from the hourly means: an hour of `c` calls has a mean whose
+    /// variance is the per-call variance over `c`, so `c` times the squared
+    /// deviation of that mean from the overall mean estimates the per-call
+    /// variance, and the estimate is the average over the hours.
+    fn bytes_per_call_cv(&self, hours: std::ops::Range<usize>) -> Option<f64> {
+        let hours = hours.start.min(self.calls.len())..hours.end.min(self.calls.len());
+        let calls: i64 = self.calls[hours.clone()].iter().sum();
+        let bytes: i64 = self.bytes_out[hours.clone()].iter().sum();
+        if calls == 0 || bytes <= 0 {
+            return None;
+        }
+        let mean = bytes as f64 / calls as f64;
+        let (mut sum, mut count) = (0.0, 0usize);
+        for hour in hours {
+            let calls = self.calls[hour];
+            if calls > 0 {
+                let deviation = self.bytes_out[hour] as f64 / calls as f64 - mean;
+                sum += calls as f64 * deviation * deviation;
+                count += 1;
+            }
+        }
+        Some((sum / count as f64).sqrt() / mean)
+    }
 }
 
 impl<'a> Detection<'a> {
@@ -924,6 +952,9 @@ impl ConsumerScorer<'_, '_> {
                 })
             };
             let reads = matches!(key.method.as_deref(), Some("GET" | "HEAD"));
+            // How much the bytes of single calls vary before the window: a mean of
+            // calls whose sizes vary widely needs a larger rise to mean anything.
+            let bytes_cv = dense.bytes_per_call_cv(self.first..self.split());
             let mut bytes_run = 0;
             for hour in self.window() {
                 if dense.calls[hour] == 0 && Dense::day(&dense.calls, hour) == 0 {
@@ -1091,8 +1122,10 @@ impl ConsumerScorer<'_, '_> {
                         continue;
                     };
                     let score = sample.mean_score(per_call, 0.02);
-                    // A mean of few calls varies more, so the bar rises by 1 / sqrt(calls).
-                    let ratio = options.bytes_ratio + 1.0 / calls.sqrt();
+                    // The mean of `calls` calls varies by cv / sqrt(calls) of itself, so
+                    // the bar rises by `bytes_noise_z` of those.
+                    let noise = bytes_cv.unwrap_or(1.0) / calls.sqrt();
+                    let ratio = options.bytes_ratio + options.bytes_noise_z * noise;
                     let above = per_call >= ratio * sample.median
                         && per_call > sample.max
                         && score >= options.z;
@@ -1367,6 +1400,25 @@ mod tests {
     fn min_score_drops_weak_runs() {
         let findings = merge_runs(vec![flag(1, Kind::OffHours, 5.0)], 0, 6.0);
         assert!(findings.is_empty());
+    }
+
+    #[test]
+    fn bytes_spread_comes_from_hourly_means() {
+        // Two hours of 4 calls with means of 1,000 and 3,000 bytes: the overall mean is
+        // 2,000, and 4 x 1,000^2 per hour gives a per-call deviation of 2,000.
+        let dense = Dense {
+            calls: vec![0, 4, 4, 0, 50],
+            bytes_out: vec![0, 4_000, 12_000, 0, 5_000_000],
+        };
+        let cv = dense.bytes_per_call_cv(0..4).expect("hours with bytes");
+        assert!((cv - 1.0).abs() < 1e-9, "cv {cv}, expected 1.0");
+        let steady = Dense {
+            calls: vec![10, 20],
+            bytes_out: vec![10_000, 20_000],
+        };
+        assert_eq!(steady.bytes_per_call_cv(0..2), Some(0.0));
+        assert_eq!(dense.bytes_per_call_cv(0..1), None, "an hour without calls says nothing");
+        assert_eq!(dense.bytes_per_call_cv(3..9).map(|cv| cv == 0.0), Some(true));
     }
 
     #[test]

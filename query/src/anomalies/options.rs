@@ -107,6 +107,9 @@ pub(crate) struct Options {
     pub harvest_z: f64,
     /// `bytes_out`: response bytes per call over 24 or 6 hours at least this many times the baseline...
     pub bytes_ratio: f64,
+    /// ...plus this many times the relative spread of a mean of that many calls,
+    /// from the spread of single calls' bytes in the baseline...
+    pub bytes_noise_z: f64,
     /// ...over at least this many calls...
     pub bytes_min_calls: i64,
     /// ...in this many consecutive hours before the first is flagged.
@@ -140,6 +143,7 @@ impl Default for Options {
             harvest_min_objects: 30,
             harvest_z: 3.0,
             bytes_ratio: 1.15,
+            bytes_noise_z: 3.0,
             bytes_min_calls: 20,
             bytes_min_hours: 6,
             method_min_calls: 10,
@@ -207,6 +211,7 @@ impl Options {
             "harvest_min_objects" => self.harvest_min_objects = whole(name, value, 1, i64::MAX)?,
             "harvest_z" => self.harvest_z = number(name, value, 0.0)?,
             "bytes_ratio" => self.bytes_ratio = number(name, value, 1.0)?,
+            "bytes_noise_z" => self.bytes_noise_z = number(name, value, 0.0)?,
             "bytes_min_calls" => self.bytes_min_calls = whole(name, value, 1, i64::MAX)?,
             "bytes_min_hours" => self.bytes_min_hours = whole(name, value, 1, 168)? as usize,
             "method_min_calls" => self.method_min_calls = whole(name, value, 1, i64::MAX)?,
