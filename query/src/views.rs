@@ -20,7 +20,9 @@
 use std::sync::Arc;
 
 use apitrail_storage::Store;
-use apitrail_storage::views::{AllGrainCache, GRAIN_ALL, GRAIN_COLUMN, ViewPartials, partials_schema};
+use apitrail_storage::views::{
+    AllGrainCache, GRAIN_ALL, GRAIN_COLUMN, ViewPartials, partials_schema,
+};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;

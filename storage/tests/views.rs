@@ -343,7 +343,10 @@ async fn all_grain_cache_reads_only_new_files_and_rereads_after_compaction() {
     // A compaction replaces the files, so the grain is read whole again.
     store.append(batches[3].clone()).await.unwrap();
     store.flush().await.unwrap();
-    assert!(store.compact_views().await.unwrap().is_some(), "4 files reach the threshold");
+    assert!(
+        store.compact_views().await.unwrap().is_some(),
+        "4 files reach the threshold"
+    );
     let compacted = cache.batch(&views(&store)).await.unwrap().expect("held");
     assert_eq!(compacted, all_rows(&expected(&batches[..4])));
     store.append(batches[4].clone()).await.unwrap();

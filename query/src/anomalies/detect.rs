@@ -1417,8 +1417,15 @@ mod tests {
             bytes_out: vec![10_000, 20_000],
         };
         assert_eq!(steady.bytes_per_call_cv(0..2), Some(0.0));
-        assert_eq!(dense.bytes_per_call_cv(0..1), None, "an hour without calls says nothing");
-        assert_eq!(dense.bytes_per_call_cv(3..9).map(|cv| cv == 0.0), Some(true));
+        assert_eq!(
+            dense.bytes_per_call_cv(0..1),
+            None,
+            "an hour without calls says nothing"
+        );
+        assert_eq!(
+            dense.bytes_per_call_cv(3..9).map(|cv| cv == 0.0),
+            Some(true)
+        );
     }
 
     #[test]

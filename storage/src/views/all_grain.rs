@@ -89,7 +89,10 @@ impl AllGrainCache {
         // The merged rows stay valid while every file behind them is still there.
         let reusable = state.cached.as_ref().is_some_and(|cached| {
             cached.location == location
-                && cached.files.iter().all(|path| paths.contains(path.as_str()))
+                && cached
+                    .files
+                    .iter()
+                    .all(|path| paths.contains(path.as_str()))
         });
         let (mut partials, mut read) = match state.cached.take() {
             Some(cached) if reusable && cached.files.len() == files.len() => {
@@ -98,10 +101,12 @@ impl AllGrainCache {
                 return Ok(Some(batch));
             }
             Some(cached) if reusable => (
-                ViewPartials::from_record_batch(&cached.batch).map_err(|e| StorageError::Table {
-                    location: location.clone(),
-                    action: "decoding the merged all grain of the views table",
-                    source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
+                ViewPartials::from_record_batch(&cached.batch).map_err(|e| {
+                    StorageError::Table {
+                        location: location.clone(),
+                        action: "decoding the merged all grain of the views table",
+                        source: Box::new(deltalake::DeltaTableError::Generic(e.to_string())),
+                    }
                 })?,
                 cached.files,
             ),
