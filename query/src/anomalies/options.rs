@@ -241,7 +241,7 @@ fn number(name: &str, value: &str, min: f64) -> Result<f64> {
     match value.parse::<f64>() {
         Ok(parsed) if parsed.is_finite() && parsed >= min => Ok(parsed),
         Ok(parsed) => {
-            plan_err!("anomalies: {name} must be a number of at least {min}, got {parsed}")
+            plan_err!("anomalies: {name} must be a finite number of at least {min}, got {parsed}")
         }
         Err(_) => plan_err!("anomalies: {name} must be a number, got {value:?}"),
     }
@@ -288,7 +288,11 @@ mod tests {
             ("kinds=volume", "unknown kind \"volume\""),
             (
                 "spike_ratio=NaN",
-                "spike_ratio must be a number of at least 1",
+                "spike_ratio must be a finite number of at least 1",
+            ),
+            (
+                "bytes_noise_z=inf",
+                "bytes_noise_z must be a finite number of at least 0, got inf",
             ),
         ] {
             let error = Options::parse(text).expect_err(text).to_string();
