@@ -278,7 +278,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// The rows of `batch` (in the views schema) at the `all` grain.
+/// Selects the rows of `batch` (in the views schema) at the `all` grain.
 fn all_rows(batch: &RecordBatch) -> RecordBatch {
     let grain = batch.column_by_name("grain").expect("a grain column");
     let keep = arrow::compute::kernels::cmp::eq(
@@ -301,7 +301,7 @@ fn all_grain_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_grain_cache_reads_only_new_files_and_rereads_after_compaction() {
+async fn all_grain_cache_reads_new_files_only() {
     use apitrail_storage::views::AllGrainCache;
 
     let dir = tempfile::tempdir().unwrap();
@@ -317,7 +317,7 @@ async fn all_grain_cache_reads_only_new_files_and_rereads_after_compaction() {
     assert_eq!(first, all_rows(&expected(&batches[..1])));
 
     // With the first flush's file gone from disk, only a cache that reads
-    // nothing but the files added since can answer.
+    // nothing but the files added since can return the rows.
     let views_dir = dir.path().join("views");
     let old_files = all_grain_files(&views_dir);
     assert_eq!(old_files.len(), 1, "one all-grain file after one flush");

@@ -193,10 +193,10 @@ impl Dense {
     /// from the hours in `hours`, or `None` without calls or bytes there.
     ///
     /// The views keep only sums of bytes, so the spread of single calls is
-    /// recovered from the hourly means: an hour of `c` calls has a mean whose
-    /// variance is the per-call variance over `c`, so `c` times the squared
-    /// deviation of that mean from the overall mean estimates the per-call
-    /// variance, and the estimate is the average over the hours.
+    /// recovered from the hourly means. The mean of an hour of `c` calls has
+    /// the per-call variance over `c` as its variance. So `c` times the
+    /// squared deviation of that mean from the overall mean estimates the
+    /// per-call variance, and the estimate is the average over the hours.
     fn bytes_per_call_cv(&self, hours: std::ops::Range<usize>) -> Option<f64> {
         let hours = hours.start.min(self.calls.len())..hours.end.min(self.calls.len());
         let calls: i64 = self.calls[hours.clone()].iter().sum();
@@ -1403,7 +1403,7 @@ mod tests {
     }
 
     #[test]
-    fn bytes_spread_comes_from_hourly_means() {
+    fn bytes_cv_from_hourly_means() {
         // Two hours of 4 calls with means of 1,000 and 3,000 bytes: the overall mean is
         // 2,000, and 4 x 1,000^2 per hour gives a per-call deviation of 2,000.
         let dense = Dense {

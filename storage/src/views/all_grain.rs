@@ -11,8 +11,8 @@
 //! Against a newer table version it compares file lists. Files added since
 //! are read and merged in, so the cost of keeping up is that of the new
 //! files alone. When a file it read is gone (a compaction or a retention
-//! rewrite replaced it), the rows of the replacement files cannot be told
-//! apart from those already merged, so it reads the partition whole again.
+//! rewrite replaced it), the rows of the replacement files cannot be
+//! separated from those already merged, so it reads the partition whole again.
 //! Both rewrites are rare: a compaction runs once the table holds many
 //! files.
 //!
@@ -68,7 +68,7 @@ struct DataFile {
 }
 
 impl AllGrainCache {
-    /// A cache that holds merged rows of at most `max_bytes` in memory.
+    /// Creates a cache whose merged rows may take up to `max_bytes` of memory.
     pub fn new(max_bytes: usize) -> Self {
         AllGrainCache {
             max_bytes,
