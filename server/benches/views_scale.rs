@@ -9,12 +9,12 @@
 //! a larger count means denser traffic, as when a busier day of the same
 //! partners is stored.
 //!
-//! At each step it prints the view rows, the views files, the time of the
-//! first `SELECT * FROM endpoints` of a new query engine (which reads and
-//! merges the `all` grain), and the median time of `SELECT * FROM endpoints`,
-//! `SELECT * FROM consumers`, one consumer's baseline and one consumer's
-//! activity, first as the imports left the views table, then after the
-//! views compaction.
+//! At each step it prints the view rows and the views files. It times the
+//! first `SELECT * FROM endpoints` of a new query engine, which reads and
+//! merges the `all` grain. Then it prints the median time of
+//! `SELECT * FROM endpoints`, `SELECT * FROM consumers`, one consumer's
+//! baseline and one consumer's activity. It measures first as the imports
+//! left the views table, then after the views compaction.
 //!
 //! Run it with `cargo bench -p apitrail-server --bench views_scale`; set
 //! `APITRAIL_BENCH_EXPLAIN=1` to print each query's `EXPLAIN ANALYZE` once.

@@ -223,8 +223,8 @@ pub struct ViewsConfig {
     pub dedupe_match_window_secs: f64,
     /// Merge the views table into one row per key once it has this many data files.
     pub compact_files: usize,
-    /// Memory for the `all` grain of the views table, held merged by key for
-    /// `endpoints` and `consumers`; a larger grain is read from the table per query.
+    /// Memory for the `all` grain of the views table, kept merged by key for
+    /// `endpoints` and `consumers`. A larger grain is read from the table on every query.
     pub all_grain_cache_bytes: usize,
 }
 

@@ -13,7 +13,7 @@
 //! files alone. When a file it read is gone (a compaction or a retention
 //! rewrite replaced it), the rows of the replacement files cannot be
 //! separated from those already merged, so it reads the partition whole again.
-//! Both rewrites are rare: a compaction runs once the table holds many
+//! Both rewrites are rare: a compaction runs once the table has many
 //! files.
 //!
 //! Merged rows that take more than `max_bytes` of memory are not held: the
@@ -81,10 +81,12 @@ impl AllGrainCache {
     pub async fn batch(&self, views: &DeltaTable) -> Result<Option<RecordBatch>> {
         let location = views.table_url().to_string();
         let files = all_grain_files(views, &location)?;
+
         let mut state = self.state.lock().await;
         if state.oversized.as_deref() == Some(location.as_str()) {
             return Ok(None);
         }
+
         let paths: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
         // The merged rows stay valid while every file behind them is still there.
         let reusable = state.cached.as_ref().is_some_and(|cached| {
@@ -112,27 +114,15 @@ impl AllGrainCache {
             ),
             _ => (ViewPartials::default(), HashSet::new()),
         };
+
         let added: Vec<DataFile> = files
             .into_iter()
             .filter(|file| !read.contains(&file.path))
             .collect();
         let rows_before = partials.len();
-        let store = views.object_store();
         let files_read = added.len();
-        let mut reads = futures::stream::iter(added.into_iter().map(|file| {
-            let store = Arc::clone(&store);
-            async move { read_file(store, &file).await.map(|rows| (file.path, rows)) }
-        }))
-        .buffer_unordered(READ_CONCURRENCY);
-        while let Some(result) = reads.next().await {
-            let (path, rows) = result.map_err(|source| StorageError::Table {
-                location: location.clone(),
-                action: "reading the all grain of the views table",
-                source: Box::new(source),
-            })?;
-            partials.merge(&rows);
-            read.insert(path);
-        }
+        read_files(views, &location, added, &mut partials, &mut read).await?;
+
         let batch = partials.to_record_batch();
         let bytes = batch.get_array_memory_size();
         if bytes > self.max_bytes {
@@ -145,6 +135,7 @@ impl AllGrainCache {
             state.oversized = Some(location);
             return Ok(None);
         }
+
         tracing::debug!(
             files_read,
             rows_before,
@@ -159,6 +150,33 @@ impl AllGrainCache {
         });
         Ok(Some(batch))
     }
+}
+
+/// Reads `files` of `views` a few at a time, merging their rows into
+/// `partials` and recording each path in `read`.
+async fn read_files(
+    views: &DeltaTable,
+    location: &str,
+    files: Vec<DataFile>,
+    partials: &mut ViewPartials,
+    read: &mut HashSet<String>,
+) -> Result<()> {
+    let store = views.object_store();
+    let mut reads = futures::stream::iter(files.into_iter().map(|file| {
+        let store = Arc::clone(&store);
+        async move { read_file(store, &file).await.map(|rows| (file.path, rows)) }
+    }))
+    .buffer_unordered(READ_CONCURRENCY);
+    while let Some(result) = reads.next().await {
+        let (path, rows) = result.map_err(|source| StorageError::Table {
+            location: location.to_string(),
+            action: "reading the all grain of the views table",
+            source: Box::new(source),
+        })?;
+        partials.merge(&rows);
+        read.insert(path);
+    }
+    Ok(())
 }
 
 /// Lists the data files of the `all` partition in the loaded version.
